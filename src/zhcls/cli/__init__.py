@@ -1,0 +1,74 @@
+"""The `zhcls` command: a thin typer layer over library functions.
+
+Exit codes: 0 ok; 1 unexpected failure (traceback with --debug); 2 usage, config or data error.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+try:  # typer >= 0.20 vendors its own click; older releases use the click package
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exc
+
+from ..errors import ZhclsError
+from . import _common
+
+app = typer.Typer(
+    name="zhcls",
+    help="Chinese text classification: check data, train, evaluate, predict.\n\nGlobal flags: --debug (tracebacks), --quiet (no progress).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _register() -> None:
+    from . import config_cmd, data_cmd, embeddings_cmd, evaluate_cmd, predict_cmd, quickstart_cmd, train_cmd
+
+    for module in (quickstart_cmd, train_cmd, evaluate_cmd, predict_cmd):
+        module.register(app)
+    app.add_typer(data_cmd.app, name="data")
+    app.add_typer(embeddings_cmd.app, name="embeddings")
+    app.add_typer(config_cmd.app, name="config")
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    # Global flags are accepted anywhere on the line, so `zhcls train c.toml --debug` works too.
+    _common.STATE.debug = "--debug" in args
+    _common.STATE.quiet = "--quiet" in args
+    args = [a for a in args if a not in ("--debug", "--quiet")]
+    try:
+        command = typer.main.get_command(app)
+        command.main(args=args, prog_name="zhcls", standalone_mode=False)
+    except click_exc.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click_exc.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except (click_exc.Abort, KeyboardInterrupt):
+        _common.err("interrupted")
+        sys.exit(130)
+    except ZhclsError as exc:
+        if _common.STATE.debug:
+            traceback.print_exc()
+        _common.err(f"error: {exc.message}")
+        if exc.hint:
+            _common.err(f"hint: {exc.hint}")
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence prints a short message
+        if _common.STATE.debug:
+            raise
+        _common.err(f"error: unexpected {type(exc).__name__}: {exc}")
+        _common.err("hint: run again with --debug for the traceback, and report it if it looks like a bug")
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,66 @@
+"""zhcls evaluate RUN DATA [--json]"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import _common
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
+
+
+def evaluate(
+    run: Path = typer.Argument(..., help="Run directory or model directory."),
+    data: Path = typer.Argument(..., help="Labeled data file (JSON lines, TSV, CSV)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full metrics as JSON."),
+    fmt: str = _common.FormatOption,
+    text_field: Optional[str] = _common.TextFieldOption,
+    label_field: Optional[str] = _common.LabelFieldOption,
+) -> None:
+    """Accuracy, macro/micro/weighted P/R/F1, a per-class table and the confusion matrix."""
+    from ..data.readers import ReadOptions, read_examples, require_labeled
+    from ..models.base import load_model
+    from ..training.run import evaluate_examples
+
+    _common.setup_logging()
+    model = load_model(run)
+    examples = read_examples(data, ReadOptions(fmt, text_field, label_field))
+    require_labeled(examples, str(data))
+    metrics = evaluate_examples(model, examples)
+    if as_json:
+        print(json.dumps(metrics, ensure_ascii=False, indent=2))
+        return
+    print_metrics(metrics)
+
+
+def print_metrics(m: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console(highlight=False)
+    out.print(f"n = {m['n']}   accuracy = {m['accuracy']:.4f}")
+    summary = Table(show_edge=False)
+    for col in ("average", "precision", "recall", "f1"):
+        summary.add_column(col, justify="right" if col != "average" else "left")
+    for avg in ("macro", "micro", "weighted"):
+        summary.add_row(avg, *(f"{m[f'{avg}_{x}']:.4f}" for x in ("precision", "recall", "f1")))
+    out.print(summary)
+    per = Table(title="per class", show_edge=False)
+    for col in ("label", "precision", "recall", "f1", "support"):
+        per.add_column(col, justify="right" if col != "label" else "left")
+    for label, r in m["per_class"].items():
+        per.add_row(label, f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", str(r["support"]))
+    out.print(per)
+    cm = Table(title="confusion matrix (rows: true, columns: predicted)", show_edge=False)
+    cm.add_column("")
+    for i, _ in enumerate(m["labels"]):
+        cm.add_column(str(i), justify="right")
+    for i, (label, row) in enumerate(zip(m["labels"], m["confusion_matrix"])):
+        cm.add_row(f"{i} {label}", *map(str, row))
+    out.print(cm)

@@ -1,0 +1,45 @@
+"""zhcls predict RUN [FILE|-] [--top-k K]: JSON lines {"text", "label", "score", "scores"} on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import _common
+
+BATCH = 512
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict)
+
+
+def predict(
+    run: Path = typer.Argument(..., help="Run directory or model directory."),
+    source: str = typer.Argument("-", help="A data file or a file with one text per line; '-' reads stdin."),
+    top_k: int = typer.Option(0, "--top-k", min=0, help="Keep only the K most probable classes in `scores` (0: all)."),
+    fmt: str = _common.FormatOption,
+    text_field: Optional[str] = _common.TextFieldOption,
+) -> None:
+    """Predict a label for every text and print one JSON line each."""
+    from ..data.readers import ReadOptions, read_examples
+    from ..models.base import load_model
+
+    model = load_model(run)
+    if source == "-":
+        texts = [line.strip() for line in sys.stdin if line.strip()]
+    else:
+        texts = [e.text for e in read_examples(Path(source), ReadOptions(fmt, text_field, None))]
+    labels = model.classes_.labels
+    out = sys.stdout
+    for start in range(0, len(texts), BATCH):
+        chunk = texts[start : start + BATCH]
+        for text, row in zip(chunk, model.predict_proba(chunk)):
+            order = row.argsort()[::-1][: top_k or len(labels)]
+            scores = {labels[i]: round(float(row[i]), 6) for i in order}
+            best = int(order[0])
+            out.write(json.dumps({"text": text, "label": labels[best], "score": round(float(row[best]), 6), "scores": scores}, ensure_ascii=False) + "\n")

@@ -1,0 +1,188 @@
+"""The run config: flat, typed TOML sections validated on load; the resolved config is saved with every run."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+DataFormat = Literal["auto", "jsonl", "tsv", "csv", "paddle", "lines"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Section):
+    """Where the data is and how its fields map onto text and label.
+
+    Paths may use environment variables (`${ZHCLS_DATA_DIR}/fewclue/...`); relative paths are
+    taken from the current directory, as every other command-line tool does.
+    """
+
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    format: DataFormat = "auto"
+    text_field: str | None = None  # None: detected (`sentence`, `content`, `text`, `review`, ...)
+    label_field: str | None = None  # None: detected (`label_desc`, `label_des`, `label`, ...)
+    tsv_order: Literal["auto", "text_label", "label_text"] = "auto"
+
+    def path(self, split: str) -> Path | None:
+        value = getattr(self, split)
+        return None if value is None else Path(expand_path(value))
+
+
+class TrainingConfig(Section):
+    seed: int = 42
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float | None = Field(None, gt=0)  # None: the model's own default (textcnn 1e-3, fasttext 1e-2, ...)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(5.0, ge=0)  # 0 turns clipping off
+    eval_every: int = Field(0, ge=0)  # steps between dev evaluations; 0: once per epoch
+    patience: int = Field(3, ge=0)  # evaluations without improvement before stopping; 0: never stop early
+    metric: Literal["accuracy", "macro_f1"] = "macro_f1"
+    class_weights: Literal["none", "balanced"] = "none"
+    threads: int = Field(1, ge=1)
+
+
+class ModelSection(BaseModel):
+    """`name` picks a registered model; the other keys are validated by that model's Params."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = "textcnn.v1"
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class RunConfig(Section):
+    schema_version: Literal[1] = 1
+    data: DataConfig = DataConfig()
+    model: ModelSection = ModelSection()
+    training: TrainingConfig = TrainingConfig()
+
+
+def default_data_dir() -> str:
+    return os.environ.get("ZHCLS_DATA_DIR", "../shared/data")
+
+
+def expand_path(value: str) -> str:
+    env = dict(os.environ)
+    env.setdefault("ZHCLS_DATA_DIR", default_data_dir())
+    # os.path.expandvars reads os.environ only; substitute the default by hand for that one name.
+    value = value.replace("${ZHCLS_DATA_DIR}", env["ZHCLS_DATA_DIR"]).replace("$ZHCLS_DATA_DIR", env["ZHCLS_DATA_DIR"])
+    return os.path.expanduser(os.path.expandvars(value))
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`training.lr=3e-4` -> (["training", "lr"], 0.0003); the value is read as TOML, else as a string."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} has no '='", hint="write it as section.key=value, e.g. --set training.lr=3e-4")
+    key, raw = item.split("=", 1)
+    keys = [k.strip() for k in key.strip().split(".") if k.strip()]
+    if not keys:
+        raise ConfigError(f"override {item!r} has no key", hint="write it as section.key=value")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return keys, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    out = _deepcopy(raw)
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = out
+        for k in keys[:-1]:
+            child = node.setdefault(k, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(keys[:-1])} is not a section")
+            node = child
+        node[keys[-1]] = value
+    return out
+
+
+def _deepcopy(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deepcopy(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    try:
+        cfg = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {format_validation_error(exc)}", hint=_hint_for(exc)) from None
+    # The model's own keys are checked against its registered Params now, not at training time.
+    from .registry import models
+
+    entry = models.get(cfg.model.name)
+    try:
+        entry.params.model_validate(cfg.model.options())
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{source}: {format_validation_error(exc, prefix='model')}",
+            hint=f"valid keys for {cfg.model.name}: {', '.join(entry.params.model_fields)}",
+        ) from None
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist", hint="create one with `zhcls config init > config.toml`")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", hint="check quoting and brackets on that line") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    return config_from_dict(apply_overrides(raw, overrides or []), source=str(path))
+
+
+def model_params(cfg: RunConfig) -> BaseModel:
+    from .registry import models
+
+    return models.get(cfg.model.name).params.model_validate(cfg.model.options())
+
+
+def resolved_dict(cfg: RunConfig) -> dict[str, Any]:
+    """The config with every default filled in, the model's Params included."""
+    out = cfg.model_dump(mode="json", exclude_none=True)
+    out["model"] = {"name": cfg.model.name, **model_params(cfg).model_dump(mode="json", exclude_none=True)}
+    return out
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return tomli_w.dumps(resolved_dict(cfg))
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in ((prefix,) if prefix else ()) + tuple(err["loc"]))
+        msg = "unknown key (typo?)" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def _hint_for(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = err["loc"]
+    if err["type"] == "extra_forbidden" and loc:
+        section = {"data": DataConfig, "training": TrainingConfig}.get(str(loc[0]))
+        if section is not None:
+            import difflib
+
+            close = difflib.get_close_matches(str(loc[-1]), section.model_fields, n=1)
+            guess = f"did you mean {close[0]!r}? " if close else ""
+            return f"{guess}valid keys in [{loc[0]}]: {', '.join(section.model_fields)}"
+        return f"valid sections: {', '.join(RunConfig.model_fields)}"
+    return "see `zhcls config init` for a commented example"

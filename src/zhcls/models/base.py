@@ -1,0 +1,156 @@
+"""The estimator contract every model keeps, and the model directory it saves to.
+
+    fit(texts, labels) -> self;  predict_proba(texts) -> [n, k] in `classes_` order;
+    predict(texts) -> list[str];  save(dir);  load_model(dir)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import tomli_w
+from pydantic import BaseModel, ValidationError
+
+from .. import __version__
+from ..artifact import atomic_dir, read_json, recover_dir, write_json
+from ..config import TrainingConfig, format_validation_error
+from ..data.example import LabelSet
+from ..errors import ConfigError, DataError, NotFittedError
+from ..registry import models
+
+META_FILE = "zhcls.json"
+SCHEMA_VERSION = 1
+
+# Called by a model during fit: ("step", {"step", "total", "loss"}) or ("eval", record).
+ProgressHook = Callable[[str, dict[str, Any]], None]
+EvalSet = tuple[Sequence[str], Sequence[str]]
+
+
+class Classifier:
+    """Shared behaviour of every registered model; subclasses implement fit, predict_proba and the file I/O."""
+
+    name: str = ""
+    params_type: type[BaseModel]
+
+    def __init__(self, params: BaseModel | dict | None = None, training: TrainingConfig | None = None) -> None:
+        self.params = _validate_params(type(self), params)
+        self.training = training or TrainingConfig()
+        self.meta: dict[str, Any] = {}  # metrics and data fingerprints, filled by the run that trains it
+
+    # -- contract -------------------------------------------------------------------------------
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        eval_set: EvalSet | None = None,
+        work_dir: str | Path | None = None,
+        progress: ProgressHook | None = None,
+    ) -> "Classifier":
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        proba = self.predict_proba(texts)
+        labels = self.classes_.labels
+        return [labels[i] for i in proba.argmax(axis=1)]
+
+    @property
+    def classes_(self) -> LabelSet:
+        check_fitted(self, "labels_")
+        return self.labels_
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, path: str | Path, *, config_toml: str | None = None) -> Path:
+        check_fitted(self, "labels_")
+        path = Path(path)
+        with atomic_dir(path) as tmp:
+            self._save_files(tmp)
+            write_json(tmp / META_FILE, self._meta_json())
+            (tmp / "config.toml").write_text(config_toml or self._config_toml(), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Classifier":
+        meta = read_json(Path(path) / META_FILE)
+        training = TrainingConfig.model_validate(meta.get("training", {}))
+        clf = cls(meta["params"], training)
+        clf.labels_ = LabelSet(meta["labels"])
+        clf.meta = {k: meta[k] for k in ("metrics", "data", "created") if k in meta}
+        clf._load_files(Path(path))
+        return clf
+
+    def _save_files(self, path: Path) -> None:
+        raise NotImplementedError
+
+    def _load_files(self, path: Path) -> None:
+        raise NotImplementedError
+
+    def _meta_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "zhcls_version": __version__,
+            "model": self.name,
+            "labels": list(self.classes_.labels),
+            "params": self.params.model_dump(mode="json"),
+            "training": self.training.model_dump(mode="json"),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **{k: v for k, v in self.meta.items() if k in ("metrics", "data")},
+        }
+
+    def _config_toml(self) -> str:
+        return tomli_w.dumps(
+            {"model": {"name": self.name, **self.params.model_dump(mode="json", exclude_none=True)}, "training": self.training.model_dump(mode="json")}
+        )
+
+
+def _validate_params(cls: type[Classifier], params: BaseModel | dict | None) -> BaseModel:
+    if isinstance(params, cls.params_type):
+        return params
+    raw = params.model_dump() if isinstance(params, BaseModel) else (params or {})
+    try:
+        return cls.params_type.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, prefix="model"), hint=f"valid keys for {cls.name}: {', '.join(cls.params_type.model_fields)}") from None
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def check_fitted(obj: object, attr: str) -> None:
+    if not hasattr(obj, attr):
+        raise NotFittedError(f"this {type(obj).__name__} is not fitted yet", hint="call fit() or load a saved model first")
+
+
+def build_model(name: str, params: BaseModel | dict | None = None, training: TrainingConfig | None = None) -> Classifier:
+    entry = models.get(name)
+    return entry.factory(params, training)
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """A run directory stands for its best model; a model directory for itself."""
+    path = recover_dir(Path(path))
+    if (path / META_FILE).is_file():
+        return path
+    for child in ("model-best", "model-last"):
+        if (recover_dir(path / child) / META_FILE).is_file():
+            return path / child
+    if not path.exists():
+        raise DataError(f"{path}: no such run or model directory", hint="train one with `zhcls train CONFIG -o RUN`")
+    raise DataError(f"{path}: not a zhcls run or model directory (no {META_FILE})", hint="pass a run directory or its model-best/ folder")
+
+
+def load_model(path: str | Path) -> Classifier:
+    path = resolve_model_dir(path)
+    meta = read_json(path / META_FILE)
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise DataError(f"{path}: model schema {meta.get('schema_version')} is not supported by zhcls {__version__}")
+    return models.get(meta["model"]).factory.load(path)

@@ -1,0 +1,26 @@
+"""`bigru.v1`: a bidirectional GRU with attention pooling."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ..registry import models
+from .neural import NeuralParams, TorchClassifier
+
+
+class BiGRUParams(NeuralParams):
+    hidden_size: int = Field(128, gt=0)
+    num_layers: int = Field(1, ge=1)
+
+
+@models.register("bigru.v1", params=BiGRUParams)
+class BiGRU(TorchClassifier):
+    name = "bigru.v1"
+    params_type = BiGRUParams
+    default_lr = 2e-3
+
+    def build_net(self, num_ids: int, n_classes: int):
+        from .nets import BiGRUNet
+
+        p = self.params
+        return BiGRUNet(num_ids, n_classes, p.embed_dim, p.hidden_size, p.num_layers, p.dropout)

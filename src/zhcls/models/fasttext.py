@@ -1,0 +1,34 @@
+"""`fasttext.v1`: fastText's model: mean of token and hashed n-gram embeddings, then a linear layer."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from pydantic import Field
+
+from ..registry import models
+from ..text.featurizer import Featurizer, TextParams
+from .neural import NeuralParams, TorchClassifier
+
+
+class FastTextParams(NeuralParams):
+    embed_dim: int = Field(100, gt=0)
+    dropout: float = 0.0
+    ngrams: int = Field(2, ge=1, le=4)  # token n-grams up to this length, hashed into `buckets`
+    buckets: int = Field(200_000, ge=0)
+
+
+@models.register("fasttext.v1", params=FastTextParams)
+class FastText(TorchClassifier):
+    name = "fasttext.v1"
+    params_type = FastTextParams
+    default_lr = 1e-2  # a bag of embeddings with no hidden layer wants a larger step than a CNN
+
+    def _featurizer_for(self, texts: Sequence[str]) -> Featurizer:
+        text = TextParams.model_validate({k: getattr(self.params, k) for k in TextParams.model_fields})
+        return Featurizer.fit(texts, text, ngrams=self.params.ngrams, buckets=self.params.buckets if self.params.ngrams > 1 else 0)
+
+    def build_net(self, num_ids: int, n_classes: int):
+        from .nets import BagNet
+
+        return BagNet(num_ids, n_classes, self.params.embed_dim, self.params.dropout)

@@ -1,0 +1,73 @@
+"""The torch modules behind the neural models: `forward(ids [B, T], lengths [B]) -> logits [B, K]`.
+
+Padding never changes a text's output (pooling is masked, the GRU packs), so one text predicted alone
+and the same text in a padded batch get the same probabilities.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class TextCNNNet(nn.Module):
+    def __init__(self, num_ids: int, n_classes: int, embed_dim: int, kernel_sizes: tuple[int, ...], num_filters: int, dropout: float) -> None:
+        super().__init__()
+        self.kernel_sizes = tuple(kernel_sizes)
+        self.embedding = nn.Embedding(num_ids, embed_dim, padding_idx=0)
+        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, num_filters, k) for k in self.kernel_sizes)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(num_filters * len(self.kernel_sizes), n_classes)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = self.embedding(ids).transpose(1, 2)  # [B, E, T]
+        pooled = []
+        for k, conv in zip(self.kernel_sizes, self.convs):
+            h = F.relu(conv(x))  # [B, F, T-k+1]
+            # Windows that start past the text's end see only padding; a text shorter than k keeps its
+            # first window (the caller pads every batch to at least max(kernel_sizes)).
+            valid = _mask(torch.clamp(lengths - k + 1, min=1), h.shape[2])
+            pooled.append(h.masked_fill(~valid[:, None, :], 0.0).amax(dim=2))
+        return self.out(self.dropout(torch.cat(pooled, dim=1)))
+
+
+class BiGRUNet(nn.Module):
+    def __init__(self, num_ids: int, n_classes: int, embed_dim: int, hidden_size: int, num_layers: int, dropout: float) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_ids, embed_dim, padding_idx=0)
+        self.gru = nn.GRU(
+            embed_dim, hidden_size, num_layers=num_layers, batch_first=True, bidirectional=True, dropout=dropout if num_layers > 1 else 0.0
+        )
+        self.attention = nn.Linear(2 * hidden_size, 1)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(2 * hidden_size, n_classes)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(self.embedding(ids))
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        h, _ = self.gru(packed)
+        h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=ids.shape[1])  # [B, T, 2H]
+        scores = self.attention(h).squeeze(-1).masked_fill(~_mask(lengths.clamp(min=1), ids.shape[1]), float("-inf"))
+        pooled = (torch.softmax(scores, dim=1).unsqueeze(-1) * h).sum(dim=1)
+        return self.out(self.dropout(pooled))
+
+
+class BagNet(nn.Module):
+    """fastText: the mean of token and hashed n-gram embeddings, then one linear layer."""
+
+    def __init__(self, num_ids: int, n_classes: int, embed_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_ids, embed_dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(embed_dim, n_classes)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = _mask(lengths, ids.shape[1]).unsqueeze(-1).to(torch.float32)
+        summed = (self.embedding(ids) * mask).sum(dim=1)
+        mean = summed / lengths.clamp(min=1).unsqueeze(-1).to(torch.float32)
+        return self.out(self.dropout(mean))

@@ -1,0 +1,140 @@
+"""TorchClassifier: the one shared base of the neural models. A model supplies its Params and a
+`build_net`; fitting, prediction and the model directory are the same for all of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..data.example import LabelSet
+from ..errors import ConfigError, DataError
+from ..text.featurizer import Featurizer, TextParams
+from .base import Classifier, EvalSet, ProgressHook, check_fitted, softmax
+
+TOKENIZER_FILE = "tokenizer.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+class NeuralParams(TextParams):
+    embed_dim: int = 128
+    dropout: float = 0.3
+    vectors: str | None = None  # a local word2vec text file; rows for known tokens replace the random init
+
+
+class TorchClassifier(Classifier):
+    params_type = NeuralParams
+    min_len = 1  # every batch is padded to at least this many positions
+    default_lr = 1e-3
+
+    def build_net(self, num_ids: int, n_classes: int):  # -> torch.nn.Module
+        raise NotImplementedError
+
+    def _featurizer_for(self, texts: Sequence[str]) -> Featurizer:
+        return Featurizer.fit(texts, TextParams.model_validate({k: getattr(self.params, k) for k in TextParams.model_fields}))
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        eval_set: EvalSet | None = None,
+        work_dir: str | Path | None = None,
+        progress: ProgressHook | None = None,
+    ) -> "TorchClassifier":
+        import torch
+
+        from ..training.trainer import Trainer, fingerprint_of
+
+        if len(texts) != len(labels) or not len(texts):
+            raise DataError(f"fit needs as many labels as texts, and at least one (got {len(texts)} texts, {len(labels)} labels)")
+        labels_ = LabelSet.from_labels(labels)
+        featurizer = self._featurizer_for(texts)
+        torch.manual_seed(self.training.seed)  # weights init; the Trainer carries the stream on (dropout)
+        net = self.build_net(featurizer.num_ids, len(labels_))
+        if self.params.vectors:
+            load_vectors(net.embedding, featurizer, self.params.vectors)
+        seqs = featurizer.encode_batch(texts)
+        y = np.asarray(labels_.encode(labels), dtype=np.int64)
+        dev = None
+        if eval_set is not None and len(eval_set[0]):
+            dev_y = np.asarray([labels_.index(l) if l in labels_ else -1 for l in eval_set[1]], dtype=np.int64)
+            dev = (featurizer.encode_batch(eval_set[0]), dev_y)
+        fingerprint = fingerprint_of(self.name, self.params.model_dump(), self.training.model_dump(), list(texts), list(labels))
+        result = Trainer(self.training, work_dir, progress).fit(
+            net, seqs, y, n_classes=len(labels_), dev=dev, min_len=self.min_len, fingerprint=fingerprint,
+            lr=self.training.lr or self.default_lr,
+        )
+        net.load_state_dict(result.best_state)
+        net.eval()
+        self.labels_, self.featurizer_, self.net_ = labels_, featurizer, net
+        self.fit_result_ = result
+        return self
+
+    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
+        from ..training.trainer import predict_logits
+
+        check_fitted(self, "net_")
+        return predict_logits(self.net_, self.featurizer_.encode_batch(texts), min_len=self.min_len)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return softmax(self.predict_logits(texts))
+
+    def with_state(self, state: dict[str, Any]) -> "TorchClassifier":
+        """A copy sharing everything but the weights (for saving model-last beside model-best)."""
+        import copy
+
+        other = copy.copy(self)
+        other.net_ = copy.deepcopy(self.net_)
+        other.net_.load_state_dict(state)
+        return other
+
+    def _save_files(self, path: Path) -> None:
+        from safetensors.torch import save_file
+
+        from ..artifact import write_json
+
+        check_fitted(self, "net_")
+        write_json(path / TOKENIZER_FILE, self.featurizer_.to_json())
+        save_file({k: v.contiguous() for k, v in self.net_.state_dict().items()}, str(path / WEIGHTS_FILE))
+
+    def _load_files(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        from ..artifact import read_json
+
+        self.featurizer_ = Featurizer.from_json(read_json(path / TOKENIZER_FILE))
+        self.net_ = self.build_net(self.featurizer_.num_ids, len(self.labels_))
+        self.net_.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        self.net_.eval()
+
+
+def load_vectors(embedding, featurizer: Featurizer, path: str) -> int:
+    """Copy rows of a word2vec text file into `embedding` for tokens in the vocabulary.
+
+    Read by hand, line by line, rather than with gensim: only vocabulary rows are kept, so a
+    multi-gigabyte file (Tencent's 8M-word vectors) never has to fit in memory. Returns rows copied.
+    """
+    import torch
+
+    from ..config import expand_path
+
+    file = Path(expand_path(path))
+    if not file.is_file():
+        raise ConfigError(f"model.vectors: {file} does not exist", hint="train vectors with `zhcls embeddings train` or give a word2vec text file")
+    dim = embedding.weight.shape[1]
+    found = 0
+    with open(file, encoding="utf-8", errors="replace") as f, torch.no_grad():
+        for lineno, line in enumerate(f, 1):
+            parts = line.rstrip().split(" ")
+            if lineno == 1 and len(parts) == 2:
+                if int(parts[1]) != dim:
+                    raise ConfigError(f"model.vectors: {file} has {parts[1]}-dimensional vectors, model.embed_dim is {dim}", hint=f"set embed_dim = {parts[1]}")
+                continue
+            idx = featurizer.vocab.index.get(parts[0])
+            if idx is None or idx < 2 or len(parts) != dim + 1:
+                continue
+            embedding.weight[idx] = torch.tensor([float(v) for v in parts[1:]])
+            found += 1
+    return found

@@ -1,0 +1,136 @@
+"""`tfidf.v1`: TF-IDF over character n-grams + logistic regression (scikit-learn), saved without pickle.
+
+Fitting uses scikit-learn; the fitted state is only a vocabulary, IDF weights and a weight matrix,
+so it is stored as JSON + safetensors and prediction recomputes TF-IDF from those arrays.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..artifact import read_json, write_json
+from ..data.example import LabelSet
+from ..errors import DataError
+from ..registry import models
+from ..text.normalize import normalize
+from .base import Classifier, EvalSet, ProgressHook, check_fitted, softmax
+
+C_GRID = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
+
+
+class TfidfParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ngram_min: int = Field(1, ge=1)
+    ngram_max: int = Field(3, ge=1)
+    max_features: int | None = Field(300_000, ge=1)
+    min_df: int = Field(1, ge=1)
+    sublinear_tf: bool = True
+    lowercase: bool = True
+    C: float | Literal["auto"] = "auto"  # "auto": chosen on the dev set from C_GRID (10 without one)
+    class_weight: Literal["none", "balanced"] = "none"
+    max_iter: int = Field(2000, ge=10)
+
+
+@models.register("tfidf.v1", params=TfidfParams)
+class Tfidf(Classifier):
+    name = "tfidf.v1"
+    params_type = TfidfParams
+
+    def _preprocess(self, text: str) -> str:
+        return normalize(text, lowercase=self.params.lowercase)
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        eval_set: EvalSet | None = None,
+        work_dir: str | Path | None = None,
+        progress: ProgressHook | None = None,
+    ) -> "Tfidf":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        from ..eval.metrics import score_from_proba
+
+        if len(texts) != len(labels) or not len(texts):
+            raise DataError(f"fit needs as many labels as texts, and at least one (got {len(texts)} texts, {len(labels)} labels)")
+        p = self.params
+        self.labels_ = LabelSet.from_labels(labels)
+        y = np.asarray(self.labels_.encode(labels))
+        vec = TfidfVectorizer(
+            analyzer="char", ngram_range=(p.ngram_min, p.ngram_max), preprocessor=self._preprocess, lowercase=False,
+            max_features=p.max_features, min_df=p.min_df, sublinear_tf=p.sublinear_tf, dtype=np.float32,
+        )
+        x = vec.fit_transform(texts)
+        self.vocab_ = [t for t, _ in sorted(vec.vocabulary_.items(), key=lambda kv: kv[1])]
+        self.idf_ = vec.idf_.astype(np.float32)
+        grid = [p.C] if p.C != "auto" else (C_GRID if eval_set is not None and len(eval_set[0]) else [10.0])
+        dev_x = vec.transform(eval_set[0]) if len(grid) > 1 else None
+        dev_y = np.asarray([self.labels_.index(l) if l in self.labels_ else -1 for l in eval_set[1]]) if dev_x is not None else None
+        best = None
+        self.history_ = []
+        for i, c in enumerate(grid):
+            lr = LogisticRegression(C=c, max_iter=p.max_iter, class_weight=None if p.class_weight == "none" else "balanced")
+            lr.fit(x, y)
+            score = 0.0
+            if dev_x is not None:
+                score = score_from_proba(lr.predict_proba(dev_x), dev_y, self.training.metric)
+                self.history_.append({"C": c, f"dev_{self.training.metric}": score})
+            if progress:
+                progress("step", {"step": i + 1, "total": len(grid), "loss": 0.0, "epoch": 0})
+            if best is None or score > best[0]:
+                best = (score, c, lr)
+        _, self.C_, lr = best
+        self._set_linear(lr.coef_, lr.intercept_, len(self.labels_))
+        return self
+
+    def _set_linear(self, coef: np.ndarray, intercept: np.ndarray, k: int) -> None:
+        # A binary LogisticRegression stores one row w for class 1: p1 = sigmoid(w.x + b), which is the
+        # softmax over the two rows (0, w); store that form so every k uses the same softmax.
+        if k == 2 and coef.shape[0] == 1:
+            coef = np.vstack([np.zeros_like(coef), coef])
+            intercept = np.concatenate([[0.0], intercept])
+        self.coef_ = np.ascontiguousarray(coef, dtype=np.float32)
+        self.intercept_ = np.asarray(intercept, dtype=np.float32)
+
+    def transform(self, texts: Sequence[str]):
+        """TF-IDF rows exactly as TfidfVectorizer computes them, from the saved vocabulary and IDF."""
+        from sklearn.feature_extraction.text import CountVectorizer
+        from sklearn.preprocessing import normalize as l2_normalize
+
+        check_fitted(self, "coef_")
+        if not hasattr(self, "_counter"):
+            self._counter = CountVectorizer(
+                analyzer="char", ngram_range=(self.params.ngram_min, self.params.ngram_max), preprocessor=self._preprocess,
+                lowercase=False, vocabulary={t: i for i, t in enumerate(self.vocab_)}, dtype=np.float32,
+            )
+        x = self._counter.transform(texts).tocsr().astype(np.float32)
+        if self.params.sublinear_tf:
+            np.log(x.data, out=x.data)
+            x.data += 1.0
+        x = x.multiply(self.idf_[None, :]).tocsr()
+        return l2_normalize(x, norm="l2", copy=False)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        logits = np.asarray(self.transform(texts) @ self.coef_.T) + self.intercept_
+        return softmax(logits.astype(np.float64)).astype(np.float32)
+
+    def _save_files(self, path: Path) -> None:
+        from safetensors.numpy import save_file
+
+        check_fitted(self, "coef_")
+        write_json(path / "tokenizer.json", {"kind": "tfidf", "analyzer": "char", "vocab": self.vocab_, "C": self.C_})
+        save_file({"idf": self.idf_, "coef": self.coef_, "intercept": self.intercept_}, str(path / "weights.safetensors"))
+
+    def _load_files(self, path: Path) -> None:
+        from safetensors.numpy import load_file
+
+        data = read_json(path / "tokenizer.json")
+        self.vocab_, self.C_ = data["vocab"], data["C"]
+        arrays = load_file(str(path / "weights.safetensors"))
+        self.idf_, self.coef_, self.intercept_ = arrays["idf"], arrays["coef"], arrays["intercept"]

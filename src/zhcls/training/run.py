@@ -1,0 +1,126 @@
+"""`train(cfg, out_dir)`: read the data, fit the configured model, evaluate, and write the run directory.
+
+runs/NAME/
+  config.toml        resolved config (defaults filled in, overrides applied)
+  metrics.json       full metrics for dev and test, train seconds, best step
+  log.jsonl          one JSON line per dev evaluation
+  model-best/        the model at its best dev score (zhcls.json, config.toml, tokenizer.json, weights.safetensors)
+  model-last/        the model when training stopped
+  checkpoint/        resume state while training runs; removed when the run completes
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..artifact import read_json, write_json, write_text
+from ..config import RunConfig, dump_config, model_params
+from ..data.example import Example
+from ..data.readers import fingerprint, paddle_label_file, read_split, require_labeled
+from ..errors import DataError, RunError
+from ..eval.metrics import classification_metrics, headline
+from ..models.base import Classifier, ProgressHook, build_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    best_dir: Path
+    metrics: dict[str, Any]
+    resumed_from: int | None = None
+
+
+def train(cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress: ProgressHook | None = None) -> RunResult:
+    out = Path(out_dir)
+    if force and out.exists():
+        shutil.rmtree(out)
+    if (out / "metrics.json").is_file():
+        raise RunError(f"{out}: this run is already complete", hint="evaluate it with `zhcls evaluate`, or pass --force to train it again")
+    if out.exists() and any(out.iterdir()) and not (out / "config.toml").is_file():
+        raise RunError(f"{out}: exists and is not a zhcls run", hint="choose a new output directory")
+
+    splits = load_splits(cfg)
+    train_ex, dev_ex, test_ex = splits["train"], splits.get("dev"), splits.get("test")
+    config_text = dump_config(cfg)
+    previous = out / "config.toml"
+    if previous.is_file() and previous.read_text(encoding="utf-8") != config_text:
+        raise RunError(
+            f"{out}: holds an unfinished run of a different config",
+            hint="run the same command as before to resume it, use a new output directory, or pass --force",
+        )
+    write_text(out / "config.toml", config_text)
+
+    model = build_model(cfg.model.name, model_params(cfg), cfg.training)
+    started = time.perf_counter()
+    eval_set = ([e.text for e in dev_ex], [e.label for e in dev_ex]) if dev_ex else None
+    model.fit([e.text for e in train_ex], [e.label for e in train_ex], eval_set=eval_set, work_dir=out, progress=progress)
+    seconds = time.perf_counter() - started
+
+    metrics: dict[str, Any] = {"model": cfg.model.name, "train_seconds": round(seconds, 3), "n_train": len(train_ex)}
+    result = getattr(model, "fit_result_", None)
+    if result is not None:
+        metrics.update(best_step=result.best_step, steps=result.steps, resumed_from=result.resumed_from)
+    if getattr(model, "history_", None):
+        write_text(out / "log.jsonl", "".join(_jsonl(r) for r in model.history_))
+    for name, examples in (("dev", dev_ex), ("test", test_ex)):
+        if examples:
+            metrics[name] = evaluate_examples(model, examples)
+    model.meta = {
+        "metrics": {name: headline(metrics[name]) for name in ("dev", "test") if name in metrics},
+        "data": {name: describe_split(cfg, name, ex) for name, ex in splits.items()},
+    }
+    best_dir = model.save(out / "model-best", config_toml=config_text)
+    last = model.with_state(result.last_state) if result is not None and hasattr(model, "with_state") else model
+    last.meta = model.meta
+    last.save(out / "model-last", config_toml=config_text)
+    write_json(out / "metrics.json", metrics)
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    return RunResult(out, best_dir, metrics, metrics.get("resumed_from"))
+
+
+def load_splits(cfg: RunConfig) -> dict[str, list[Example]]:
+    if cfg.data.train is None:
+        raise DataError("[data] train is not set", hint='add train = "path/to/train.json" to the [data] section')
+    splits: dict[str, list[Example]] = {}
+    for name in ("train", "dev", "test"):
+        examples = read_split(cfg.data, name)
+        if examples is not None:
+            require_labeled(examples, f"{name} data")
+            splits[name] = examples
+    known = paddle_label_file(cfg.data)
+    if known is not None:
+        for name, examples in splits.items():
+            for ex in examples:
+                if ex.label not in known:
+                    raise DataError(f"{ex.source}: label {ex.label!r} is not in label.txt", hint=f"labels in label.txt: {', '.join(known[:20])}")
+    unseen = sorted({e.label for name in ("dev", "test") for e in splits.get(name, [])} - {e.label for e in splits["train"]})
+    if unseen:
+        log.warning("labels in dev/test that train never shows (always counted wrong): %s", ", ".join(unseen[:20]))
+    return splits
+
+
+def evaluate_examples(model: Classifier, examples: list[Example]) -> dict[str, Any]:
+    pred = model.predict([e.text for e in examples])
+    return classification_metrics([e.label for e in examples], pred, model.classes_.labels)
+
+
+def describe_split(cfg: RunConfig, name: str, examples: list[Example]) -> dict[str, Any]:
+    path = Path(examples[0].source.rsplit(":", 1)[0]) if examples else cfg.data.path(name)
+    return {"path": str(path), "sha256": fingerprint(path), "n": len(examples)}
+
+
+def is_complete(run_dir: Path) -> bool:
+    return (run_dir / "metrics.json").is_file() and bool(read_json(run_dir / "metrics.json"))
+
+
+def _jsonl(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(record, ensure_ascii=False) + "\n"

@@ -1,0 +1,243 @@
+"""The training loop: seeded batches, AdamW, dev evaluation, early stopping, best/last weights, and
+checkpoints that a killed run resumes from exactly (same batches, same dropout, same result)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..artifact import atomic_dir, read_json, recover_dir, write_text
+from ..config import TrainingConfig
+from ..errors import RunError
+from ..eval.metrics import score_from_proba
+from ..models.base import softmax
+from ..text.featurizer import pad
+
+CHECKPOINT = "checkpoint"
+Hook = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class FitResult:
+    best_state: dict[str, torch.Tensor]
+    last_state: dict[str, torch.Tensor]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_score: float | None = None
+    best_step: int = 0
+    steps: int = 0
+    resumed_from: int | None = None
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """Shuffled batches of similar length (less padding), a pure function of (seed, epoch) so a
+    resumed run replays the very same order."""
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(len(lengths))
+    chunk = batch_size * 50
+    batches: list[np.ndarray] = []
+    for start in range(0, len(perm), chunk):
+        idx = perm[start : start + chunk]
+        idx = idx[np.argsort(lengths[idx], kind="stable")]
+        batches.extend(idx[i : i + batch_size] for i in range(0, len(idx), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def to_tensors(seqs: Sequence[Sequence[int]], min_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ids, lengths = pad(seqs, min_len)
+    return torch.from_numpy(ids), torch.from_numpy(lengths)
+
+
+@torch.no_grad()
+def predict_logits(module: torch.nn.Module, seqs: Sequence[Sequence[int]], *, batch_size: int = 256, min_len: int = 1) -> np.ndarray:
+    """Logits in input order; batches are formed by length so little time goes to padding."""
+    was_training = module.training
+    module.eval()
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    out: np.ndarray | None = None
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        ids, lengths = to_tensors([seqs[i] for i in idx], min_len)
+        logits = module(ids, lengths).float().numpy()
+        if out is None:
+            out = np.empty((len(seqs), logits.shape[1]), dtype=np.float32)
+        out[idx] = logits
+    module.train(was_training)
+    if out is None:
+        raise ValueError("no texts to predict")
+    return out
+
+
+class Trainer:
+    def __init__(self, cfg: TrainingConfig, work_dir: str | Path | None = None, progress: Hook | None = None) -> None:
+        self.cfg = cfg
+        self.work_dir = Path(work_dir) if work_dir is not None else None
+        self.progress = progress or (lambda kind, info: None)
+
+    def fit(
+        self,
+        module: torch.nn.Module,
+        seqs: Sequence[Sequence[int]],
+        y: np.ndarray,
+        *,
+        n_classes: int,
+        dev: tuple[Sequence[Sequence[int]], np.ndarray] | None = None,
+        min_len: int = 1,
+        fingerprint: str = "",
+        lr: float = 1e-3,
+    ) -> FitResult:
+        cfg = self.cfg
+        torch.set_num_threads(cfg.threads)
+        y_t = torch.as_tensor(np.asarray(y), dtype=torch.long)
+        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        weight = None
+        if cfg.class_weights == "balanced":
+            counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
+            weight = torch.tensor(len(y) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        optimizer = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+
+        steps_per_epoch = (len(seqs) + cfg.batch_size - 1) // cfg.batch_size
+        total = steps_per_epoch * cfg.epochs
+        state = _State(fingerprint=fingerprint)
+        best_state = _copy(module)
+        resumed_from = None
+        if self.work_dir is not None:
+            loaded = self._load_checkpoint(module, optimizer, fingerprint)
+            if loaded is not None:
+                state, best_state = loaded
+                resumed_from = state.step
+
+        module.train()
+        loss_sum, loss_n, started = 0.0, 0, time.perf_counter() - state.seconds
+        while state.epoch < cfg.epochs and not state.stopped:
+            batches = epoch_batches(lengths, cfg.batch_size, cfg.seed, state.epoch)
+            for b in range(state.batch, len(batches)):
+                idx = batches[b]
+                ids, lens = to_tensors([seqs[i] for i in idx], min_len)
+                loss = loss_fn(module(ids, lens), y_t[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                state.step, state.batch = state.step + 1, b + 1
+                loss_value = float(loss.detach())
+                loss_sum, loss_n = loss_sum + loss_value, loss_n + 1
+                self.progress("step", {"step": state.step, "total": total, "loss": loss_value, "epoch": state.epoch})
+                end_of_epoch = state.batch == len(batches)
+                if end_of_epoch:
+                    state.epoch, state.batch = state.epoch + 1, 0
+                due = state.step % cfg.eval_every == 0 if cfg.eval_every else end_of_epoch
+                if due or (end_of_epoch and state.epoch == cfg.epochs):
+                    best_state = self._evaluate(module, state, best_state, dev, min_len, loss_sum / max(loss_n, 1), started)
+                    loss_sum, loss_n = 0.0, 0
+                    self._save_checkpoint(module, optimizer, state, best_state)
+                if state.stopped:
+                    break
+        state.finished = True
+        self._save_checkpoint(module, optimizer, state, best_state)
+        last_state = _copy(module)
+        return FitResult(best_state, last_state, state.history, state.best_score, state.best_step, state.step, resumed_from)
+
+    def _evaluate(self, module, state: "_State", best_state, dev, min_len: int, train_loss: float, started: float):
+        record: dict[str, Any] = {"step": state.step, "epoch": state.epoch, "train_loss": round(train_loss, 6)}
+        if dev is not None and len(dev[0]):
+            proba = softmax(predict_logits(module, dev[0], min_len=min_len))
+            y_dev = np.asarray(dev[1])
+            record["dev_accuracy"] = float((proba.argmax(1) == y_dev).mean())
+            record["dev_macro_f1"] = score_from_proba(proba, y_dev, "macro_f1")
+            score = record[f"dev_{self.cfg.metric}"]
+            improved = state.best_score is None or score > state.best_score
+        else:
+            score, improved = -train_loss, True  # no dev set: the latest weights are the best we know
+        if improved:
+            state.best_score, state.best_step, state.bad_evals = score, state.step, 0
+            best_state = _copy(module)
+        else:
+            state.bad_evals += 1
+            if dev is not None and self.cfg.patience and state.bad_evals >= self.cfg.patience:
+                state.stopped = True
+        state.seconds = time.perf_counter() - started
+        record.update(best=improved, seconds=round(state.seconds, 3))
+        state.history.append(record)
+        self.progress("eval", record)
+        return best_state
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _save_checkpoint(self, module, optimizer, state: "_State", best_state) -> None:
+        if self.work_dir is None:
+            return
+        ckpt = self.work_dir / CHECKPOINT
+        opt = optimizer.state_dict()
+        tensors: dict[str, torch.Tensor] = {"__torch_rng__": torch.get_rng_state()}
+        for idx, slots in opt["state"].items():
+            for name, value in slots.items():
+                tensors[f"{idx}.{name}"] = torch.as_tensor(value).clone()
+        with atomic_dir(ckpt) as tmp:
+            save_file(_contiguous(module.state_dict()), str(tmp / "model.safetensors"))
+            save_file(_contiguous(best_state), str(tmp / "best.safetensors"))
+            save_file(tensors, str(tmp / "optimizer.safetensors"))
+            (tmp / "state.json").write_text(json.dumps({**state.__dict__, "param_groups": opt["param_groups"]}), encoding="utf-8")
+        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in state.history)
+        write_text(self.work_dir / "log.jsonl", lines)
+
+    def _load_checkpoint(self, module, optimizer, fingerprint: str):
+        ckpt = recover_dir(self.work_dir / CHECKPOINT)
+        if not (ckpt / "state.json").is_file():
+            return None
+        raw = read_json(ckpt / "state.json")
+        if raw.get("fingerprint") != fingerprint:
+            raise RunError(
+                f"{self.work_dir}: holds a checkpoint of a different config or data set",
+                hint="use a new output directory, or --force to start this one over",
+            )
+        param_groups = raw.pop("param_groups")
+        state = _State(**raw)
+        module.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        tensors = load_file(str(ckpt / "optimizer.safetensors"))
+        torch.set_rng_state(tensors.pop("__torch_rng__"))
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            idx, name = key.split(".", 1)
+            slots.setdefault(int(idx), {})[name] = value
+        optimizer.load_state_dict({"state": slots, "param_groups": param_groups})
+        return state, load_file(str(ckpt / "best.safetensors"))
+
+
+@dataclass
+class _State:
+    fingerprint: str = ""
+    epoch: int = 0
+    batch: int = 0  # batches of `epoch` already done
+    step: int = 0
+    best_score: float | None = None
+    best_step: int = 0
+    bad_evals: int = 0
+    stopped: bool = False
+    finished: bool = False
+    seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.contiguous() for k, v in state.items()}
+
+
+def fingerprint_of(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()
