@@ -10,10 +10,10 @@ import traceback
 
 import typer
 
-try:  # typer >= 0.20 vendors its own click; older releases use the click package
-    from typer._click import exceptions as click_exc
+try:  # recent typer vendors its own click; older releases use the click package
+    from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover
-    from click import exceptions as click_exc
+    from click.exceptions import ClickException
 
 from ..errors import ZhclsError
 from . import _common
@@ -50,12 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         command = typer.main.get_command(app)
         command.main(args=args, prog_name="zhcls", standalone_mode=False)
-    except click_exc.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click_exc.ClickException as exc:
+    except ClickException as exc:
         exc.show()
         sys.exit(2)
-    except (click_exc.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         _common.err("interrupted")
         sys.exit(130)
     except ZhclsError as exc:

@@ -40,20 +40,29 @@ def setup_logging() -> None:
 
 @contextmanager
 def training_progress(description: str) -> Iterator[Any]:
-    """A rich progress bar fed by the library's ("step" | "eval", info) hook."""
+    """A rich progress bar fed by the library's ("step" | "eval", info) hook. It appears with the first
+    step, so reading and checking the data, which may fail, prints nothing before an error."""
     if STATE.quiet:
         yield lambda kind, info: None
         return
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(description, total=None, status="")
+    bar = Progress(*columns, console=console, transient=False)
+    task = None
 
-        def hook(kind: str, info: dict[str, Any]) -> None:
-            if kind == "step":
-                bar.update(task, completed=info["step"], total=info["total"], status=f"loss {info['loss']:.4f}")
-            elif kind == "eval":
-                scores = " ".join(f"{k[4:]} {v:.4f}" for k, v in info.items() if k.startswith("dev_"))
-                mark = " *" if info.get("best") else ""
-                bar.console.print(f"  step {info['step']:>6}  epoch {info['epoch']:>3}  train_loss {info['train_loss']:.4f}  {scores}{mark}")
+    def hook(kind: str, info: dict[str, Any]) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(description, total=None, status="")
+        if kind == "step":
+            bar.update(task, completed=info["step"], total=info["total"], status=f"loss {info['loss']:.4f}")
+        elif kind == "eval":
+            scores = " ".join(f"{k[4:]} {v:.4f}" for k, v in info.items() if k.startswith("dev_"))
+            mark = " *" if info.get("best") else ""
+            bar.console.print(f"  step {info['step']:>6}  epoch {info['epoch']:>3}  train_loss {info['train_loss']:.4f}  {scores}{mark}")
 
+    try:
         yield hook
+    finally:
+        if task is not None:
+            bar.stop()
