@@ -105,7 +105,7 @@ class Classifier:
 
     def _config_toml(self) -> str:
         return tomli_w.dumps(
-            {"model": {"name": self.name, **self.params.model_dump(mode="json", exclude_none=True)}, "training": self.training.model_dump(mode="json")}
+            {"model": {"name": self.name, **self.params.model_dump(mode="json", exclude_none=True)}, "training": self.training.model_dump(mode="json", exclude_none=True)}
         )
 
 

@@ -13,7 +13,7 @@ from .neural import NeuralParams, TorchClassifier
 
 class FastTextParams(NeuralParams):
     embed_dim: int = Field(100, gt=0)
-    dropout: float = 0.0
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
     ngrams: int = Field(2, ge=1, le=4)  # token n-grams up to this length, hashed into `buckets`
     buckets: int = Field(200_000, ge=0)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from pydantic import Field
 
 from ..data.example import LabelSet
 from ..errors import ConfigError, DataError
@@ -18,8 +19,8 @@ WEIGHTS_FILE = "weights.safetensors"
 
 
 class NeuralParams(TextParams):
-    embed_dim: int = 128
-    dropout: float = 0.3
+    embed_dim: int = Field(128, gt=0)
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
     vectors: str | None = None  # a local word2vec text file; rows for known tokens replace the random init
 
 

@@ -1,0 +1,93 @@
+"""Readers: formats detected, fields mapped, every problem located by file and line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from zhcls.config import DataConfig
+from zhcls.data.readers import ReadOptions, read_examples, read_split
+from zhcls.errors import DataError
+
+
+def _write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_fewclue_jsonl_field_detection(tmp_path):
+    tnews = _write(tmp_path / "tnews.json", json.dumps({"label": 102, "label_desc": "news_entertainment", "sentence": "标题", "keywords": ""}, ensure_ascii=False) + "\n")
+    iflytek = _write(tmp_path / "iflytek.json", json.dumps({"label": "11", "label_des": "休闲益智", "sentence": "应用"}, ensure_ascii=False) + "\n")
+    csldcp = _write(tmp_path / "csldcp.json", json.dumps({"content": "摘要", "label": "力学", "id": 1}, ensure_ascii=False) + "\n")
+    assert read_examples(tnews)[0].label == "news_entertainment"
+    assert read_examples(iflytek)[0].label == "休闲益智"
+    assert read_examples(csldcp)[0].text == "摘要"
+    # explicit mapping overrides detection; integer labels become strings
+    assert read_examples(tnews, ReadOptions(label_field="label"))[0].label == "102"
+
+
+def test_unlabeled_jsonl(tmp_path):
+    path = _write(tmp_path / "unlabeled.json", '{"id": 1, "sentence": "没有标签"}\n{"id": 2, "sentence": "还是没有"}\n')
+    examples = read_examples(path)
+    assert [e.label for e in examples] == [None, None]
+    assert examples[1].source == f"{path}:2"
+
+
+def test_label_missing_midway_names_line(tmp_path):
+    path = _write(tmp_path / "t.json", '{"sentence": "a", "label": "x"}\n\n{"sentence": "b"}\n')
+    with pytest.raises(DataError, match=r"t\.json:3"):
+        read_examples(path)
+
+
+@pytest.mark.parametrize("order", ["text_label", "label_text"])
+def test_tsv_order_detected(tmp_path, order):
+    rows = [("这家店的东西质量很好", "pos"), ("太差了不会再来", "neg"), ("物流很快包装完好", "pos"), ("客服态度恶劣", "neg")]
+    lines = [f"{t}\t{l}" if order == "text_label" else f"{l}\t{t}" for t, l in rows]
+    examples = read_examples(_write(tmp_path / "d.txt", "\n".join(lines) + "\n"))
+    assert [(e.text, e.label) for e in examples] == rows
+
+
+def test_tsv_without_tab_names_line(tmp_path):
+    with pytest.raises(DataError, match=r"d\.tsv:2.*no TAB"):
+        read_examples(_write(tmp_path / "d.tsv", "好\tpos\n没有制表符\n"))
+
+
+def test_csv_quoted_fields_and_line_numbers(tmp_path):
+    path = _write(tmp_path / "d.csv", 'cat,label,review\n书籍,1,"好书，推荐"\n手机,0,"多行\n评论"\n水果,1,甜\n')
+    examples = read_examples(path, ReadOptions(label_field="cat"))
+    assert [e.text for e in examples] == ["好书，推荐", "多行\n评论", "甜"]
+    assert examples[2].source == f"{path}:5"  # the physical line, after a quoted line break
+
+
+def test_csv_ragged_row(tmp_path):
+    with pytest.raises(DataError, match=r"d\.csv:3: 2 columns"):
+        read_examples(_write(tmp_path / "d.csv", "review,label,x\n好,1,a\n坏,0\n"))
+
+
+def test_bom_is_ignored(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_bytes(b"\xef\xbb\xbf" + '{"sentence": "好", "label": "a"}\n'.encode())
+    assert read_examples(path)[0].text == "好"
+
+
+def test_non_utf8_names_line(tmp_path):
+    path = tmp_path / "d.tsv"
+    path.write_bytes("好\ta\n".encode() + "坏\tb\n".encode("gbk"))
+    with pytest.raises(DataError, match=r"d\.tsv:2: not valid UTF-8") as exc:
+        read_examples(path)
+    assert "iconv" in exc.value.hint
+
+
+def test_paddle_directory(tmp_path):
+    for split in ("train", "dev"):
+        _write(tmp_path / f"{split}.txt", "好评\tpos\n差评\tneg\n")
+    data = DataConfig(train=str(tmp_path))
+    assert len(read_split(data, "train")) == 2 and len(read_split(data, "dev")) == 2
+    assert read_split(data, "test") is None
+
+
+def test_env_var_in_paths(tmp_path, monkeypatch):
+    _write(tmp_path / "t.json", '{"sentence": "好", "label": "a"}\n')
+    monkeypatch.setenv("ZHCLS_DATA_DIR", str(tmp_path))
+    assert read_split(DataConfig(train="${ZHCLS_DATA_DIR}/t.json"), "train")[0].label == "a"
