@@ -91,3 +91,19 @@ def test_env_var_in_paths(tmp_path, monkeypatch):
     _write(tmp_path / "t.json", '{"sentence": "好", "label": "a"}\n')
     monkeypatch.setenv("ZHCLS_DATA_DIR", str(tmp_path))
     assert read_split(DataConfig(train="${ZHCLS_DATA_DIR}/t.json"), "train")[0].label == "a"
+
+
+def test_csv_multiline_record_reported_at_its_first_line(tmp_path):
+    path = _write(tmp_path / "d.csv", 'review,label\n"第一行\n第二行",1\n好,0,extra\n')
+    examples = read_examples(_write(tmp_path / "ok.csv", 'review,label\n"第一行\n第二行",1\n好,0\n'))
+    assert [e.source.rsplit(":", 1)[1] for e in examples] == ["2", "4"]
+    with pytest.raises(DataError, match=r"d\.csv:4: 3 columns"):
+        read_examples(path)
+
+
+def test_invisible_only_text_is_empty(tmp_path):
+    from zhcls.data.readers import require_labeled
+
+    examples = read_examples(_write(tmp_path / "t.json", '{"sentence": "好", "label": "a"}\n{"sentence": "\\u200b\\u200b", "label": "b"}\n'))
+    with pytest.raises(DataError, match=r"t\.json:2: empty text"):
+        require_labeled(examples, "train data")

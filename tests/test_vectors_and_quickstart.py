@@ -66,7 +66,7 @@ def test_quickstart_small(tmp_path, capsys):
     pytest.importorskip("snownlp")
     out = tmp_path / "qs"
     code, stdout, err = run_cli(
-        ["quickstart", "-o", out, "--model", "fasttext.v1", "--set", "training.epochs=1", "--set", "model.max_len=32", "--quiet"], capsys
+        ["quickstart", "-o", out, "--model", "fasttext.v1", "--set", "training.epochs=1", "--set", "model.max_len=32", "--set", "training.threads=1", "--quiet"], capsys
     )
     assert code == 0, err
     assert "test: accuracy" in stdout and str(out / "model-best") in stdout

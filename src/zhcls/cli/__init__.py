@@ -1,6 +1,7 @@
 """The `zhcls` command: a thin typer layer over library functions.
 
-Exit codes: 0 ok; 1 unexpected failure (traceback with --debug); 2 usage, config or data error.
+Exit codes: 0 ok; 1 unexpected failure (traceback with --debug), or `data check` found data errors;
+2 usage, config or data error (unusable input).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a not in ("--debug", "--quiet")]
     try:
         command = typer.main.get_command(app)
-        command.main(args=args, prog_name="zhcls", standalone_mode=False)
+        # Outside standalone mode, `raise typer.Exit(n)` in a command comes back as the return value.
+        code = command.main(args=args, prog_name="zhcls", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except ClickException as exc:
@@ -71,4 +73,4 @@ def main(argv: list[str] | None = None) -> None:
         _common.err(f"error: unexpected {type(exc).__name__}: {exc}")
         _common.err("hint: run again with --debug for the traceback, and report it if it looks like a bug")
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

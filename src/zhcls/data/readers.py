@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from ..config import DataConfig
 from ..errors import DataError
+from ..text.normalize import normalize
 from .example import Example
 
 TEXT_FIELDS = ("text", "sentence", "content", "review", "query", "title", "abst")
@@ -186,16 +187,19 @@ def _read_csv(path: Path, text: str, options: ReadOptions) -> list[Example]:
     li = header.index(label_field) if label_field else None
     out: list[Example] = []
     try:
+        lineno = reader.line_num + 1
         for row in reader:
-            lineno = reader.line_num
+            # line_num is the last physical line read; a quoted line break makes a record span several,
+            # and the record is reported at its first.
+            start, lineno = lineno, reader.line_num + 1
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if len(row) != len(header):
                 raise DataError(
-                    f"{path}:{lineno}: {len(row)} columns, the header has {len(header)}",
+                    f"{path}:{start}: {len(row)} columns, the header has {len(header)}",
                     hint="quote fields that contain commas or line breaks with double quotes",
                 )
-            out.append(Example(row[ti], _label_str(row[li]) if li is not None else None, f"{path}:{lineno}"))
+            out.append(Example(row[ti], _label_str(row[li]) if li is not None else None, f"{path}:{start}"))
     except csv.Error as exc:
         raise DataError(f"{path}:{reader.line_num}: unreadable CSV ({exc})") from None
     return out
@@ -245,5 +249,5 @@ def require_labeled(examples: list[Example], what: str) -> None:
     for ex in examples:
         if ex.label is None or ex.label == "":
             raise DataError(f"{ex.source}: no label", hint=f"{what} must be labeled; set [data] label_field if the label has another name")
-        if not ex.text.strip():
+        if not normalize(ex.text):  # zero-width spaces alone are empty too, once normalized
             raise DataError(f"{ex.source}: empty text", hint="remove the line, or run `zhcls data check` to list every problem")

@@ -62,7 +62,8 @@ class BagNet(nn.Module):
 
     def __init__(self, num_ids: int, n_classes: int, embed_dim: int, dropout: float) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(num_ids, embed_dim, padding_idx=0)
+        # sparse: each step touches only the rows of the tokens and n-grams in the batch
+        self.embedding = nn.Embedding(num_ids, embed_dim, padding_idx=0, sparse=True)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(embed_dim, n_classes)
 

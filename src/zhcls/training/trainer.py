@@ -75,6 +75,19 @@ def predict_logits(module: torch.nn.Module, seqs: Sequence[Sequence[int]], *, ba
     return out
 
 
+def make_optimizers(module: torch.nn.Module, lr: float, weight_decay: float) -> tuple[list[torch.optim.Optimizer], list[torch.nn.Parameter]]:
+    """AdamW for dense parameters; SparseAdam for sparse embeddings, whose rows are updated only when a
+    batch uses them. A fastText table of 200k hashed n-grams would otherwise be rewritten in full at
+    every step, which made it slower to train than a CNN."""
+    sparse_ids = {id(m.weight) for m in module.modules() if isinstance(m, torch.nn.Embedding) and m.sparse}
+    dense = [p for p in module.parameters() if id(p) not in sparse_ids]
+    sparse = [p for p in module.parameters() if id(p) in sparse_ids]
+    optimizers: list[torch.optim.Optimizer] = [torch.optim.AdamW(dense, lr=lr, weight_decay=weight_decay)]
+    if sparse:
+        optimizers.append(torch.optim.SparseAdam(sparse, lr=lr))
+    return optimizers, dense
+
+
 class Trainer:
     def __init__(self, cfg: TrainingConfig, work_dir: str | Path | None = None, progress: Hook | None = None) -> None:
         self.cfg = cfg
@@ -102,7 +115,7 @@ class Trainer:
             counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
             weight = torch.tensor(len(y) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
         loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
-        optimizer = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+        optimizers, dense = make_optimizers(module, lr, cfg.weight_decay)
 
         steps_per_epoch = (len(seqs) + cfg.batch_size - 1) // cfg.batch_size
         total = steps_per_epoch * cfg.epochs
@@ -110,7 +123,7 @@ class Trainer:
         best_state = _copy(module)
         resumed_from = None
         if self.work_dir is not None:
-            loaded = self._load_checkpoint(module, optimizer, fingerprint)
+            loaded = self._load_checkpoint(module, optimizers, fingerprint)
             if loaded is not None:
                 state, best_state = loaded
                 resumed_from = state.step
@@ -123,11 +136,13 @@ class Trainer:
                 idx = batches[b]
                 ids, lens = to_tensors([seqs[i] for i in idx], min_len)
                 loss = loss_fn(module(ids, lens), y_t[idx])
-                optimizer.zero_grad(set_to_none=True)
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
-                optimizer.step()
+                    torch.nn.utils.clip_grad_norm_(dense, cfg.max_grad_norm)
+                for opt in optimizers:
+                    opt.step()
                 state.step, state.batch = state.step + 1, b + 1
                 loss_value = float(loss.detach())
                 loss_sum, loss_n = loss_sum + loss_value, loss_n + 1
@@ -139,11 +154,11 @@ class Trainer:
                 if due or (end_of_epoch and state.epoch == cfg.epochs):
                     best_state = self._evaluate(module, state, best_state, dev, min_len, loss_sum / max(loss_n, 1), started)
                     loss_sum, loss_n = 0.0, 0
-                    self._save_checkpoint(module, optimizer, state, best_state)
+                    self._save_checkpoint(module, optimizers, state, best_state)
                 if state.stopped:
                     break
         state.finished = True
-        self._save_checkpoint(module, optimizer, state, best_state)
+        self._save_checkpoint(module, optimizers, state, best_state)
         last_state = _copy(module)
         return FitResult(best_state, last_state, state.history, state.best_score, state.best_step, state.step, resumed_from)
 
@@ -172,24 +187,27 @@ class Trainer:
         return best_state
 
     # -- checkpoints ----------------------------------------------------------------------------
-    def _save_checkpoint(self, module, optimizer, state: "_State", best_state) -> None:
+    def _save_checkpoint(self, module, optimizers, state: "_State", best_state) -> None:
         if self.work_dir is None:
             return
         ckpt = self.work_dir / CHECKPOINT
-        opt = optimizer.state_dict()
         tensors: dict[str, torch.Tensor] = {"__torch_rng__": torch.get_rng_state()}
-        for idx, slots in opt["state"].items():
-            for name, value in slots.items():
-                tensors[f"{idx}.{name}"] = torch.as_tensor(value).clone()
+        param_groups = []
+        for k, optimizer in enumerate(optimizers):
+            opt = optimizer.state_dict()
+            param_groups.append(opt["param_groups"])
+            for idx, slots in opt["state"].items():
+                for name, value in slots.items():
+                    tensors[f"{k}.{idx}.{name}"] = torch.as_tensor(value).clone()
         with atomic_dir(ckpt) as tmp:
             save_file(_contiguous(module.state_dict()), str(tmp / "model.safetensors"))
             save_file(_contiguous(best_state), str(tmp / "best.safetensors"))
             save_file(tensors, str(tmp / "optimizer.safetensors"))
-            (tmp / "state.json").write_text(json.dumps({**state.__dict__, "param_groups": opt["param_groups"]}), encoding="utf-8")
+            (tmp / "state.json").write_text(json.dumps({**state.__dict__, "param_groups": param_groups}), encoding="utf-8")
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in state.history)
         write_text(self.work_dir / "log.jsonl", lines)
 
-    def _load_checkpoint(self, module, optimizer, fingerprint: str):
+    def _load_checkpoint(self, module, optimizers, fingerprint: str):
         ckpt = recover_dir(self.work_dir / CHECKPOINT)
         if not (ckpt / "state.json").is_file():
             return None
@@ -204,11 +222,12 @@ class Trainer:
         module.load_state_dict(load_file(str(ckpt / "model.safetensors")))
         tensors = load_file(str(ckpt / "optimizer.safetensors"))
         torch.set_rng_state(tensors.pop("__torch_rng__"))
-        slots: dict[int, dict[str, torch.Tensor]] = {}
+        slots: list[dict[int, dict[str, torch.Tensor]]] = [{} for _ in optimizers]
         for key, value in tensors.items():
-            idx, name = key.split(".", 1)
-            slots.setdefault(int(idx), {})[name] = value
-        optimizer.load_state_dict({"state": slots, "param_groups": param_groups})
+            k, idx, name = key.split(".", 2)
+            slots[int(k)].setdefault(int(idx), {})[name] = value
+        for optimizer, opt_slots, groups in zip(optimizers, slots, param_groups):
+            optimizer.load_state_dict({"state": opt_slots, "param_groups": groups})
         return state, load_file(str(ckpt / "best.safetensors"))
 
 
