@@ -182,3 +182,14 @@ def test_debug_shows_traceback(tmp_path, capsys):
 def test_usage_error_exit_code(capsys):
     code, _, _ = run_cli(["train"], capsys)
     assert code == 2
+
+
+def test_predict_from_stdin(tiny_files, tmp_path, capsys, monkeypatch):
+    import io
+
+    cfg = write_config(tmp_path / "c.toml", tiny_files["train"], None, model="tfidf.v1")
+    assert run_cli(["train", cfg, "-o", tmp_path / "run", "--quiet"], capsys)[0] == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("足球冠军\n\n芯片电脑软件\n"))
+    code, out, _ = run_cli(["predict", tmp_path / "run", "-", "--top-k", "1"], capsys)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["label"] for r in rows] == ["体育", "科技"] and all(len(r["scores"]) == 1 for r in rows)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from itertools import islice
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import typer
 
@@ -31,15 +32,18 @@ def predict(
 
     model = load_model(run)
     if source == "-":
-        texts = [line.strip() for line in sys.stdin if line.strip()]
+        # stdin is read in batches as it arrives, so `tail -f log | zhcls predict RUN` streams
+        stripped = (line.strip() for line in sys.stdin)
+        texts: Iterable[str] = (line for line in stripped if line)
     else:
         texts = [e.text for e in read_examples(Path(source), ReadOptions(fmt, text_field, None))]
     labels = model.classes_.labels
     out = sys.stdout
-    for start in range(0, len(texts), BATCH):
-        chunk = texts[start : start + BATCH]
+    iterator = iter(texts)
+    while chunk := list(islice(iterator, BATCH)):
         for text, row in zip(chunk, model.predict_proba(chunk)):
             order = row.argsort()[::-1][: top_k or len(labels)]
             scores = {labels[i]: round(float(row[i]), 6) for i in order}
             best = int(order[0])
             out.write(json.dumps({"text": text, "label": labels[best], "score": round(float(row[best]), 6), "scores": scores}, ensure_ascii=False) + "\n")
+        out.flush()

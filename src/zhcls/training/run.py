@@ -11,6 +11,7 @@ runs/NAME/
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifact import read_json, write_json, write_text
+from ..artifact import write_json, write_text
 from ..config import RunConfig, dump_config, model_params
 from ..data.example import Example
 from ..data.readers import fingerprint, paddle_label_file, read_split, require_labeled
@@ -116,11 +117,5 @@ def describe_split(cfg: RunConfig, name: str, examples: list[Example]) -> dict[s
     return {"path": str(path), "sha256": fingerprint(path), "n": len(examples)}
 
 
-def is_complete(run_dir: Path) -> bool:
-    return (run_dir / "metrics.json").is_file() and bool(read_json(run_dir / "metrics.json"))
-
-
 def _jsonl(record: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(record, ensure_ascii=False) + "\n"
