@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_corpus, run_cli, write_config, write_jsonl
+from conftest import make_corpus, run_cli, write_config
 
 
 def test_train_evaluate_predict(tiny_files, tmp_path, capsys):

@@ -291,7 +291,7 @@ def _label_problems(splits: dict[str, Sequence[Example]], stats: dict[str, Split
         msg = f"train: every row has the label {next(iter(known))!r}; a classifier needs at least two"
         out.append(_problem("error", "single-label", "train", msg, [], train.n, keep))
     elif len(train.labels) > 1:
-        (top, n_top), (low, n_low) = next(iter(train.labels.items())), list(train.labels.items())[-1]
+        (top, n_top), n_low = next(iter(train.labels.items())), list(train.labels.values())[-1]
         if n_top / n_low > IMBALANCE_RATIO:
             rare = [label for label, n in train.labels.items() if n_top / n > IMBALANCE_RATIO]
             listed = ", ".join(f"{label!r} ({train.labels[label]})" for label in rare[-10:])

@@ -125,6 +125,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def check_fit_input(texts: Sequence[str], labels: Sequence[str]) -> None:
+    if len(texts) != len(labels) or not len(texts):
+        raise DataError(f"fit needs as many labels as texts, and at least one (got {len(texts)} texts, {len(labels)} labels)")
+
+
 def check_fitted(obj: object, attr: str) -> None:
     if not hasattr(obj, attr):
         raise NotFittedError(f"this {type(obj).__name__} is not fitted yet", hint="call fit() or load a saved model first")

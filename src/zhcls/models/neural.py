@@ -10,9 +10,9 @@ import numpy as np
 from pydantic import Field
 
 from ..data.example import LabelSet
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..text.featurizer import Featurizer, TextParams
-from .base import Classifier, EvalSet, ProgressHook, check_fitted, softmax
+from .base import Classifier, EvalSet, ProgressHook, check_fit_input, check_fitted, softmax
 
 TOKENIZER_FILE = "tokenizer.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -48,8 +48,7 @@ class TorchClassifier(Classifier):
 
         from ..training.trainer import Trainer, fingerprint_of
 
-        if len(texts) != len(labels) or not len(texts):
-            raise DataError(f"fit needs as many labels as texts, and at least one (got {len(texts)} texts, {len(labels)} labels)")
+        check_fit_input(texts, labels)
         labels_ = LabelSet.from_labels(labels)
         featurizer = self._featurizer_for(texts)
         torch.manual_seed(self.training.seed)  # weights init; the Trainer carries the stream on (dropout)

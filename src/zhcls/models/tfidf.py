@@ -14,10 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..artifact import read_json, write_json
 from ..data.example import LabelSet
-from ..errors import DataError
 from ..registry import models
 from ..text.normalize import normalize
-from .base import Classifier, EvalSet, ProgressHook, check_fitted, softmax
+from .base import Classifier, EvalSet, ProgressHook, check_fit_input, check_fitted, softmax
 
 C_GRID = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 
@@ -57,8 +56,7 @@ class Tfidf(Classifier):
 
         from ..eval.metrics import score_from_proba
 
-        if len(texts) != len(labels) or not len(texts):
-            raise DataError(f"fit needs as many labels as texts, and at least one (got {len(texts)} texts, {len(labels)} labels)")
+        check_fit_input(texts, labels)
         p = self.params
         self.labels_ = LabelSet.from_labels(labels)
         y = np.asarray(self.labels_.encode(labels))

@@ -97,7 +97,7 @@ def load_splits(cfg: RunConfig) -> dict[str, list[Example]]:
             splits[name] = examples
     known = paddle_label_file(cfg.data)
     if known is not None:
-        for name, examples in splits.items():
+        for examples in splits.values():
             for ex in examples:
                 if ex.label not in known:
                     raise DataError(f"{ex.source}: label {ex.label!r} is not in label.txt", hint=f"labels in label.txt: {', '.join(known[:20])}")
