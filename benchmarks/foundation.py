@@ -1,0 +1,550 @@
+"""Foundation benchmark: every zhcls model against the tuned baselines users would reach for.
+
+    .venv/bin/python benchmarks/foundation.py                 # full run (about 100 min on 2 cores)
+    .venv/bin/python benchmarks/foundation.py --quick         # smoke run on small subsets (minutes)
+    .venv/bin/python benchmarks/foundation.py --tasks tnews,eprstmt/0 --models textcnn.v1,baseline.tfidf_lr
+
+zhcls models are trained through the library (`config_from_dict` + `training.run.train`); the baselines are
+fastText (fasttext-wheel, autotuned on dev) and scikit-learn char 1-3-gram TF-IDF + LogisticRegression (C
+chosen on dev). Every number is computed by `zhcls.eval.metrics.classification_metrics` on the test split;
+nothing is tuned on test. Results are written after every (task, model) with atomic writes, and a rerun
+skips entries already in the JSON (pass --force to redo them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import platform
+import random
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+log = logging.getLogger("foundation")
+
+ZHCLS_MODELS = ("textcnn.v1", "bigru.v1", "fasttext.v1", "tfidf.v1")
+BASELINES = ("baseline.fasttext", "baseline.tfidf_lr")
+ALL_MODELS = ZHCLS_MODELS + BASELINES
+LR_C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+# The TF-IDF baseline measured before this benchmark existed (test accuracy on few_all), quoted in the summary.
+EARLIER_TFIDF = {"tnews": 0.43, "iflytek": 0.52, "csldcp": 0.59}
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str  # "tnews/few_all", "online_shopping/cat"
+    train: str  # paths relative to the data dir
+    dev: str
+    test: str
+    text_field: str
+    label_field: str
+    large: bool  # tens of thousands of examples (online_shopping) rather than a few-shot split
+
+
+def _fewclue(task: str, text_field: str, label_field: str) -> list[Task]:
+    d = f"fewclue/{task}"
+    return [
+        Task(f"{task}/{split}", f"{d}/train_{split}.json", f"{d}/dev_{split}.json", f"{d}/test_public.json", text_field, label_field, False)
+        for split in ("0", "few_all")
+    ]
+
+
+_OS = "online_shopping_10_cats"
+# FewCLUE first (small and quick), online_shopping last (50k long reviews, the slow part).
+TASKS: list[Task] = [
+    *_fewclue("tnews", "sentence", "label_desc"),
+    *_fewclue("eprstmt", "sentence", "label"),
+    *_fewclue("iflytek", "sentence", "label_des"),
+    *_fewclue("csldcp", "content", "label"),
+    *(Task(f"online_shopping/{lf}", f"{_OS}/train.csv", f"{_OS}/dev.csv", f"{_OS}/test.csv", "review", lf, True) for lf in ("cat", "label")),
+]
+
+
+# -- hyper-parameters (chosen from data size and dev behaviour, never from test) -------------------------
+def zhcls_config(task: Task, model: str, n_train: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The [model] and [training] sections for one zhcls model on one task."""
+    training: dict[str, Any] = {"threads": args.threads, "metric": args.metric, "seed": 42}
+    opts: dict[str, Any] = {}
+    if model != "tfidf.v1":
+        opts["max_len"] = 256  # iflytek/csldcp/online_shopping texts run to several hundred characters
+    if task.large:
+        training.update(batch_size=64, patience=2)
+        training["epochs"] = {"textcnn.v1": 6, "bigru.v1": args.bigru_epochs, "fasttext.v1": 10}.get(model, 1)
+        if model == "bigru.v1":
+            opts["max_len"] = args.bigru_max_len
+    else:
+        training.update(batch_size=16 if n_train < 500 else 32, patience=5)
+        training["epochs"] = {"textcnn.v1": 40, "bigru.v1": 30, "fasttext.v1": 60}.get(model, 1)
+    if args.quick:
+        training.update(epochs=2, patience=0)
+    return {"model": {"name": model, **opts}, "training": training}
+
+
+# -- data ---------------------------------------------------------------------------------------------
+def verify_data(data_dir: Path, tasks: list[Task]) -> dict[str, str]:
+    """Check every file the selected tasks read against SHA256SUMS; exit loudly on any mismatch."""
+    sums_file = data_dir / "SHA256SUMS"
+    if not sums_file.is_file():
+        sys.exit(f"error: {sums_file} not found; is --data-dir (or ZHCLS_DATA_DIR) pointing at shared/data?")
+    expected = {}
+    for line in sums_file.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            expected[name.lstrip("*").removeprefix("./")] = digest
+    checked, problems = {}, []
+    for rel in sorted({p for t in tasks for p in (t.train, t.dev, t.test)}):
+        path = data_dir / rel
+        if rel not in expected:
+            problems.append(f"{rel}: not listed in SHA256SUMS")
+        elif not path.is_file():
+            problems.append(f"{rel}: missing")
+        else:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest != expected[rel]:
+                problems.append(f"{rel}: sha256 {digest} != SHA256SUMS {expected[rel]}")
+            checked[rel] = digest
+    if problems:
+        sys.exit("error: data does not match SHA256SUMS, refusing to benchmark:\n  " + "\n  ".join(problems))
+    return checked
+
+
+def subset_task(task: Task, data_dir: Path, out_dir: Path, sizes: tuple[int, int, int]) -> Task:
+    """A copy of `task` on random subsets (quick mode), written under out_dir in the original format."""
+    paths = []
+    for split, rel, n in zip(("train", "dev", "test"), (task.train, task.dev, task.test), sizes):
+        src = data_dir / rel
+        lines = src.read_text(encoding="utf-8").splitlines(keepends=True)
+        header, body = (lines[:1], lines[1:]) if src.suffix == ".csv" else ([], lines)
+        if src.suffix == ".csv":  # reviews may span lines: sample parsed rows, not raw lines
+            import csv
+            import io
+
+            rows = list(csv.reader(io.StringIO("".join(body), newline="")))
+            rows = random.Random(0).sample(rows, min(n, len(rows)))
+            buf = io.StringIO(newline="")
+            csv.writer(buf, lineterminator="\n").writerows(rows)
+            text = "".join(header) + buf.getvalue()
+        else:
+            text = "".join(random.Random(0).sample(body, min(n, len(body))))
+        dest = out_dir / task.name.replace("/", "_") / f"{split}{src.suffix}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text, encoding="utf-8")
+        paths.append(str(dest))
+    return Task(task.name, *paths, task.text_field, task.label_field, task.large)
+
+
+def read_task(task: Task, data_dir: Path):
+    from zhcls.data.readers import ReadOptions, read_examples
+
+    opts = ReadOptions(text_field=task.text_field, label_field=task.label_field)
+    return [read_examples(data_dir / p, opts) for p in (task.train, task.dev, task.test)]
+
+
+# -- the runners: each returns an entry {"test": {...}, "dev": {...}, "train_seconds", ...} ----------------
+def run_zhcls(task: Task, model: str, data_dir: Path, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from zhcls.config import config_from_dict, resolved_dict
+    from zhcls.training.run import train
+
+    n_train = sum(1 for _ in open(data_dir / task.train, encoding="utf-8"))
+    raw = zhcls_config(task, model, n_train, args)
+    raw["data"] = {
+        "train": str(data_dir / task.train), "dev": str(data_dir / task.dev), "test": str(data_dir / task.test),
+        "text_field": task.text_field, "label_field": task.label_field,
+    }
+    cfg = config_from_dict(raw, source=f"{task.name}:{model}")
+
+    def progress(kind: str, info: dict[str, Any]) -> None:
+        if kind == "eval":
+            log.info("  %s %s eval %s", task.name, model, {k: v for k, v in info.items() if k != "best"})
+
+    result = train(cfg, run_dir, force=True, progress=progress)
+    m = result.metrics
+    resolved = resolved_dict(cfg)
+    resolved.pop("data", None)
+    entry = {
+        "test": _headline(m["test"]), "dev": _headline(m["dev"]), "train_seconds": m["train_seconds"],
+        "n_train": m["n_train"], "config": resolved, "run_dir": str(run_dir),
+    }
+    for key in ("best_step", "steps"):
+        if key in m:
+            entry[key] = m[key]
+    history_file = run_dir / "log.jsonl"
+    if history_file.is_file():
+        history = [json.loads(line) for line in history_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        entry["evals"] = len(history)
+        if model == "tfidf.v1":
+            entry["dev_grid"] = history
+    return entry
+
+
+def run_fasttext_baseline(task: Task, data_dir: Path, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """fastText on characters, every hyper-parameter autotuned on dev for a bounded time."""
+    import fasttext
+
+    from zhcls.eval.metrics import classification_metrics
+
+    train_ex, dev_ex, test_ex = read_task(task, data_dir)
+    labels = sorted({e.label for e in train_ex})
+    to_ft = {label: "".join(label.split()) or "_" for label in labels}  # fastText labels cannot hold spaces
+    from_ft = {v: k for k, v in to_ft.items()}
+    if len(from_ft) != len(to_ft):
+        raise RuntimeError("labels collide once their spaces are removed")
+
+    def chars(text: str) -> str:
+        return " ".join(ch for ch in text if not ch.isspace())
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for split, examples in (("train", train_ex), ("dev", dev_ex)):
+        with open(run_dir / f"{split}.txt", "w", encoding="utf-8") as f:
+            for e in examples:
+                f.write(f"__label__{to_ft.get(e.label, ''.join(e.label.split()))} {chars(e.text)}\n")
+    duration = args.fasttext_duration_large if task.large else args.fasttext_duration_few
+    started = time.perf_counter()
+    model = fasttext.train_supervised(
+        input=str(run_dir / "train.txt"), autotuneValidationFile=str(run_dir / "dev.txt"),
+        autotuneDuration=duration, thread=args.threads, verbose=0,
+    )
+    seconds = time.perf_counter() - started
+
+    def predict(examples):
+        got, _ = model.predict([chars(e.text) for e in examples])
+        return [from_ft.get(g[0].removeprefix("__label__"), g[0]) if g else labels[0] for g in got]
+
+    a = model.f.getArgs()
+    tuned = {k: getattr(a, k) for k in ("epoch", "lr", "dim", "wordNgrams", "minn", "maxn", "bucket", "minCount")}
+    tuned["loss"] = str(a.loss).rsplit(".", 1)[-1]
+    return {
+        "test": _headline(classification_metrics([e.label for e in test_ex], predict(test_ex), labels)),
+        "dev": _headline(classification_metrics([e.label for e in dev_ex], predict(dev_ex), labels)),
+        "train_seconds": round(seconds, 3), "n_train": len(train_ex),
+        "config": {"autotune_duration_s": duration, "autotune_metric": "f1 (micro = accuracy)", "input": "characters", "tuned": tuned},
+    }
+
+
+def run_tfidf_baseline(task: Task, data_dir: Path, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """TfidfVectorizer(char, 1-3, sublinear_tf) + LogisticRegression, C chosen on dev."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from zhcls.eval.metrics import classification_metrics
+
+    train_ex, dev_ex, test_ex = read_task(task, data_dir)
+    labels = sorted({e.label for e in train_ex})
+    started = time.perf_counter()
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, dtype=np.float32)
+    x_train = vec.fit_transform([e.text for e in train_ex])
+    x_dev = vec.transform([e.text for e in dev_ex])
+    y_train = [e.label for e in train_ex]
+    grid = LR_C_GRID[:2] if args.quick else LR_C_GRID
+    best, history = None, []
+    for c in grid:
+        clf = LogisticRegression(C=c, max_iter=1000).fit(x_train, y_train)
+        dev_m = classification_metrics([e.label for e in dev_ex], list(clf.predict(x_dev)), labels)
+        score = dev_m[args.metric if args.metric == "accuracy" else "macro_f1"]
+        history.append({"C": c, "dev_accuracy": dev_m["accuracy"], "dev_macro_f1": dev_m["macro_f1"]})
+        log.info("  %s baseline.tfidf_lr C=%g dev %s=%.4f", task.name, c, args.metric, score)
+        if best is None or score > best[0]:
+            best = (score, c, clf, dev_m)
+    seconds = time.perf_counter() - started
+    _, c, clf, dev_m = best
+    pred = list(clf.predict(vec.transform([e.text for e in test_ex])))
+    return {
+        "test": _headline(classification_metrics([e.label for e in test_ex], pred, labels)), "dev": _headline(dev_m),
+        "train_seconds": round(seconds, 3), "n_train": len(train_ex),
+        "config": {"vectorizer": "char 1-3, sublinear_tf", "n_features": len(vec.vocabulary_), "C_grid": list(grid), "C": c},
+        "dev_grid": history,
+    }
+
+
+def _headline(m: dict[str, Any]) -> dict[str, Any]:
+    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"]}
+
+
+# -- results file --------------------------------------------------------------------------------------
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def environment(argv: list[str]) -> dict[str, Any]:
+    import numpy
+    import sklearn
+    import torch
+
+    import zhcls
+
+    cpu = "unknown"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        import importlib.metadata as md
+
+        fasttext_version = md.version("fasttext-wheel")
+    except Exception:  # noqa: BLE001 - only for the record
+        fasttext_version = "unknown"
+    commit = _git("rev-parse", "HEAD")
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    return {
+        "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": " ".join(shlex.quote(a) for a in ["python", *argv]),
+        "machine": {
+            "cpu_model": cpu, "os_cpu_count": os.cpu_count(), "affinity_cpus": len(os.sched_getaffinity(0)),
+            "platform": platform.platform(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
+        "versions": {
+            "zhcls": zhcls.__version__, "torch": torch.__version__, "sklearn": sklearn.__version__, "numpy": numpy.__version__,
+            "fasttext_wheel": fasttext_version, "python": platform.python_version(),
+        },
+        "git": {"commit": commit, "dirty_tracked_files": dirty},
+    }
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    return {"schema": 1, "invocations": [], "results": {}, "errors": {}}
+
+
+def save_results(results: dict[str, Any], out_dir: Path, stem: str) -> None:
+    atomic_write(out_dir / f"{stem}.json", json.dumps(results, ensure_ascii=False, indent=2) + "\n")
+    atomic_write(out_dir / f"{stem}.md", render_markdown(results))
+
+
+# -- Markdown ------------------------------------------------------------------------------------------
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.2f}"
+
+
+def _acc(results: dict[str, Any], task: str, model: str) -> float | None:
+    entry = results["results"].get(task, {}).get(model)
+    return None if entry is None else entry["test"]["accuracy"]
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    inv = results["invocations"]
+    last = inv[-1] if inv else {}
+    machine = last.get("machine", {})
+    versions = last.get("versions", {})
+    lines = ["# zhcls foundation benchmark", ""]
+    if results.get("quick"):
+        lines += ["**Quick smoke run on small subsets: these numbers mean nothing.**", ""]
+    lines += [
+        f"- command: `{last.get('command', '?')}`" + (f" (results gathered over {len(inv)} invocations; see the JSON)" if len(inv) > 1 else ""),
+        f"- machine: {machine.get('cpu_model', '?')}, os.cpu_count() = {machine.get('os_cpu_count', '?')}, "
+        f"load average at start {machine.get('loadavg_at_start', '?')} (the machine was shared)",
+        f"- date: {last.get('started', '?')}" + (f", finished {last['finished']}" if last.get("finished") else " (run not finished)"),
+        f"- versions: zhcls {versions.get('zhcls', '?')}, torch {versions.get('torch', '?')}, scikit-learn {versions.get('sklearn', '?')}, "
+        f"fasttext-wheel {versions.get('fasttext_wheel', '?')}; git {last.get('git', {}).get('commit', '?')[:12]}"
+        + (" (with uncommitted changes)" if last.get("git", {}).get("dirty_tracked_files") else ""),
+        f"- total wall time: {sum(i.get('wall_seconds', 0) for i in inv) / 60:.1f} min",
+        "",
+        "Test-set accuracy and macro-F1 in percent, from `zhcls.eval.metrics.classification_metrics`. Every model "
+        "selects its checkpoint / hyper-parameters on the dev split only. `train s` is the fitting time, tuning "
+        "included (fastText autotune, the C grid). Baselines: `baseline.fasttext` = fastText on characters, "
+        "autotuned on dev; `baseline.tfidf_lr` = scikit-learn char 1-3-gram TF-IDF + LogisticRegression, C from "
+        f"{list(LR_C_GRID)} on dev.",
+        "",
+    ]
+    lines += _summary(results)
+    for task in [t.name for t in TASKS if t.name in results["results"] or t.name in results.get("errors", {})]:
+        entries = results["results"].get(task, {})
+        lines += [f"## {task}", "", "| model | accuracy | macro-F1 | train s | notes |", "|---|---:|---:|---:|---|"]
+        for model in ALL_MODELS:
+            e = entries.get(model)
+            if e is None:
+                err = results.get("errors", {}).get(task, {}).get(model)
+                if err:
+                    lines.append(f"| {model} | — | — | — | FAILED: {err['error'].strip().splitlines()[-1][:120]} |")
+                continue
+            lines.append(f"| {model} | {_pct(e['test']['accuracy'])} | {_pct(e['test']['macro_f1'])} | {e['train_seconds']:.1f} | {_notes(model, e)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _notes(model: str, e: dict[str, Any]) -> str:
+    cfg = e.get("config", {})
+    if model == "baseline.fasttext":
+        t = cfg.get("tuned", {})
+        return f"tuned: epoch {t.get('epoch')}, lr {t.get('lr', 0):.3g}, dim {t.get('dim')}, wordNgrams {t.get('wordNgrams')}, loss {t.get('loss')}"
+    if model == "baseline.tfidf_lr":
+        return f"C={cfg.get('C')}, {cfg.get('n_features')} features"
+    if model == "tfidf.v1":
+        grid = e.get("dev_grid") or []
+        best = max(grid, key=lambda r: [v for k, v in r.items() if k.startswith("dev_")][0]) if grid else {}
+        return f"C={best.get('C', 'fixed')} (auto on dev)"
+    tr = cfg.get("training", {})
+    return (
+        f"max_len {cfg.get('model', {}).get('max_len')}, batch {tr.get('batch_size')}, best step {e.get('best_step')}/{e.get('steps')} "
+        f"({e.get('evals')} evals of ≤{tr.get('epochs')} epochs)"
+    )
+
+
+def _summary(results: dict[str, Any]) -> list[str]:
+    out = ["## Summary against the targets", ""]
+    out.append("**Target 1:** on online_shopping cat and label, zhcls's best neural model (TextCNN or BiGRU) is at least "
+               "2 accuracy points above the better tuned baseline (fastText autotune or TF-IDF+LR).")
+    out.append("")
+    for task in ("online_shopping/cat", "online_shopping/label"):
+        neural = {m: _acc(results, task, m) for m in ("textcnn.v1", "bigru.v1")}
+        base = {m: _acc(results, task, m) for m in BASELINES}
+        if None in neural.values() or None in base.values():
+            missing = [m for m, v in {**neural, **base}.items() if v is None]
+            out.append(f"- {task}: **not measured** (missing: {', '.join(missing)})")
+            continue
+        bn, bb = max(neural, key=neural.get), max(base, key=base.get)
+        gap = 100 * (neural[bn] - base[bb])
+        verdict = "**MET**" if gap >= 2.0 else "**NOT MET**"
+        out.append(f"- {task}: best neural {bn} {_pct(neural[bn])} vs best baseline {bb} {_pct(base[bb])}: "
+                   f"{gap:+.2f} points (needs ≥ +2.00) → {verdict}")
+    out += ["", "**FewCLUE few_all** (train_few_all / dev_few_all, test_public): test accuracy of each zhcls model minus the "
+            "TF-IDF+LR baseline measured in this run (points). The earlier TF-IDF measurement (tnews ≈ 43, iflytek ≈ 52, "
+            "csldcp ≈ 59) is shown for reference.", ""]
+    out += ["| task | baseline.tfidf_lr | earlier TF-IDF | baseline.fasttext | " + " | ".join(ZHCLS_MODELS) + " |",
+            "|---|---:|---:|---:|" + "---:|" * len(ZHCLS_MODELS)]
+    for name in ("tnews", "eprstmt", "iflytek", "csldcp"):
+        task = f"{name}/few_all"
+        base = _acc(results, task, "baseline.tfidf_lr")
+        earlier = EARLIER_TFIDF.get(name)
+        cells = []
+        for m in ("baseline.fasttext", *ZHCLS_MODELS):
+            a = _acc(results, task, m)
+            cells.append("—" if a is None else _pct(a) + ("" if base is None else f" ({100 * (a - base):+.1f})"))
+        out.append(f"| {task} | {_pct(base)} | {'—' if earlier is None else f'≈ {100 * earlier:.0f}'} | " + " | ".join(cells) + " |")
+    verdicts = []
+    for m in ZHCLS_MODELS:
+        pairs = [(_acc(results, f"{n}/few_all", m), _acc(results, f"{n}/few_all", "baseline.tfidf_lr")) for n in ("tnews", "eprstmt", "iflytek", "csldcp")]
+        pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+        if pairs:
+            wins = sum(a >= b for a, b in pairs)
+            verdicts.append(f"{m} matches or beats the TF-IDF baseline on {wins} of {len(pairs)} few_all tasks")
+    if verdicts:
+        out += ["", "- " + "\n- ".join(verdicts)]
+    out.append("")
+    return out
+
+
+# -- main ----------------------------------------------------------------------------------------------
+def select(items: list[str], wanted: str | None, what: str) -> list[str]:
+    if not wanted:
+        return items
+    keys = [w.strip() for w in wanted.split(",") if w.strip()]
+    chosen = [i for i in items if any(i == k or i.startswith(k + "/") or i.startswith(k + ".") for k in keys)]
+    unknown = [k for k in keys if not any(i == k or i.startswith(k + "/") or i.startswith(k + ".") for i in items)]
+    if unknown:
+        sys.exit(f"error: unknown {what} {unknown}; choose from {items}")
+    return chosen
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=os.environ.get("ZHCLS_DATA_DIR", str(REPO.parent / "shared" / "data")),
+                   help="shared/data (default: $ZHCLS_DATA_DIR or ../shared/data from the repo root)")
+    p.add_argument("--tasks", help="comma-separated task names or prefixes, e.g. tnews,online_shopping/cat (default: all)")
+    p.add_argument("--models", help=f"comma-separated, from {', '.join(ALL_MODELS)}; 'baseline' selects both baselines (default: all)")
+    p.add_argument("--quick", action="store_true", help="smoke run: small random subsets, 2 epochs, short autotune; results go to /tmp")
+    p.add_argument("--force", action="store_true", help="redo (task, model) entries already in the results JSON")
+    p.add_argument("--results-dir", help="where foundation.{json,md} go (default: benchmarks/results, or /tmp/zhcls-bench/quick with --quick)")
+    p.add_argument("--runs-dir", help="where run directories go (default: /tmp/zhcls-bench/runs, or /tmp/zhcls-bench/quick/runs)")
+    p.add_argument("--threads", type=int, default=2, help="torch / fastText threads (default 2)")
+    p.add_argument("--metric", choices=("accuracy", "macro_f1"), default="accuracy", help="dev metric used for every model's selection")
+    p.add_argument("--fasttext-duration-large", type=int, default=60, help="fastText autotune seconds on online_shopping (default 60)")
+    p.add_argument("--fasttext-duration-few", type=int, default=30, help="fastText autotune seconds on FewCLUE (default 30)")
+    p.add_argument("--bigru-epochs", type=int, default=3, help="BiGRU epochs on online_shopping (the slowest piece; default 3)")
+    p.add_argument("--bigru-max-len", type=int, default=256, help="BiGRU max_len on online_shopping (default 256)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.fasttext_duration_large = args.fasttext_duration_few = 5
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    data_dir = Path(args.data_dir).resolve()
+    root = Path("/tmp/zhcls-bench/quick" if args.quick else "/tmp/zhcls-bench")
+    results_dir = Path(args.results_dir) if args.results_dir else (root if args.quick else REPO / "benchmarks" / "results")
+    runs_dir = Path(args.runs_dir) if args.runs_dir else root / "runs"
+    tasks = [t for t in TASKS if t.name in select([t.name for t in TASKS], args.tasks, "task")]
+    models = select(list(ALL_MODELS), args.models, "model")
+
+    checked = verify_data(data_dir, tasks)
+    log.info("data verified against %s (%d files)", data_dir / "SHA256SUMS", len(checked))
+    results = load_results(results_dir / "foundation.json")
+    if results.get("quick", args.quick) != args.quick:
+        sys.exit(f"error: {results_dir / 'foundation.json'} holds {'quick' if results.get('quick') else 'full'} results; use another --results-dir")
+    results["quick"] = args.quick
+    results.setdefault("data", {}).update({"dir": str(data_dir), "sha256": {**results.get("data", {}).get("sha256", {}), **checked}})
+    env = environment(argv)
+    results["invocations"].append(env)
+    invocation = len(results["invocations"]) - 1
+    wall_start = time.perf_counter()
+    runners: dict[str, Callable[..., dict[str, Any]]] = {"baseline.fasttext": run_fasttext_baseline, "baseline.tfidf_lr": run_tfidf_baseline}
+    failures = 0
+    for task in tasks:
+        if args.quick:  # absolute subset paths: data_dir / path is the path itself
+            task = subset_task(task, data_dir, root / "data", (400, 200, 200))
+        for model in models:
+            done = results["results"].get(task.name, {})
+            if model in done and not args.force:
+                log.info("%s %s: already in the results, skipped (use --force to redo)", task.name, model)
+                continue
+            run_dir = runs_dir / task.name.replace("/", "_") / model
+            log.info("%s %s: start", task.name, model)
+            started = time.perf_counter()
+            try:
+                if model in runners:
+                    entry = runners[model](task, data_dir, run_dir, args)
+                else:
+                    entry = run_zhcls(task, model, data_dir, run_dir, args)
+            except Exception:  # noqa: BLE001 - a crashing model is recorded and reported, the others still run
+                failures += 1
+                tb = traceback.format_exc()
+                log.error("%s %s: FAILED\n%s", task.name, model, tb)
+                results.setdefault("errors", {}).setdefault(task.name, {})[model] = {"error": tb, "invocation": invocation}
+                save_results(results, results_dir, "foundation")
+                continue
+            entry.update(wall_seconds=round(time.perf_counter() - started, 3), invocation=invocation,
+                         finished=dt.datetime.now().astimezone().isoformat(timespec="seconds"))
+            results["results"].setdefault(task.name, {})[model] = entry
+            results.get("errors", {}).get(task.name, {}).pop(model, None)
+            env["wall_seconds"] = round(time.perf_counter() - wall_start, 1)
+            save_results(results, results_dir, "foundation")
+            log.info("%s %s: test accuracy %.4f macro-F1 %.4f, train %.1fs (wall %.1fs)", task.name, model,
+                     entry["test"]["accuracy"], entry["test"]["macro_f1"], entry["train_seconds"], entry["wall_seconds"])
+    env["wall_seconds"] = round(time.perf_counter() - wall_start, 1)
+    env["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    save_results(results, results_dir, "foundation")
+    log.info("done in %.1f min; results in %s", env["wall_seconds"] / 60, results_dir)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
