@@ -157,9 +157,7 @@ class Trainer:
                     self._save_checkpoint(module, optimizers, state, best_state)
                 if state.stopped:
                     break
-        state.finished = True
-        self._save_checkpoint(module, optimizers, state, best_state)
-        last_state = _copy(module)
+        last_state = _copy(module)  # training always ends with an evaluation, which saved the checkpoint
         return FitResult(best_state, last_state, state.history, state.best_score, state.best_step, state.step, resumed_from)
 
     def _evaluate(self, module, state: "_State", best_state, dev, min_len: int, train_loss: float, started: float):
@@ -241,7 +239,6 @@ class _State:
     best_step: int = 0
     bad_evals: int = 0
     stopped: bool = False
-    finished: bool = False
     seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
 
