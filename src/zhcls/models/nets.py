@@ -1,6 +1,6 @@
 """The torch modules behind the neural models: `forward(ids [B, T], lengths [B]) -> logits [B, K]`.
 
-Padding never changes a text's output (pooling is masked, the GRU packs), so one text predicted alone
+Padding never changes a text's output (pooling is masked, the GRU never reads padding before text), so one text predicted alone
 and the same text in a padded batch get the same probabilities.
 """
 
@@ -36,23 +36,41 @@ class TextCNNNet(nn.Module):
         return self.out(self.dropout(torch.cat(pooled, dim=1)))
 
 
+def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of x [B, T, D] within its length; padding stays at the end."""
+    t = torch.arange(x.shape[1], device=x.device)[None, :]
+    idx = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
+    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+
+
 class BiGRUNet(nn.Module):
+    """Bidirectional GRU + attention pooling.
+
+    Built from one-directional GRUs, the backward one reading each text reversed within its length,
+    rather than nn.GRU(bidirectional=True) over packed sequences: padding then never reaches a valid
+    position, and the graph exports to ONNX (packed sequences do not).
+    """
+
     def __init__(self, num_ids: int, n_classes: int, embed_dim: int, hidden_size: int, num_layers: int, dropout: float) -> None:
         super().__init__()
         self.embedding = nn.Embedding(num_ids, embed_dim, padding_idx=0)
-        self.gru = nn.GRU(
-            embed_dim, hidden_size, num_layers=num_layers, batch_first=True, bidirectional=True, dropout=dropout if num_layers > 1 else 0.0
-        )
+        sizes = [embed_dim] + [2 * hidden_size] * (num_layers - 1)
+        self.forward_layers = nn.ModuleList(nn.GRU(n, hidden_size, batch_first=True) for n in sizes)
+        self.backward_layers = nn.ModuleList(nn.GRU(n, hidden_size, batch_first=True) for n in sizes)
         self.attention = nn.Linear(2 * hidden_size, 1)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(2 * hidden_size, n_classes)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(self.embedding(ids))
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        h, _ = self.gru(packed)
-        h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=ids.shape[1])  # [B, T, 2H]
-        scores = self.attention(h).squeeze(-1).masked_fill(~_mask(lengths.clamp(min=1), ids.shape[1]), float("-inf"))
+        lengths = lengths.clamp(min=1)
+        h = self.dropout(self.embedding(ids))
+        for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
+            if i:
+                h = self.dropout(h)
+            ahead, _ = fwd(h)
+            behind, _ = bwd(reverse_within(h, lengths))
+            h = torch.cat([ahead, reverse_within(behind, lengths)], dim=2)  # [B, T, 2H]
+        scores = self.attention(h).squeeze(-1).masked_fill(~_mask(lengths, ids.shape[1]), float("-inf"))
         pooled = (torch.softmax(scores, dim=1).unsqueeze(-1) * h).sum(dim=1)
         return self.out(self.dropout(pooled))
 
