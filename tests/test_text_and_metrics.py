@@ -88,3 +88,20 @@ def test_model_params_validated_at_load():
     with pytest.raises(ConfigError, match="model.dropout"):
         config_from_dict({"model": {"name": "textcnn.v1", "dropout": 2.0}})
     np.testing.assert_equal(config_from_dict({"model": {"name": "tfidf.v1", "C": 3}}).model.options()["C"], 3)
+
+
+def test_char_ngram_tfidf_equals_scikit_learn():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from zhcls.text.charngrams import CharNgramTfidf
+
+    train = ["这个手机很好用", "质量太差了，不推荐", "ABC 手机 好", "非常满意！！"]
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), preprocessor=normalize, lowercase=False, sublinear_tf=True)
+    expected = vec.fit_transform(train + ["手机手机手机 很差"]).toarray()
+    vocab = [t for t, _ in sorted(vec.vocabulary_.items(), key=lambda kv: kv[1])]
+    feats = CharNgramTfidf(vocab, vec.idf_, 1, 3, True, True)
+    for text, row in zip(train + ["手机手机手机 很差"], expected):
+        idx, values = feats.row(text)
+        dense = np.zeros(len(vocab))
+        dense[idx] = values
+        np.testing.assert_allclose(dense, row, atol=1e-6)

@@ -1,7 +1,8 @@
 """`tfidf.v1`: TF-IDF over character n-grams + logistic regression (scikit-learn), saved without pickle.
 
 Fitting uses scikit-learn; the fitted state is only a vocabulary, IDF weights and a weight matrix,
-so it is stored as JSON + safetensors and prediction recomputes TF-IDF from those arrays.
+so it is stored as JSON + safetensors, and prediction recomputes TF-IDF from those arrays with numpy
+(text/charngrams.py), which also serves the model without scikit-learn.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..artifact import read_json, write_json
 from ..data.example import LabelSet
 from ..registry import models
+from ..text.charngrams import CharNgramTfidf
 from ..text.normalize import normalize
 from .base import Classifier, EvalSet, ProgressHook, check_fit_input, check_fitted, softmax
 
@@ -96,26 +98,15 @@ class Tfidf(Classifier):
         self.coef_ = np.ascontiguousarray(coef, dtype=np.float32)
         self.intercept_ = np.asarray(intercept, dtype=np.float32)
 
-    def transform(self, texts: Sequence[str]):
-        """TF-IDF rows exactly as TfidfVectorizer computes them, from the saved vocabulary and IDF."""
-        from sklearn.feature_extraction.text import CountVectorizer
-        from sklearn.preprocessing import normalize as l2_normalize
-
+    def features(self) -> CharNgramTfidf:
         check_fitted(self, "coef_")
-        if not hasattr(self, "_counter"):
-            self._counter = CountVectorizer(
-                analyzer="char", ngram_range=(self.params.ngram_min, self.params.ngram_max), preprocessor=self._preprocess,
-                lowercase=False, vocabulary={t: i for i, t in enumerate(self.vocab_)}, dtype=np.float32,
-            )
-        x = self._counter.transform(texts).tocsr().astype(np.float32)
-        if self.params.sublinear_tf:
-            np.log(x.data, out=x.data)
-            x.data += 1.0
-        x = x.multiply(self.idf_[None, :]).tocsr()
-        return l2_normalize(x, norm="l2", copy=False)
+        if not hasattr(self, "_features"):
+            p = self.params
+            self._features = CharNgramTfidf(self.vocab_, self.idf_, p.ngram_min, p.ngram_max, p.sublinear_tf, p.lowercase)
+        return self._features
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        logits = np.asarray(self.transform(texts) @ self.coef_.T) + self.intercept_
+        logits = self.features().logits(texts, self.coef_, self.intercept_)
         return softmax(logits.astype(np.float64)).astype(np.float32)
 
     def _save_files(self, path: Path) -> None:
