@@ -30,9 +30,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from . import config_cmd, data_cmd, embeddings_cmd, evaluate_cmd, predict_cmd, quickstart_cmd, train_cmd
+    from . import config_cmd, data_cmd, embeddings_cmd, evaluate_cmd, export_cmd, predict_cmd, quickstart_cmd, train_cmd
 
-    for module in (quickstart_cmd, train_cmd, evaluate_cmd, predict_cmd):
+    for module in (quickstart_cmd, train_cmd, evaluate_cmd, predict_cmd, export_cmd):
         module.register(app)
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(embeddings_cmd.app, name="embeddings")

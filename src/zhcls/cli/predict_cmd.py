@@ -26,11 +26,18 @@ def predict(
     fmt: str = _common.FormatOption,
     text_field: Optional[str] = _common.TextFieldOption,
 ) -> None:
-    """Predict a label for every text and print one JSON line each."""
+    """Predict with a run or a bundle; print one JSON line per text."""
     from ..data.readers import ReadOptions, read_examples
-    from ..models.base import load_model
+    from ..serve.bundle import is_bundle
 
-    model = load_model(run)
+    if is_bundle(run):
+        from ..serve.predictor import Predictor
+
+        model = Predictor(run)  # torch is not needed for a bundle
+    else:
+        from ..models.base import load_model
+
+        model = load_model(run)
     if source == "-":
         # stdin is read in batches as it arrives, so `tail -f log | zhcls predict RUN` streams
         stripped = (line.strip() for line in sys.stdin)

@@ -49,11 +49,17 @@ class Featurizer:
         """Rows the embedding table needs: the vocabulary, then the hashed n-gram buckets."""
         return len(self.vocab) + self.buckets
 
+    def full_tokens(self, text: str) -> list[str]:
+        return self._tokenize(normalize(text, lowercase=self.lowercase))
+
     def tokens(self, text: str) -> list[str]:
-        return self._tokenize(normalize(text, lowercase=self.lowercase))[: self.max_len]
+        return self.full_tokens(text)[: self.max_len]
 
     def encode(self, text: str) -> list[int]:
-        tokens = self.tokens(text)
+        return self.encode_tokens(self.tokens(text))
+
+    def encode_tokens(self, tokens: list[str]) -> list[int]:
+        """Ids of already truncated tokens, with their hashed n-grams."""
         ids = self.vocab.encode(tokens)
         if self.buckets and self.ngrams > 1:
             base, buckets = len(self.vocab), self.buckets

@@ -1,0 +1,44 @@
+"""zhcls export RUN -o BUNDLE [--quantize int8] [--data FILE]"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import _common
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+
+
+def export(
+    run: Path = typer.Argument(..., help="Run directory or model directory."),
+    output: Path = typer.Option(..., "-o", "--output", help="Bundle directory to write."),
+    quantize: str = typer.Option("none", "--quantize", help="none or int8 (dynamic int8 weights)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Texts to check the export on (default: the run's dev set)."),
+    fmt: str = _common.FormatOption,
+    text_field: Optional[str] = _common.TextFieldOption,
+) -> None:
+    """Write a self-contained bundle (ONNX graph, tokenizer, labels, manifest) and check it matches the model."""
+    from ..data.readers import ReadOptions, read_examples
+    from ..errors import ConfigError
+    from ..export.onnx import export_bundle
+
+    _common.setup_logging()
+    if quantize not in ("none", "int8"):
+        raise ConfigError(f"--quantize {quantize!r} is not supported", hint="use --quantize int8, or leave it out")
+    examples = read_examples(data, ReadOptions(fmt, text_field, None)) if data is not None else None
+    m = export_bundle(run, output, quantize=quantize, data=examples)  # type: ignore[arg-type]
+    fp32 = m["parity"]["fp32"]
+    print(f"parity (fp32, {m['parity']['n_texts']} texts): max |dp| {fp32['max_abs_diff']:.1e}, labels agree {fp32['label_agreement']:.2%}")
+    if "int8" in m["parity"]:
+        q = m["parity"]["int8"]
+        change = f", accuracy {q['accuracy_change']:+.4f}" if "accuracy_change" in q else ""
+        print(f"int8: labels agree with fp32 on {q['label_agreement']:.2%}{change}")
+    lat = m["latency"]
+    print(f"latency (1 text, 1 thread): p50 {lat['p50_ms']:.3f} ms, p99 {lat['p99_ms']:.3f} ms")
+    print(f"size: {sum(m['size_bytes'].values()) / 1e6:.1f} MB")
+    print(f"bundle: {output}")

@@ -1,0 +1,214 @@
+"""export_bundle: a trained model -> a self-contained, verified bundle that serves without torch.
+
+The ONNX graph covers ids -> logits only; normalization and tokenization stay in Python and are the
+very code the model trained with (tokenizer.json), so training and serving cannot disagree. Export
+refuses to finish unless the bundle's predictions match the trained model's (the parity gate).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from .. import __version__
+from ..artifact import atomic_dir, read_json, write_json
+from ..data.example import Example
+from ..errors import ZhclsError
+from ..models.base import Classifier, load_model, resolve_model_dir
+from ..serve.bundle import FORMAT, MANIFEST, SCHEMA_VERSION, sha256_file
+from ..serve.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+PROB_TOLERANCE = 1e-4
+MIN_AGREEMENT = 0.999
+OPSET = 17
+
+
+class ExportError(ZhclsError):
+    """The model cannot be exported, or the exported model disagrees with it."""
+
+
+def export_bundle(
+    model_path: str | Path,
+    out: str | Path,
+    *,
+    quantize: Literal["none", "int8"] = "none",
+    data: Sequence[Example] | None = None,
+    latency_texts: int = 500,
+) -> dict[str, Any]:
+    """Write the bundle at `out` and return its manifest. `data`: parity texts (labels optional);
+    by default the dev set the run was trained with."""
+    model_dir = resolve_model_dir(model_path)
+    model = load_model(model_dir)
+    examples = list(data) if data is not None else _dev_examples(model_dir)
+    if not examples:
+        raise ExportError(f"{model_dir}: no texts to check the export against", hint="pass --data FILE with texts like the ones you will serve")
+    texts = [e.text for e in examples]
+    meta = read_json(model_dir / "zhcls.json")
+    with atomic_dir(out) as tmp:
+        backend = _write_model_files(model, tmp)
+        write_json(tmp / "tokenizer.json", _tokenizer_json(model))
+        manifest = _base_manifest(model, meta, backend)
+        _write_manifest(tmp, manifest)
+        reference = model.predict_proba(texts)
+        parity = check_parity(reference, Predictor(tmp, verify=False).predict_proba(texts))
+        manifest["parity"] = {"fp32": parity, "n_texts": len(texts)}
+        if parity["max_abs_diff"] > PROB_TOLERANCE or parity["label_agreement"] < MIN_AGREEMENT:
+            raise ExportError(
+                f"exported model disagrees with the trained one: max |p_onnx - p_torch| = {parity['max_abs_diff']:.2e} "
+                f"(limit {PROB_TOLERANCE:g}), labels agree on {parity['label_agreement']:.4%} (limit {MIN_AGREEMENT:.1%})",
+                hint="nothing was written; report this with the model's config",
+            )
+        if quantize == "int8":
+            manifest["precision"] = "int8"
+            manifest["parity"]["int8"] = _quantize(tmp, model, examples, reference)
+        _write_manifest(tmp, manifest)
+        manifest["latency"] = measure_latency(Predictor(tmp, verify=False), texts[:latency_texts])
+        manifest["size_bytes"] = {name: (tmp / name).stat().st_size for name in manifest["files"]}
+        _write_manifest(tmp, manifest)
+    return manifest
+
+
+def check_parity(reference: np.ndarray, exported: np.ndarray) -> dict[str, float]:
+    return {
+        "max_abs_diff": float(np.abs(reference - exported).max()),
+        "label_agreement": float((reference.argmax(1) == exported.argmax(1)).mean()),
+    }
+
+
+def measure_latency(predictor: Predictor, texts: Sequence[str], warmup: int = 50) -> dict[str, float]:
+    """Single-text latency, tokenization included, on one thread: what one request costs."""
+    for text in texts[:warmup]:
+        predictor.predict_proba([text])
+    times = []
+    for text in texts:
+        start = time.perf_counter()
+        predictor.predict_proba([text])
+        times.append(time.perf_counter() - start)
+    ms = np.asarray(times) * 1e3
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4), "n": len(texts), "threads": 1}
+
+
+def _write_model_files(model: Classifier, out: Path) -> str:
+    if model.name == "tfidf.v1":
+        from safetensors.numpy import save_file
+
+        save_file({"idf": model.idf_, "coef": model.coef_, "intercept": model.intercept_}, str(out / "linear.safetensors"))
+        return "linear"
+    export_onnx(model, out / "model.onnx")
+    return "onnx"
+
+
+def export_onnx(model: Classifier, path: Path) -> None:
+    import torch
+
+    net = model.net_.eval()
+    ids = torch.tensor([[2, 3, 4, 5, 6, 7], [2, 3, 4, 0, 0, 0]], dtype=torch.long)
+    lengths = torch.tensor([6, 3], dtype=torch.long)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice; the graph is checked below
+        torch.onnx.export(
+            net, (ids, lengths), str(path), input_names=["ids", "lengths"], output_names=["logits"],
+            dynamic_axes={"ids": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=OPSET, dynamo=False,
+        )
+    import onnx
+
+    onnx.checker.check_model(onnx.load(str(path)))
+
+
+def _quantize(tmp: Path, model: Classifier, examples: Sequence[Example], reference: np.ndarray) -> dict[str, Any]:
+    """Dynamic int8 weights (onnxruntime); records how much the predictions move."""
+    if not (tmp / "model.onnx").is_file():
+        raise ExportError(f"{model.name} bundles have no ONNX graph to quantize", hint="export without --quantize")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fp32 = tmp / "model.fp32.onnx"
+    (tmp / "model.onnx").rename(fp32)
+    quantize_dynamic(str(fp32), str(tmp / "model.onnx"), weight_type=QuantType.QInt8)
+    fp32.unlink()
+    _write_manifest(tmp, read_json(tmp / MANIFEST))
+    proba = Predictor(tmp, verify=False).predict_proba([e.text for e in examples])
+    out: dict[str, Any] = {**check_parity(reference, proba)}
+    labeled = [i for i, e in enumerate(examples) if e.label is not None]
+    if labeled:
+        labels = model.classes_.labels
+        truth = [examples[i].label for i in labeled]
+        acc = lambda p: float(np.mean([labels[j] == t for j, t in zip(p[labeled].argmax(1), truth)]))  # noqa: E731
+        out.update(accuracy_fp32=acc(reference), accuracy_int8=acc(proba))
+        out["accuracy_change"] = out["accuracy_int8"] - out["accuracy_fp32"]
+    return out
+
+
+def _tokenizer_json(model: Classifier) -> dict[str, Any]:
+    if model.name == "tfidf.v1":
+        keys = ("ngram_min", "ngram_max", "sublinear_tf", "lowercase")
+        return {"kind": "char_ngram_tfidf", "params": {k: getattr(model.params, k) for k in keys}, "vocab": model.vocab_}
+    return model.featurizer_.to_json()
+
+
+def _base_manifest(model: Classifier, meta: dict[str, Any], backend: str) -> dict[str, Any]:
+    name, _, version = model.name.rpartition(".")
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "model": model.name,
+        "model_name": name,
+        "model_version": version,
+        "zhcls_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "backend": backend,
+        "precision": "fp32",
+        "labels": list(model.classes_.labels),
+        "metrics": meta.get("metrics", {}),
+        "data": meta.get("data", {}),
+        "params": meta.get("params", {}),
+    }
+    if backend == "onnx":
+        manifest["input"] = {
+            "ids": {"dtype": "int64", "shape": ["batch", "time"], "padding_id": 0},
+            "lengths": {"dtype": "int64", "shape": ["batch"]},
+            "output": {"name": "logits", "dtype": "float32", "shape": ["batch", len(model.classes_)]},
+            "min_length": int(getattr(model, "min_len", 1)),
+            "max_length": model.featurizer_.max_len,
+            "opset": OPSET,
+        }
+    else:
+        manifest["input"] = {"text": "str", "features": "char n-gram TF-IDF computed from tokenizer.json"}
+    return manifest
+
+
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    manifest["files"] = {p.name: sha256_file(p) for p in sorted(path.iterdir()) if p.is_file() and p.name != MANIFEST}
+    write_json(path / MANIFEST, manifest)
+
+
+def _dev_examples(model_dir: Path) -> list[Example]:
+    """The dev split recorded in the model's config, read the way training read it."""
+    import tomllib
+
+    from ..config import DataConfig
+    from ..data.readers import read_split
+
+    config = model_dir / "config.toml"
+    if not config.is_file():
+        return []
+    data = tomllib.loads(config.read_text(encoding="utf-8")).get("data")
+    if not data or not data.get("dev"):
+        return []
+    try:
+        return read_split(DataConfig.model_validate(data), "dev") or []
+    except ZhclsError as exc:
+        raise ExportError(f"cannot read the run's dev set to check the export: {exc.message}", hint="pass --data FILE instead") from None
+
+
+def manifest_json(manifest: dict[str, Any]) -> str:
+    return json.dumps(manifest, ensure_ascii=False, indent=2)

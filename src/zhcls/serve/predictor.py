@@ -1,0 +1,119 @@
+"""Predictor: a verified bundle + the training-time text pipeline + onnxruntime (or numpy for tfidf).
+
+No torch, no web framework: this is what `zhcls predict BUNDLE`, `zhcls serve` and Python callers use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..artifact import read_json
+from ..data.example import LabelSet
+from ..models.base import softmax
+from ..text.featurizer import Featurizer, pad
+from .bundle import BundleError, load_manifest
+
+BATCH = 256
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+    scores: dict[str, float]  # the top-k classes, most probable first
+    truncated: bool  # the text had more than max_len tokens; only the first max_len were read
+
+
+class Predictor:
+    def __init__(self, bundle: str | Path, *, threads: int = 1, verify: bool = True) -> None:
+        self.path = Path(bundle)
+        self.manifest = load_manifest(self.path, verify=verify)
+        self.labels: tuple[str, ...] = tuple(self.manifest["labels"])
+        self.classes_ = LabelSet(self.labels)  # the prediction half of the estimator contract
+        self.backend = self.manifest["backend"]
+        tokenizer = read_json(self.path / "tokenizer.json")
+        if self.backend == "onnx":
+            self._init_onnx(tokenizer, threads)
+        elif self.backend == "linear":
+            self._init_linear(tokenizer)
+        else:
+            raise BundleError(f"{self.path}: unknown backend {self.backend!r}")
+
+    def _init_onnx(self, tokenizer: dict[str, Any], threads: int) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BundleError("serving an ONNX bundle needs onnxruntime", hint="pip install 'zhcls[serve]'") from None
+        self.featurizer = Featurizer.from_json(tokenizer)
+        self.max_len = self.featurizer.max_len
+        self.min_len = int(self.manifest["input"]["min_length"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(self.path / "model.onnx"), options, providers=["CPUExecutionProvider"])
+
+    def _init_linear(self, tokenizer: dict[str, Any]) -> None:
+        from safetensors.numpy import load_file
+
+        from ..text.charngrams import CharNgramTfidf
+
+        arrays = load_file(str(self.path / "linear.safetensors"))
+        p = tokenizer["params"]
+        self._tfidf = CharNgramTfidf(tokenizer["vocab"], arrays["idf"], p["ngram_min"], p["ngram_max"], p["sublinear_tf"], p["lowercase"])
+        self._coef, self._intercept = arrays["coef"], arrays["intercept"]
+        self.max_len = None
+
+    # -- prediction ------------------------------------------------------------------------------
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        return self._logits(texts)[0]
+
+    def _logits(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+        """Logits, and for each text whether it was cut to max_len (tokenized once for both)."""
+        if self.backend == "linear":
+            return self._tfidf.logits(texts, self._coef, self._intercept), [False] * len(texts)
+        f = self.featurizer
+        tokens = [f.full_tokens(t) for t in texts]
+        seqs = [f.encode_tokens(t[: f.max_len]) for t in tokens]
+        return self._onnx_logits(seqs), [len(t) > f.max_len for t in tokens]
+
+    def _onnx_logits(self, seqs: list[list[int]]) -> np.ndarray:
+        run = self._session.run
+        if len(seqs) == 1:  # the latency path: no sorting, no scatter
+            ids, lengths = pad(seqs, self.min_len)
+            return run(None, {"ids": ids, "lengths": lengths})[0]
+        out = np.empty((len(seqs), len(self.labels)), dtype=np.float32)
+        order = np.argsort([len(s) for s in seqs], kind="stable")  # similar lengths together: less padding
+        for start in range(0, len(order), BATCH):
+            idx = order[start : start + BATCH]
+            ids, lengths = pad([seqs[i] for i in idx], self.min_len)
+            out[idx] = run(None, {"ids": ids, "lengths": lengths})[0]
+        return out
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if not len(texts):
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return _softmax32(self._logits(texts)[0])
+
+    def predict(self, texts: Sequence[str], top_k: int = 0) -> list[Prediction]:
+        if not len(texts):
+            return []
+        logits, truncated = self._logits(texts)
+        proba = _softmax32(logits)
+        k = top_k or len(self.labels)
+        out = []
+        for row, cut in zip(proba, truncated):
+            order = np.argsort(-row, kind="stable")[:k]
+            scores = {self.labels[i]: float(row[i]) for i in order}
+            out.append(Prediction(self.labels[order[0]], float(row[order[0]]), scores, cut))
+        return out
+
+
+def _softmax32(logits: np.ndarray) -> np.ndarray:
+    return softmax(logits.astype(np.float64)).astype(np.float32)
