@@ -1,0 +1,124 @@
+"""Bundles: parity with the trained model, int8, self-verification, and prediction without torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from zhcls.config import TrainingConfig
+from zhcls.data.example import Example
+from zhcls.models.base import build_model
+from zhcls.serve import Predictor
+from zhcls.serve.bundle import BundleError
+
+SMALL = {
+    "textcnn.v1": {"embed_dim": 16, "num_filters": 16},
+    "bigru.v1": {"embed_dim": 16, "hidden_size": 16},
+    "fasttext.v1": {"embed_dim": 16, "buckets": 1000},
+    "tfidf.v1": {},
+}
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory, tiny_corpus):
+    root = tmp_path_factory.mktemp("models")
+    for name, params in SMALL.items():
+        build_model(name, params, TrainingConfig(epochs=10, batch_size=8, lr=1e-2)).fit(tiny_corpus.texts, tiny_corpus.labels).save(root / name)
+    return root
+
+
+def _examples(corpus):
+    extra = ["一个很长很长的句子，" * 40, "短", "😀", ""]
+    return [Example(t, l) for t, l in zip(corpus.texts, corpus.labels)] + [Example(t) for t in extra]
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_export_matches_the_model(name, models_dir, tiny_corpus, tmp_path):
+    from zhcls import load_model
+    from zhcls.export.onnx import export_bundle
+
+    examples = _examples(tiny_corpus)
+    manifest = export_bundle(models_dir / name, tmp_path / "b", data=examples, latency_texts=20)
+    assert manifest["parity"]["fp32"]["max_abs_diff"] <= 1e-4 and manifest["parity"]["fp32"]["label_agreement"] == 1.0
+    assert set(manifest["files"]) == {p.name for p in (tmp_path / "b").iterdir()} - {"manifest.json"}
+    assert manifest["latency"]["p50_ms"] > 0 and sum(manifest["size_bytes"].values()) > 0
+    assert manifest["labels"] == sorted(set(tiny_corpus.labels)) and manifest["model"] == name
+    texts = [e.text for e in examples]
+    np.testing.assert_allclose(Predictor(tmp_path / "b").predict_proba(texts), load_model(models_dir / name).predict_proba(texts), atol=1e-4)
+
+
+def test_int8_records_the_change(models_dir, tiny_corpus, tmp_path):
+    from zhcls.export.onnx import export_bundle
+
+    manifest = export_bundle(models_dir / "textcnn.v1", tmp_path / "b", quantize="int8", data=_examples(tiny_corpus), latency_texts=20)
+    q = manifest["parity"]["int8"]
+    assert manifest["precision"] == "int8" and 0 <= q["label_agreement"] <= 1
+    assert q["accuracy_change"] == pytest.approx(q["accuracy_int8"] - q["accuracy_fp32"])
+    assert Predictor(tmp_path / "b").predict(["足球比赛"])[0].label in manifest["labels"]
+
+
+def test_parity_gate_refuses_and_writes_nothing(models_dir, tiny_corpus, tmp_path, monkeypatch):
+    from zhcls.export import onnx as export_mod
+
+    real = export_mod.Predictor.predict_proba
+    monkeypatch.setattr(export_mod.Predictor, "predict_proba", lambda self, texts: np.roll(real(self, texts), 1, axis=1))
+    with pytest.raises(export_mod.ExportError, match="disagrees"):
+        export_mod.export_bundle(models_dir / "textcnn.v1", tmp_path / "b", data=_examples(tiny_corpus))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tampered_and_incomplete_bundles_are_refused(models_dir, tiny_corpus, tmp_path, capsys):
+    from zhcls.export.onnx import export_bundle
+
+    export_bundle(models_dir / "textcnn.v1", tmp_path / "b", data=_examples(tiny_corpus), latency_texts=10)
+    tok = tmp_path / "b" / "tokenizer.json"
+    data = json.loads(tok.read_text(encoding="utf-8"))
+    data["max_len"] = 3
+    tok.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(BundleError, match="sha256 does not match"):
+        Predictor(tmp_path / "b")
+    code, _, err = run_cli(["predict", tmp_path / "b", tmp_path / "b" / "manifest.json"], capsys)
+    assert code == 2 and "tokenizer.json" in err
+    tok.unlink()
+    with pytest.raises(BundleError, match="tokenizer.json is missing"):
+        Predictor(tmp_path / "b")
+
+
+def test_predict_without_torch(models_dir, tiny_corpus, tmp_path):
+    from zhcls.export.onnx import export_bundle
+
+    export_bundle(models_dir / "textcnn.v1", tmp_path / "b", data=_examples(tiny_corpus), latency_texts=10)
+    block = "import sys; sys.modules.update(torch=None, sklearn=None, scipy=None)\n"  # what `zhcls[serve]` lacks
+    script = (
+        block +
+        "from zhcls.serve import Predictor\n"
+        f"p = Predictor({str(tmp_path / 'b')!r})\n"
+        "print(p.predict(['足球比赛冠军'], top_k=1)[0].label)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "体育"
+    done = subprocess.run(
+        [sys.executable, "-c", block + "from zhcls.cli import main\nmain()", "predict", str(tmp_path / "b"), "-"],
+        input="股票基金\n", capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["label"] == "财经"
+
+
+def test_export_cli(models_dir, tiny_corpus, tmp_path, capsys):
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(tiny_corpus.texts), encoding="utf-8")
+    code, out, err = run_cli(["export", models_dir / "fasttext.v1", "-o", tmp_path / "b", "--data", data], capsys)
+    assert code == 0, err
+    assert "parity" in out and "p50" in out
+    code, _, err = run_cli(["export", models_dir / "tfidf.v1", "-o", tmp_path / "c", "--data", data, "--quantize", "int8"], capsys)
+    assert code == 2 and "quantize" in err
+    assert not (tmp_path / "c").exists()
+    code, _, err = run_cli(["export", models_dir / "tfidf.v1", "-o", tmp_path / "c", "--quantize", "int4"], capsys)
+    assert code == 2 and "int8" in err
