@@ -122,3 +122,13 @@ def test_export_cli(models_dir, tiny_corpus, tmp_path, capsys):
     assert not (tmp_path / "c").exists()
     code, _, err = run_cli(["export", models_dir / "tfidf.v1", "-o", tmp_path / "c", "--quantize", "int4"], capsys)
     assert code == 2 and "int8" in err
+
+
+def test_training_in_a_serving_install_says_what_to_install(tiny_corpus, tmp_path):
+    from conftest import make_corpus, write_config, write_jsonl
+
+    cfg = write_config(tmp_path / "c.toml", write_jsonl(tmp_path / "t.json", make_corpus(3)), None)
+    block = "import sys; sys.modules.update(torch=None, sklearn=None, scipy=None)\n"
+    done = subprocess.run([sys.executable, "-c", block + "from zhcls.cli import main\nmain()", "train", str(cfg), "-o", str(tmp_path / "r")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "zhcls[train]" in done.stderr and "Traceback" not in done.stderr

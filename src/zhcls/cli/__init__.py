@@ -19,6 +19,10 @@ except ImportError:  # pragma: no cover
 from ..errors import ZhclsError
 from . import _common
 
+# Which install extra brings a missing package (a serving install has no torch or scikit-learn).
+EXTRAS = {"torch": "train", "sklearn": "train", "gensim": "train", "jieba": "jieba", "onnx": "export",
+          "onnxruntime": "serve", "fastapi": "serve", "uvicorn": "serve", "snownlp": "demo"}
+
 app = typer.Typer(
     name="zhcls",
     help="Chinese text classification: check data, train, evaluate, predict.\n\nGlobal flags: --debug (tracebacks), --quiet (no progress).",
@@ -67,6 +71,14 @@ def main(argv: list[str] | None = None) -> None:
         if exc.hint:
             _common.err(f"hint: {exc.hint}")
         sys.exit(exc.exit_code)
+    except ModuleNotFoundError as exc:
+        if _common.STATE.debug:
+            raise
+        package = (exc.name or "").split(".")[0]
+        extra = EXTRAS.get(package, "dev")
+        _common.err(f"error: this command needs the Python package {package!r}, which is not installed")
+        _common.err(f"hint: pip install 'zhcls[{extra}]'")
+        sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - the last line of defence prints a short message
         if _common.STATE.debug:
             raise
