@@ -1,0 +1,363 @@
+"""bench: the latency and throughput of a bundle, its other precision and the PyTorch model it came from.
+
+One run measures every variant on the same texts, the same machine and the same text pipeline:
+
+- single-text latency at 1 thread, tokenization included (what one request costs): p50, p99, mean;
+- throughput in texts/s at batch 1, 32 and 256 with 1 and 2 threads, tokenization included;
+- tokenization alone (normalize + tokenize + ids), so the share of the model call is visible.
+
+Variants: the bundle itself; with `run` (the run or model directory the bundle was exported from) also the
+other precision (exported on the fly into a temporary directory) and PyTorch eager of the same weights,
+run fairly: `torch.set_num_threads(threads)`, `torch.inference_mode()`, the bundle's featurizer and padding.
+Ratios are speed-ups over PyTorch eager (> 1: faster than PyTorch), computed from the measured values.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .artifact import read_json
+from .data.example import Example
+from .errors import DataError, ZhclsError
+from .models.base import softmax
+from .serve.bundle import load_manifest
+from .serve.predictor import Predictor
+from .text.featurizer import Featurizer, pad
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZES = (1, 32, 256)
+THREADS = (1, 2)
+TORCH = "torch_eager"
+VARIANT_TITLES = {"onnx_fp32": "ONNX fp32", "onnx_int8": "ONNX int8", TORCH: "PyTorch eager", "linear": "numpy linear"}
+
+
+class BenchError(ZhclsError):
+    """The benchmark cannot run with what it was given."""
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    latency_texts: int = 1000  # texts timed one by one (each once per round)
+    throughput_texts: int = 2048  # texts per throughput pass, cut into batches
+    warmup: int = 50  # untimed calls before each measurement
+    rounds: int = 3  # throughput passes (the median is reported); latency rounds alternate the variant order
+    batch_sizes: tuple[int, ...] = BATCH_SIZES
+    threads: tuple[int, ...] = THREADS
+
+
+@dataclass
+class Variant:
+    """One way to turn texts into probabilities; `make(threads)` gives a `predict_proba` for that thread count."""
+
+    name: str
+    source: str
+    make: Callable[[int], Callable[[Sequence[str]], np.ndarray]]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# -- texts ---------------------------------------------------------------------------------------------
+def bench_texts(bundle: str | Path, run: str | Path | None = None, data: Sequence[Example] | None = None) -> list[Example]:
+    """The texts to time: `data` if given, else the run's dev split read with the run's [data] settings,
+    else the dev file recorded in the bundle's manifest."""
+    if data is not None:
+        examples = list(data)
+    elif run is not None and (examples := _run_dev_examples(run)):
+        pass
+    else:
+        examples = _manifest_dev_examples(Path(bundle))
+    examples = [e for e in examples if e.text.strip()]
+    if not examples:
+        raise BenchError("no texts to benchmark on", hint="pass --data FILE with texts like the ones you will serve")
+    return examples
+
+
+def _run_dev_examples(run: str | Path) -> list[Example]:
+    import tomllib
+
+    from .config import DataConfig
+    from .data.readers import read_split
+    from .models.base import resolve_model_dir
+
+    config = resolve_model_dir(run) / "config.toml"
+    if not config.is_file():
+        return []
+    section = tomllib.loads(config.read_text(encoding="utf-8")).get("data") or {}
+    if not section.get("dev"):
+        return []
+    try:
+        return read_split(DataConfig.model_validate(section), "dev") or []
+    except ZhclsError as exc:
+        log.warning("cannot read the run's dev set (%s); trying the bundle's manifest", exc.message)
+        return []
+
+
+def _manifest_dev_examples(bundle: Path) -> list[Example]:
+    from .data.readers import read_examples
+
+    manifest = load_manifest(bundle, verify=False)
+    path = (manifest.get("data") or {}).get("dev", {}).get("path")
+    if not path:
+        raise BenchError(f"{bundle}: the manifest records no dev set to take texts from", hint="pass --data FILE (any format `zhcls predict` reads)")
+    if not Path(path).is_file():
+        raise BenchError(
+            f"{bundle}: the dev set recorded in the manifest, {path}, is not there",
+            hint="pass --data FILE, or run from the directory the model was trained in",
+        )
+    return read_examples(path)
+
+
+# -- variants ------------------------------------------------------------------------------------------
+def _bundle_variant(path: Path, name: str | None = None) -> Variant:
+    manifest = load_manifest(path)
+    if name is None:
+        name = "linear" if manifest["backend"] == "linear" else f"onnx_{manifest['precision']}"
+
+    def make(threads: int) -> Callable[[Sequence[str]], np.ndarray]:
+        return Predictor(path, threads=threads, verify=False).predict_proba
+
+    return Variant(name, str(path), make, {"precision": manifest.get("precision"), "backend": manifest["backend"]})
+
+
+class TorchEager:
+    """PyTorch inference of a trained model, with the bundle's featurizer and padding, in inference mode."""
+
+    def __init__(self, model: Any, featurizer: Featurizer, threads: int) -> None:
+        self.net = model.net_.eval()
+        self.featurizer = featurizer
+        self.min_len = int(model.min_len)
+        self.threads = threads
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        f = self.featurizer
+        ids, lengths = pad([f.encode_tokens(f.full_tokens(t)[: f.max_len]) for t in texts], self.min_len)
+        if torch.get_num_threads() != self.threads:  # another variant's measurement may have changed it
+            torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            logits = self.net(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
+        return softmax(logits.astype(np.float64)).astype(np.float32)
+
+
+def _torch_variant(run: str | Path, featurizer: Featurizer) -> Variant:
+    from .models.base import load_model, resolve_model_dir
+
+    model_dir = resolve_model_dir(run)
+    model = load_model(model_dir)
+    if not hasattr(model, "net_"):
+        raise BenchError(f"{model_dir}: {model.name} has no PyTorch network to compare with", hint="leave out --run")
+    return Variant(TORCH, str(model_dir), lambda threads: TorchEager(model, featurizer, threads).predict_proba, {"model": model.name})
+
+
+def _check_same_model(bundle: Path, manifest: dict[str, Any], run: str | Path) -> None:
+    from .models.base import resolve_model_dir
+
+    model_dir = resolve_model_dir(run)
+    meta = read_json(model_dir / "zhcls.json")
+    if meta.get("model") != manifest["model"] or list(meta.get("labels", manifest["labels"])) != list(manifest["labels"]):
+        raise BenchError(
+            f"{bundle} ({manifest['model']}) was not exported from {model_dir} ({meta.get('model')})",
+            hint="pass the run directory the bundle was exported from as --run",
+        )
+    if (model_dir / "tokenizer.json").is_file() and read_json(model_dir / "tokenizer.json") != read_json(bundle / "tokenizer.json"):
+        raise BenchError(f"{bundle}: its tokenizer differs from {model_dir}'s", hint="pass the run directory the bundle was exported from as --run")
+
+
+# -- measurement -------------------------------------------------------------------------------------
+def latency_ms(predict: Callable[[Sequence[str]], Any], texts: Sequence[str], warmup: int) -> np.ndarray:
+    """Milliseconds per call, one text per call, in text order."""
+    for text in texts[:warmup]:
+        predict([text])
+    out = np.empty(len(texts))
+    clock = time.perf_counter
+    for i, text in enumerate(texts):
+        start = clock()
+        predict([text])
+        out[i] = clock() - start
+    return out * 1e3
+
+
+def throughput(predict: Callable[[Sequence[str]], Any], texts: Sequence[str], batch: int, rounds: int, warmup: int) -> float:
+    """Texts per second over `texts` cut into consecutive batches of `batch` (the median of `rounds` passes)."""
+    batches = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+    for b in batches[: max(1, warmup // batch)]:
+        predict(b)
+    rates = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for b in batches:
+            predict(b)
+        rates.append(len(texts) / (time.perf_counter() - start))
+    return float(np.median(rates))
+
+
+def _summary(ms: np.ndarray) -> dict[str, float]:
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 4),
+        "p90_ms": round(float(np.percentile(ms, 90)), 4),
+        "p99_ms": round(float(np.percentile(ms, 99)), 4),
+        "mean_ms": round(float(ms.mean()), 4),
+        "n": int(ms.size),
+    }
+
+
+def _cycle(texts: Sequence[str], n: int) -> list[str]:
+    return [texts[i % len(texts)] for i in range(n)] if texts else []
+
+
+def _quality(probas: dict[str, np.ndarray], labels: Sequence[str], examples: Sequence[Example]) -> dict[str, dict[str, float]]:
+    """Per variant: agreement with PyTorch (or the first variant), max |dp|, and accuracy when the texts are labelled."""
+    ref_name = TORCH if TORCH in probas else next(iter(probas))
+    ref = probas[ref_name]
+    known = [i for i, e in enumerate(examples) if e.label is not None and e.label in labels]
+    out = {}
+    for name, p in probas.items():
+        q: dict[str, float] = {"reference": ref_name, "label_agreement": float((p.argmax(1) == ref.argmax(1)).mean()), "max_abs_diff": float(np.abs(p - ref).max())}
+        if known and len(known) == sum(e.label is not None for e in examples):
+            q["accuracy"] = float(np.mean([labels[j] == examples[i].label for i, j in zip(known, p[known].argmax(1))]))
+        out[name] = q
+    return out
+
+
+def bench(
+    bundle: str | Path,
+    *,
+    run: str | Path | None = None,
+    data: Sequence[Example] | None = None,
+    settings: BenchSettings = BenchSettings(),
+) -> dict[str, Any]:
+    """Measure the bundle (and, with `run`, its other precision and PyTorch eager) and return the results:
+    `variants` (per variant: latency, throughput[threads][batch], quality), `rows` (the table: one row per
+    measurement, a value and a speed-up over PyTorch eager per variant) and `tokenize` (the text pipeline alone)."""
+    bundle = Path(bundle)
+    manifest = load_manifest(bundle)
+    examples = bench_texts(bundle, run, data)
+    texts = [e.text for e in examples]
+    variants = [_bundle_variant(bundle)]
+    with tempfile.TemporaryDirectory(prefix="zhcls-bench-") as tmp:
+        if run is not None:
+            if manifest["backend"] != "onnx":
+                raise BenchError(f"{bundle}: a {manifest['model']} bundle has no ONNX graph or PyTorch model to compare with", hint="leave out --run")
+            _check_same_model(bundle, manifest, run)
+            from .export.onnx import export_bundle
+
+            other = "none" if manifest["precision"] == "int8" else "int8"
+            log.info("exporting the %s variant of %s into a temporary directory", "fp32" if other == "none" else "int8", run)
+            export_bundle(run, Path(tmp) / "other", quantize=other, data=examples[:2000], latency_texts=20)  # type: ignore[arg-type]
+            variants.append(_bundle_variant(Path(tmp) / "other"))
+            variants.append(_torch_variant(run, Featurizer.from_json(read_json(bundle / "tokenizer.json"))))
+            variants.sort(key=lambda v: ("onnx_fp32", "onnx_int8", TORCH).index(v.name))
+        result = _measure(variants, examples, texts, bundle, settings)
+    result.update(bundle=str(bundle), run=None if run is None else str(run), model=manifest["model"], precision=manifest["precision"])
+    return result
+
+
+def _measure(variants: list[Variant], examples: Sequence[Example], texts: list[str], bundle: Path, s: BenchSettings) -> dict[str, Any]:
+    import os
+
+    lat_texts = _cycle(texts, min(s.latency_texts, max(len(texts), 1)))
+    tp_texts = _cycle(texts, s.throughput_texts)
+    predictors = {v.name: {t: v.make(t) for t in s.threads} for v in variants}
+    one = min(s.threads)
+    samples: dict[str, list[np.ndarray]] = {v.name: [] for v in variants}
+    for r in range(s.rounds if len(variants) > 1 else 1):
+        order = variants if r % 2 == 0 else variants[::-1]  # alternate, so a drift in load hits every variant alike
+        for v in order:
+            samples[v.name].append(latency_ms(predictors[v.name][one], lat_texts, s.warmup))
+    rates: dict[str, dict[int, dict[int, float]]] = {v.name: {} for v in variants}
+    for t in s.threads:
+        for v in variants:
+            rates[v.name][t] = {b: throughput(predictors[v.name][t], tp_texts, b, s.rounds, s.warmup) for b in s.batch_sizes}
+    probas = {v.name: np.concatenate([predictors[v.name][one](texts[i : i + 256]) for i in range(0, len(texts), 256)]) for v in variants}
+    labels = load_manifest(bundle, verify=False)["labels"]
+    quality = _quality(probas, labels, examples)
+    out_variants = {}
+    for v in variants:
+        out_variants[v.name] = {
+            "title": VARIANT_TITLES.get(v.name, v.name),
+            "source": v.source,
+            **v.info,
+            "latency": {**_summary(np.concatenate(samples[v.name])), "threads": one, "batch": 1, "tokenization": "included"},
+            "throughput": {str(t): {str(b): round(rates[v.name][t][b], 1) for b in s.batch_sizes} for t in s.threads},
+            "quality": quality[v.name],
+        }
+    featurizer = _tokenize_variant(bundle)
+    tokenize = _summary(latency_ms(featurizer, lat_texts, s.warmup)) if featurizer is not None else None
+    return {
+        "variants": out_variants,
+        "rows": table_rows(out_variants),
+        "tokenize": tokenize,
+        "texts": {"n": len(texts), "latency_calls_per_round": len(lat_texts), "throughput_texts": len(tp_texts),
+                  "mean_chars": round(float(np.mean([len(t) for t in texts])), 1)},
+        "settings": {"latency_texts": s.latency_texts, "throughput_texts": s.throughput_texts, "warmup": s.warmup, "rounds": s.rounds,
+                     "batch_sizes": list(s.batch_sizes), "threads": list(s.threads)},
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _tokenize_variant(bundle: Path) -> Callable[[Sequence[str]], Any] | None:
+    tokenizer = read_json(bundle / "tokenizer.json")
+    if tokenizer.get("kind") != "featurizer":
+        return None
+    f = Featurizer.from_json(tokenizer)
+    return lambda texts: [f.encode_tokens(f.full_tokens(t)[: f.max_len]) for t in texts]
+
+
+def table_rows(variants: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per measurement: {metric, unit, threads, batch, values{variant}, speedup{variant}}. speedup is
+    PyTorch's value over the variant's for latency, the variant's over PyTorch's for throughput (> 1: faster)."""
+    names = list(variants)
+    rows = []
+    for key in ("p50_ms", "p99_ms"):
+        rows.append({"metric": f"latency {key[:3]}", "unit": "ms", "threads": 1, "batch": 1, "higher_is_better": False,
+                     "values": {n: variants[n]["latency"][key] for n in names}})
+    threads = list(variants[names[0]]["throughput"])
+    for t in threads:
+        for b in variants[names[0]]["throughput"][t]:
+            rows.append({"metric": "throughput", "unit": "texts/s", "threads": int(t), "batch": int(b), "higher_is_better": True,
+                         "values": {n: variants[n]["throughput"][t][b] for n in names}})
+    for row in rows:
+        ref = row["values"].get(TORCH)
+        row["speedup"] = {n: (None if ref is None or not v else round((v / ref) if row["higher_is_better"] else (ref / v), 3)) for n, v in row["values"].items()}
+    return rows
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The rows as a Markdown table; each cell `value (x speed-up over PyTorch eager)`."""
+    names = list(result["variants"])
+    head = ["measurement"] + [result["variants"][n]["title"] for n in names]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * len(names) + "|"]
+    for row in result["rows"]:
+        what = f"{row['metric']} ({row['unit']}, 1 text, {row['threads']} thread)" if row["metric"].startswith("latency") else (
+            f"throughput (texts/s, batch {row['batch']}, {row['threads']} thread{'s' if row['threads'] > 1 else ''})"
+        )
+        cells = []
+        for n in names:
+            v, r = row["values"][n], row["speedup"][n]
+            num = f"{v:.3f}" if row["unit"] == "ms" else f"{v:,.0f}"
+            cells.append(num if r is None or n == TORCH else f"{num} (x{r:.2f})")
+        lines.append("| " + " | ".join([what] + cells) + " |")
+    if result.get("tokenize"):
+        tok = result["tokenize"]
+        lines.append(f"| tokenization alone, p50 / p99 (ms) | {tok['p50_ms']:.3f} / {tok['p99_ms']:.3f}" + " |" * len(names))
+    q = [f"{result['variants'][n]['title']}: agrees with {result['variants'].get(result['variants'][n]['quality']['reference'], {}).get('title', '?')} "
+         f"on {result['variants'][n]['quality']['label_agreement']:.2%}" + (f", accuracy {result['variants'][n]['quality']['accuracy']:.4f}" if "accuracy" in result["variants"][n]["quality"] else "")
+         for n in names if n != result["variants"][n]["quality"]["reference"]]
+    return "\n".join(lines) + ("\n\n" + "; ".join(q) if q else "")
+
+
+def read_bench_data(path: str | Path, fmt: str = "auto", text_field: str | None = None) -> list[Example]:
+    from .data.readers import ReadOptions, read_examples
+
+    examples = read_examples(path, ReadOptions(fmt, text_field, None))
+    if not examples:
+        raise DataError(f"{path}: no texts", hint="give a file with one text per line or records with a text field")
+    return examples
