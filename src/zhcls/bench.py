@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -251,7 +252,8 @@ def bench(
 
             other = "none" if manifest["precision"] == "int8" else "int8"
             log.info("exporting the %s variant of %s into a temporary directory", "fp32" if other == "none" else "int8", run)
-            export_bundle(run, Path(tmp) / "other", quantize=other, data=examples[:2000], latency_texts=20)  # type: ignore[arg-type]
+            with _quiet_logging():  # onnxruntime's quantizer logs advice on the root logger
+                export_bundle(run, Path(tmp) / "other", quantize=other, data=examples[:2000], latency_texts=20)  # type: ignore[arg-type]
             variants.append(_bundle_variant(Path(tmp) / "other"))
             variants.append(_torch_variant(run, Featurizer.from_json(read_json(bundle / "tokenizer.json"))))
             variants.sort(key=lambda v: ("onnx_fp32", "onnx_int8", TORCH).index(v.name))
@@ -326,7 +328,7 @@ def table_rows(variants: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                          "values": {n: variants[n]["throughput"][t][b] for n in names}})
     for row in rows:
         ref = row["values"].get(TORCH)
-        row["speedup"] = {n: (None if ref is None or not v else round((v / ref) if row["higher_is_better"] else (ref / v), 3)) for n, v in row["values"].items()}
+        row["speedup"] = {n: (None if ref is None or not v else (v / ref) if row["higher_is_better"] else (ref / v)) for n, v in row["values"].items()}
     return rows
 
 
@@ -352,6 +354,16 @@ def format_table(result: dict[str, Any]) -> str:
          f"on {result['variants'][n]['quality']['label_agreement']:.2%}" + (f", accuracy {result['variants'][n]['quality']['accuracy']:.4f}" if "accuracy" in result["variants"][n]["quality"] else "")
          for n in names if n != result["variants"][n]["quality"]["reference"]]
     return "\n".join(lines) + ("\n\n" + "; ".join(q) if q else "")
+
+
+@contextmanager
+def _quiet_logging() -> Iterator[None]:
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 def read_bench_data(path: str | Path, fmt: str = "auto", text_field: str | None = None) -> list[Example]:

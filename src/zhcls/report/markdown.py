@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .layout import Block
+
+NUMBER = re.compile(r"^(–|[+-]?\d[\d.,]*( ▼)?( [KMG]?i?B)?)$")
 
 
 def render(blocks: list[Block], figure_dir: str) -> str:
@@ -20,12 +23,17 @@ def render(blocks: list[Block], figure_dir: str) -> str:
         elif kind == "table":
             headers, rows = block[1], block[2]
             lines.append("| " + " | ".join(_cell(h) for h in headers) + " |")
-            lines.append("|" + "|".join(":---" if i == 0 else "---:" for i in range(len(headers))) + "|")
+            first = rows[0] if rows else [""] * len(headers)
+            lines.append("|" + "|".join("---:" if _numeric(c) else ":---" for c in first) + "|")
             lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
             lines.append("")
         elif kind == "image":
             lines += [f"![{block[2]}]({figure_dir}/{block[1]})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _numeric(text: Any) -> bool:
+    return bool(NUMBER.match(str(text)))
 
 
 def _inline(text: Any) -> str:

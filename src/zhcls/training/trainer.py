@@ -75,6 +75,12 @@ def predict_logits(module: torch.nn.Module, seqs: Sequence[Sequence[int]], *, ba
     return out
 
 
+def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """n / (k * count_c), scikit-learn's "balanced": every class weighs as much in the loss."""
+    counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
+    return len(y) / (n_classes * np.maximum(counts, 1))
+
+
 def make_optimizers(module: torch.nn.Module, lr: float, weight_decay: float) -> tuple[list[torch.optim.Optimizer], list[torch.nn.Parameter]]:
     """AdamW for dense parameters; SparseAdam for sparse embeddings, whose rows are updated only when a
     batch uses them. A fastText table of 200k hashed n-grams would otherwise be rewritten in full at
@@ -110,10 +116,7 @@ class Trainer:
         torch.set_num_threads(cfg.threads)
         y_t = torch.as_tensor(np.asarray(y), dtype=torch.long)
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-        weight = None
-        if cfg.class_weights == "balanced":
-            counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
-            weight = torch.tensor(len(y) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
+        weight = torch.tensor(balanced_weights(y, n_classes), dtype=torch.float32) if cfg.class_weights == "balanced" else None
         loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
         optimizers, dense = make_optimizers(module, lr, cfg.weight_decay)
 

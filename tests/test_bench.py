@@ -1,0 +1,93 @@
+"""zhcls bench: every variant measured, ratios taken from the measured values, the CLI prints and writes JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from zhcls.bench import TORCH, BenchError, BenchSettings, bench
+from zhcls.config import TrainingConfig
+from zhcls.data.example import Example
+from zhcls.models.base import build_model
+
+FAST = BenchSettings(latency_texts=20, throughput_texts=64, warmup=2, rounds=1)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_corpus):
+    from zhcls.export.onnx import export_bundle
+
+    root = tmp_path_factory.mktemp("bench")
+    params = {"embed_dim": 16, "num_filters": 16}
+    build_model("textcnn.v1", params, TrainingConfig(epochs=3, batch_size=8, lr=1e-2)).fit(tiny_corpus.texts, tiny_corpus.labels).save(root / "model")
+    examples = [Example(t, l) for t, l in zip(tiny_corpus.texts, tiny_corpus.labels)]
+    export_bundle(root / "model", root / "bundle", data=examples, latency_texts=5)
+    return root, examples
+
+
+def test_bench_measures_every_variant_and_derives_the_ratios(exported):
+    root, examples = exported
+    result = bench(root / "bundle", run=root / "model", data=examples, settings=FAST)
+    assert list(result["variants"]) == ["onnx_fp32", "onnx_int8", TORCH]
+    for v in result["variants"].values():
+        assert v["latency"]["p50_ms"] > 0 and v["latency"]["p99_ms"] >= v["latency"]["p50_ms"]
+        assert v["latency"]["n"] == FAST.latency_texts * FAST.rounds
+        assert all(rate > 0 for per_batch in v["throughput"].values() for rate in per_batch.values())
+        assert set(v["throughput"]) == {"1", "2"} and set(v["throughput"]["1"]) == {"1", "32", "256"}
+    assert result["variants"]["onnx_fp32"]["quality"]["label_agreement"] == 1.0  # the same model as PyTorch
+    assert "accuracy" in result["variants"][TORCH]["quality"]
+    assert len(result["rows"]) == 2 + 2 * 3
+    for row in result["rows"]:
+        ref = row["values"][TORCH]
+        for name, value in row["values"].items():
+            assert value > 0
+            expected = value / ref if row["higher_is_better"] else ref / value
+            assert row["speedup"][name] == pytest.approx(expected)
+        assert row["speedup"][TORCH] == pytest.approx(1.0)
+    assert result["tokenize"]["p50_ms"] > 0
+
+
+def test_bench_of_a_bundle_alone_has_no_ratios(exported):
+    root, examples = exported
+    result = bench(root / "bundle", data=examples, settings=FAST)
+    assert list(result["variants"]) == ["onnx_fp32"]
+    assert all(row["speedup"]["onnx_fp32"] is None for row in result["rows"])
+
+
+def test_bench_without_texts_says_how_to_give_them(exported):
+    root, _ = exported
+    with pytest.raises(BenchError) as exc:
+        bench(root / "bundle", settings=FAST)
+    assert "--data" in exc.value.hint
+
+
+def test_bench_refuses_a_run_the_bundle_did_not_come_from(exported, tiny_corpus, tmp_path):
+    root, examples = exported
+    other = build_model("fasttext.v1", {"embed_dim": 8, "buckets": 100}, TrainingConfig(epochs=1, batch_size=8))
+    other.fit(tiny_corpus.texts, tiny_corpus.labels).save(tmp_path / "other")
+    with pytest.raises(BenchError, match="not exported from"):
+        bench(root / "bundle", run=tmp_path / "other", data=examples, settings=FAST)
+
+
+def test_cli_prints_the_table_and_writes_json(exported, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from conftest import write_jsonl, make_corpus
+    from zhcls.cli import bench_cmd
+
+    root, _ = exported
+    app = typer.Typer()
+    bench_cmd.register(app)
+    app.command("noop")(lambda: None)  # two commands, so typer keeps `bench` as a subcommand name
+    data = write_jsonl(tmp_path / "texts.json", make_corpus(4, seed=5))
+    out = tmp_path / "bench.json"
+    args = ["bench", str(root / "bundle"), "--run", str(root / "model"), "--data", str(data), "--json", str(out),
+            "--latency-texts", "10", "--throughput-texts", "32", "--rounds", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "| measurement | ONNX fp32 | ONNX int8 | PyTorch eager |" in result.output
+    assert "latency p50" in result.output and "(x" in result.output
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert set(saved["variants"]) == {"onnx_fp32", "onnx_int8", TORCH} and saved["texts"]["n"] == 12
