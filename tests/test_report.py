@@ -43,7 +43,7 @@ def _train(root: Path, name: str, model: str, extra: str = "", overrides: tuple[
 
     files = {s: root / f"{s}.json" for s in ("train", "dev", "test")}
     if not files["train"].exists():
-        for (split, path), seed, n in zip(files.items(), (1, 2, 3), (12, 4, 4)):
+        for path, seed, n in zip(files.values(), (1, 2, 3), (12, 4, 4)):
             write_jsonl(path, make_corpus(n, seed=seed))
     cfg = write_config(root / f"{name}.toml", files["train"], files["dev"], model=model, extra=extra)
     cfg.write_text(cfg.read_text(encoding="utf-8").replace("[data]\n", f'[data]\ntest = "{files["test"]}"\n'), encoding="utf-8")
@@ -180,15 +180,17 @@ def _baseline_file(tmp_path: Path, run: Path, **shift: float) -> Path:
 
 
 def test_gate_exit_codes(runs, tmp_path, cli, capsys):
-    run, out = runs["cnn"], tmp_path / "r.md"
+    run, out = runs["cnn"], tmp_path / "r.json"  # the report data only: no figures to draw, faster
     same = _baseline_file(tmp_path, run)
     assert cli(["report", run, "--baseline", same, "-o", out], capsys)[0] == 0
 
     worse_f1 = _baseline_file(tmp_path, run, macro_f1=0.05)  # the baseline was 0.05 better: the run dropped 0.05
-    code, _, err = cli(["report", run, "--baseline", worse_f1, "-o", out], capsys)
+    code, _, err = cli(["report", run, "--baseline", worse_f1, "-o", tmp_path / "r.md"], capsys)
     assert code == 3
     assert "gate macro_f1" in err and "FAILED" in err and "quality gate failed on test: macro_f1" in err
-    assert "Quality gate failed" in out.read_text(encoding="utf-8")  # the report is still written, for CI to post
+    assert "Quality gate failed" in (tmp_path / "r.md").read_text(encoding="utf-8")  # still written, for CI to post
+    code, _, err = cli(["report", run, "--baseline", worse_f1, "-o", out], capsys)
+    assert code == 3 and json.loads(out.read_text(encoding="utf-8"))["gate"]["failed"] == ["macro_f1"]
     assert cli(["report", run, "--baseline", worse_f1, "--max-drop", "0.06", "-o", out], capsys)[0] == 0
     assert cli(["report", run, "--baseline", worse_f1, "--metric", "accuracy", "-o", out], capsys)[0] == 0
 

@@ -21,7 +21,7 @@ from . import _common
 
 # Which install extra brings a missing package (a serving install has no torch or scikit-learn).
 EXTRAS = {"torch": "train", "sklearn": "train", "gensim": "train", "jieba": "jieba", "onnx": "export",
-          "onnxruntime": "serve", "fastapi": "serve", "uvicorn": "serve", "snownlp": "demo"}
+          "onnxruntime": "serve", "fastapi": "serve", "uvicorn": "serve", "snownlp": "demo", "matplotlib": "report"}
 
 app = typer.Typer(
     name="zhcls",
@@ -34,9 +34,12 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from . import config_cmd, data_cmd, embeddings_cmd, evaluate_cmd, export_cmd, predict_cmd, quickstart_cmd, train_cmd
+    from . import (
+        config_cmd, data_cmd, embeddings_cmd, evaluate_cmd, export_cmd, predict_cmd, quickstart_cmd, registry_cmd, report_cmd,
+        runs_cmd, train_cmd,
+    )
 
-    for module in (quickstart_cmd, train_cmd, evaluate_cmd, predict_cmd, export_cmd):
+    for module in (quickstart_cmd, train_cmd, evaluate_cmd, predict_cmd, export_cmd, report_cmd, runs_cmd, registry_cmd):
         module.register(app)
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(embeddings_cmd.app, name="embeddings")

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 
 
 def predict(
-    run: Path = typer.Argument(..., help="Run directory or model directory."),
+    run: Path = typer.Argument(..., help="Run, model or bundle directory, or registry://NAME@ALIAS."),
     source: str = typer.Argument("-", help="A data file or a file with one text per line; '-' reads stdin."),
     top_k: int = typer.Option(0, "--top-k", min=0, help="Keep only the K most probable classes in `scores` (0: all)."),
     fmt: str = _common.FormatOption,
@@ -28,8 +28,10 @@ def predict(
 ) -> None:
     """Predict with a run or a bundle; print one JSON line per text."""
     from ..data.readers import ReadOptions, read_examples
+    from ..registry_store import resolve_bundle
     from ..serve.bundle import is_bundle
 
+    run = resolve_bundle(run)  # registry://NAME@production -> its bundle; plain paths unchanged
     if is_bundle(run):
         from ..serve.predictor import Predictor
 

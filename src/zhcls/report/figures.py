@@ -11,6 +11,7 @@ import io
 import warnings
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 CJK_FONTS = (
@@ -18,6 +19,7 @@ CJK_FONTS = (
     "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC",
     "Droid Sans Fallback", "AR PL UMing CN",
 )
+CJK_FILE_HINTS = ("cjk", "wqy", "wenquanyi", "sourcehan", "droidsansfallback", "simhei", "msyh", "pingfang", "uming")
 DPI = 110
 NO_FONT = "no CJK font found, so Chinese text in the figures shows as boxes; install one (Debian/Ubuntu: apt-get install fonts-noto-cjk)"
 
@@ -28,7 +30,18 @@ def cjk_font() -> str | None:
     from matplotlib import font_manager
 
     installed = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in installed), None)
+    found = next((name for name in CJK_FONTS if name in installed), None)
+    if found is None:
+        # matplotlib caches its font list on first use: a font installed after that is not in it.
+        for path in font_manager.findSystemFonts():
+            if any(hint in Path(path).name.lower() for hint in CJK_FILE_HINTS):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        found = next((name for name in CJK_FONTS if name in installed), None)
+    return found
 
 
 @contextmanager

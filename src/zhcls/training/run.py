@@ -64,7 +64,9 @@ def train(cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress:
     model.fit([e.text for e in train_ex], [e.label for e in train_ex], eval_set=eval_set, work_dir=out, progress=progress)
     seconds = time.perf_counter() - started
 
-    metrics: dict[str, Any] = {"model": cfg.model.name, "train_seconds": round(seconds, 3), "n_train": len(train_ex)}
+    metrics: dict[str, Any] = {
+        "model": cfg.model.name, "train_seconds": round(seconds, 3), "n_train": len(train_ex), "git_commit": git_commit(),
+    }
     result = getattr(model, "fit_result_", None)
     if result is not None:
         metrics.update(best_step=result.best_step, steps=result.steps, resumed_from=result.resumed_from)
@@ -115,6 +117,17 @@ def evaluate_examples(model: Classifier, examples: list[Example]) -> dict[str, A
 def describe_split(cfg: RunConfig, name: str, examples: list[Example]) -> dict[str, Any]:
     path = Path(examples[0].source.rsplit(":", 1)[0]) if examples else cfg.data.path(name)
     return {"path": str(path), "sha256": fingerprint(path), "n": len(examples)}
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """HEAD of the git repository the command runs in; None outside one or without git."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
 
 
 def _jsonl(record: dict[str, Any]) -> str:
