@@ -36,10 +36,10 @@ app = typer.Typer(
 def _register() -> None:
     from . import (
         config_cmd, data_cmd, embeddings_cmd, evaluate_cmd, export_cmd, predict_cmd, quickstart_cmd, registry_cmd, report_cmd,
-        runs_cmd, train_cmd,
+        runs_cmd, serve_cmd, train_cmd,
     )
 
-    for module in (quickstart_cmd, train_cmd, evaluate_cmd, predict_cmd, export_cmd, report_cmd, runs_cmd, registry_cmd):
+    for module in (quickstart_cmd, train_cmd, evaluate_cmd, predict_cmd, export_cmd, serve_cmd, report_cmd, runs_cmd, registry_cmd):
         module.register(app)
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(embeddings_cmd.app, name="embeddings")
