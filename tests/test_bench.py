@@ -20,7 +20,9 @@ def exported(tmp_path_factory, tiny_corpus):
 
     root = tmp_path_factory.mktemp("bench")
     params = {"embed_dim": 16, "num_filters": 16}
-    build_model("textcnn.v1", params, TrainingConfig(epochs=3, batch_size=8, lr=1e-2)).fit(tiny_corpus.texts, tiny_corpus.labels).save(root / "model")
+    build_model("textcnn.v1", params, TrainingConfig(epochs=3, batch_size=8, lr=1e-2)).fit(tiny_corpus.texts, tiny_corpus.labels).save(
+        root / "model"
+    )
     examples = [Example(t, l) for t, l in zip(tiny_corpus.texts, tiny_corpus.labels)]
     export_bundle(root / "model", root / "bundle", data=examples, latency_texts=5)
     return root, examples
@@ -74,7 +76,7 @@ def test_cli_prints_the_table_and_writes_json(exported, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from conftest import write_jsonl, make_corpus
+    from conftest import make_corpus, write_jsonl
     from zhcls.cli import bench_cmd
 
     root, _ = exported
@@ -83,8 +85,22 @@ def test_cli_prints_the_table_and_writes_json(exported, tmp_path):
     app.command("noop")(lambda: None)  # two commands, so typer keeps `bench` as a subcommand name
     data = write_jsonl(tmp_path / "texts.json", make_corpus(4, seed=5))
     out = tmp_path / "bench.json"
-    args = ["bench", str(root / "bundle"), "--run", str(root / "model"), "--data", str(data), "--json", str(out),
-            "--latency-texts", "10", "--throughput-texts", "32", "--rounds", "1"]
+    args = [
+        "bench",
+        str(root / "bundle"),
+        "--run",
+        str(root / "model"),
+        "--data",
+        str(data),
+        "--json",
+        str(out),
+        "--latency-texts",
+        "10",
+        "--throughput-texts",
+        "32",
+        "--rounds",
+        "1",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "| measurement | ONNX fp32 | ONNX int8 | PyTorch eager |" in result.output

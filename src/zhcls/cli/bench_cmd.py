@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
 def bench(
     bundle: Path = typer.Argument(..., help="Bundle directory (from `zhcls export`)."),
     run: Optional[Path] = typer.Option(
-        None, "--run", help="The run or model directory the bundle was exported from: adds PyTorch eager and the other precision (exported to a temp dir)."
+        None,
+        "--run",
+        help="The run or model directory the bundle was exported from: adds PyTorch eager and the other precision (exported to a temp dir).",
     ),
     data: Optional[Path] = typer.Option(None, "--data", help="Texts to time (default: the dev set the model was trained with)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full results as JSON to this file."),
@@ -30,15 +32,27 @@ def bench(
 ) -> None:
     """Time single-text latency (p50/p99, 1 thread, tokenization included) and throughput at batch 1/32/256
     with 1 and 2 threads; print a table with speed-ups over PyTorch eager."""
-    from ..bench import BenchSettings, format_table, read_bench_data
+    from ..bench import BenchSettings, format_table
     from ..bench import bench as run_bench
+    from ..data.readers import ReadOptions, read_examples
 
     _common.setup_logging()
-    examples = read_bench_data(data, fmt, text_field) if data is not None else None
+    examples = read_examples(data, ReadOptions(fmt, text_field, None)) if data is not None else None
     settings = BenchSettings(latency_texts=latency_texts, throughput_texts=throughput_texts, rounds=rounds)
     result = run_bench(bundle, run=run, data=examples, settings=settings)
-    print(f"{result['model']} bundle {bundle} ({result['precision']}), {result['texts']['n']} texts "
-          f"(mean {result['texts']['mean_chars']} chars), load average {result['loadavg']}")
+    machine = result["machine"]
+    print(
+        f"{result['model']} bundle {bundle} ({result['precision']}), {result['texts']['n']} texts (mean {result['texts']['mean_chars']} chars)"
+    )
+    busy = machine["other_processes_cores"]
+    print(
+        f"machine: {machine['cpu_count']} cores, load average {machine['loadavg']}"
+        + (
+            ""
+            if busy is None
+            else f", other processes used {busy:.2f} cores while measuring" + (" (timings are inflated)" if busy > 0.25 else "")
+        )
+    )
     print(format_table(result))
     if json_out is not None:
         from ..artifact import write_text
