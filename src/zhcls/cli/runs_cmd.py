@@ -48,7 +48,7 @@ def compare(
 
     result = compare_runs(runs, metric, split)
     if plot is not None:
-        from ..report import write_bytes
+        from ..artifact import write_bytes
         from ..report.figures import trend_png
 
         png, warnings = trend_png(result["trend"], metric, split)

@@ -8,15 +8,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from ..artifact import atomic_dir, write_text
 from .build import DEFAULT_GATE, ReportError, build_report, load_source
 
-__all__ = ["DEFAULT_GATE", "ReportError", "build_report", "load_source", "write_bytes", "write_report"]
+__all__ = ["DEFAULT_GATE", "ReportError", "build_report", "load_source", "write_report"]
 
 Format = Literal["md", "html", "json"]
 
@@ -49,17 +47,3 @@ def write_report(report: dict[str, Any], out: str | Path, fmt: Format | None = N
     return [out] + [fig_dir / name for name in sorted(figures)]
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
-    """Atomically write binary `data` (a PNG): readers see the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
