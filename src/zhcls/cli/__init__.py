@@ -35,8 +35,18 @@ app = typer.Typer(
 
 def _register() -> None:
     from . import (
-        config_cmd, data_cmd, embeddings_cmd, evaluate_cmd, export_cmd, predict_cmd, quickstart_cmd, registry_cmd, report_cmd,
-        runs_cmd, serve_cmd, train_cmd,
+        config_cmd,
+        data_cmd,
+        embeddings_cmd,
+        evaluate_cmd,
+        export_cmd,
+        predict_cmd,
+        quickstart_cmd,
+        registry_cmd,
+        report_cmd,
+        runs_cmd,
+        serve_cmd,
+        train_cmd,
     )
 
     for module in (quickstart_cmd, train_cmd, evaluate_cmd, predict_cmd, export_cmd, serve_cmd, report_cmd, runs_cmd, registry_cmd):
