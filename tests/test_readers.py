@@ -107,3 +107,13 @@ def test_invisible_only_text_is_empty(tmp_path):
     examples = read_examples(_write(tmp_path / "t.json", '{"sentence": "好", "label": "a"}\n{"sentence": "\\u200b\\u200b", "label": "b"}\n'))
     with pytest.raises(DataError, match=r"t\.json:2: empty text"):
         require_labeled(examples, "train data")
+
+
+def test_unicode_line_separators_inside_records(tmp_path):
+    # FewCLUE iflytek has raw U+2028 inside texts; only \n ends a record.
+    path = _write(tmp_path / "d.json", '{"sentence": "第一\u2028第二\x85第三", "label": "a"}\r\n{"sentence": "好", "label": "b"}\n')
+    examples = read_examples(path)
+    assert [e.text for e in examples] == ["第一\u2028第二\x85第三", "好"]
+    assert examples[1].source.endswith(":2")
+    tsv = read_examples(_write(tmp_path / "d.tsv", "一\u2028二\tx\n三\ty\n"))
+    assert [(e.text, e.label) for e in tsv] == [("一\u2028二", "x"), ("三", "y")]

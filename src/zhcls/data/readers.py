@@ -64,7 +64,7 @@ def paddle_label_file(data: DataConfig) -> list[str] | None:
     train = data.path("train")
     if train is None or not train.is_dir() or not (train / "label.txt").is_file():
         return None
-    return [line.strip() for line in read_text(train / "label.txt").splitlines() if line.strip()]
+    return [line.strip() for line in lines(read_text(train / "label.txt")) if line.strip()]
 
 
 def read_text(path: Path) -> str:
@@ -83,13 +83,23 @@ def read_text(path: Path) -> str:
         ) from None
 
 
+def lines(text: str) -> list[str]:
+    """Physical lines, split on \n only. str.splitlines() also splits on U+2028, U+0085 and other
+    characters that occur inside real records (FewCLUE iflytek has U+2028 in its texts), which would
+    cut a JSON line in two and shift every line number after it."""
+    out = text.split("\n")
+    if out and out[-1] == "":
+        out.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in out]
+
+
 def fingerprint(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def detect_format(path: Path, text: str) -> str:
     suffix = path.suffix.lower()
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    first = next((line for line in lines(text) if line.strip()), "")
     if suffix in (".json", ".jsonl") or first.lstrip().startswith("{"):
         return "jsonl"
     if suffix == ".csv":
@@ -118,7 +128,7 @@ def _read_jsonl(path: Path, text: str, options: ReadOptions) -> list[Example]:
     out: list[Example] = []
     text_field = label_field = None
     labeled: bool | None = None
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(lines(text), 1):
         if not line.strip():
             continue
         try:
@@ -207,7 +217,7 @@ def _read_csv(path: Path, text: str, options: ReadOptions) -> list[Example]:
 
 def _read_tsv(path: Path, text: str, options: ReadOptions) -> list[Example]:
     rows: list[tuple[int, str, str]] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(lines(text), 1):
         if not line.strip():
             continue
         if "\t" not in line:
@@ -239,7 +249,7 @@ def _guess_tsv_order(rows: list[tuple[int, str, str]]) -> str:
 
 
 def _read_lines(path: Path, text: str, options: ReadOptions) -> list[Example]:
-    return [Example(line.strip(), None, f"{path}:{i}") for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    return [Example(line.strip(), None, f"{path}:{i}") for i, line in enumerate(lines(text), 1) if line.strip()]
 
 
 def require_labeled(examples: list[Example], what: str) -> None:
