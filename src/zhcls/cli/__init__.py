@@ -21,7 +21,8 @@ from . import _common
 
 # Which install extra brings a missing package (a serving install has no torch or scikit-learn).
 EXTRAS = {"torch": "train", "sklearn": "train", "gensim": "train", "jieba": "jieba", "onnx": "export",
-          "onnxruntime": "serve", "fastapi": "serve", "uvicorn": "serve", "snownlp": "demo", "matplotlib": "report"}
+          "onnxruntime": "serve", "fastapi": "serve", "uvicorn": "serve", "snownlp": "demo", "matplotlib": "report",
+          "cleanlab": "labels"}
 
 app = typer.Typer(
     name="zhcls",
@@ -40,6 +41,7 @@ def _register() -> None:
         embeddings_cmd,
         evaluate_cmd,
         export_cmd,
+        labels_cmd,
         predict_cmd,
         quickstart_cmd,
         registry_cmd,
@@ -53,6 +55,7 @@ def _register() -> None:
         module.register(app)
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(embeddings_cmd.app, name="embeddings")
+    app.add_typer(labels_cmd.app, name="labels")
     app.add_typer(config_cmd.app, name="config")
 
 
