@@ -13,12 +13,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
 
+from ..artifact import write_bytes
 from ..data.example import Example
 from ..data.readers import ReadOptions, detect_format, read_text
 from ..errors import ConfigError, DataError
@@ -131,7 +130,7 @@ def _records(text: str, fmt: str) -> tuple[list[str], dict[int, tuple[int, int]]
         except csv.Error as exc:
             raise DataError(f"unreadable CSV near line {counter.consumed} ({exc})") from None
         return lines, spans
-    lines = text.splitlines(keepends=True)
+    lines = _physical_lines(text)
     return lines, {i + 1: (i, i + 1) for i in range(len(lines))}
 
 
@@ -149,12 +148,20 @@ class _Counting:
         return self.lines[self.consumed - 1]
 
 
+def _physical_lines(text: str) -> list[str]:
+    """Lines ended by \n only, endings kept: the reader's split (readers.lines), byte for byte."""
+    parts = text.split("\n")
+    out = [p + "\n" for p in parts[:-1]]
+    if parts[-1]:
+        out.append(parts[-1])
+    return out
+
+
 def _split_ending(raw: str) -> tuple[str, str]:
-    for end in ("\r\n", "\n", "\r"):
+    for end in ("\r\n", "\n"):
         if raw.endswith(end):
             return raw[: -len(end)], end
-    body = raw.rstrip("\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")  # str.splitlines also ends lines here
-    return body, raw[len(body):]
+    return raw, ""
 
 
 # -- rewriting one record ---------------------------------------------------------------------------
@@ -309,17 +316,3 @@ def apply_changes(
     return CleanResult(output, log_path, len(examples), relabeled, len(changes) - relabeled, skipped)
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
-    """Atomic, byte-exact write (no newline translation), as artifact.write_text does for text."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
