@@ -69,7 +69,10 @@ TASKS: list[Task] = [
     *_fewclue("eprstmt", "sentence", "label"),
     *_fewclue("iflytek", "sentence", "label_des"),
     *_fewclue("csldcp", "content", "label"),
-    *(Task(f"online_shopping/{lf}", f"{_OS}/train.csv", f"{_OS}/dev.csv", f"{_OS}/test.csv", "review", lf, True) for lf in ("cat", "label")),
+    *(
+        Task(f"online_shopping/{lf}", f"{_OS}/train.csv", f"{_OS}/dev.csv", f"{_OS}/test.csv", "review", lf, True)
+        for lf in ("cat", "label")
+    ),
 ]
 
 
@@ -107,7 +110,7 @@ def zhcls_config(task: Task, model: str, n_train: int, args: argparse.Namespace)
 
 
 def _per_model(spec: str) -> dict[str, int]:
-    """"textcnn.v1=2,bigru.v1=2" -> {"textcnn.v1": 2, ...}"""
+    """Parse `textcnn.v1=2,bigru.v1=2` into {"textcnn.v1": 2, ...}."""
     out = {}
     for item in spec.split(","):
         name, _, value = item.partition("=")
@@ -116,7 +119,7 @@ def _per_model(spec: str) -> dict[str, int]:
 
 
 def _per_model_opts(spec: str) -> dict[str, dict[str, int]]:
-    """"textcnn.v1:num_filters=64,bigru.v1:hidden_size=96" -> {"textcnn.v1": {"num_filters": 64}, ...}"""
+    """Parse `textcnn.v1:num_filters=64,bigru.v1:hidden_size=96` into {"textcnn.v1": {"num_filters": 64}, ...}."""
     out: dict[str, dict[str, int]] = {}
     for item in filter(None, (i.strip() for i in spec.split(","))):
         name, _, kv = item.partition(":")
@@ -235,8 +238,11 @@ def run_zhcls(task: Task, model: str, data_dir: Path, run_dir: Path, args: argpa
     n_train = sum(1 for _ in open(data_dir / task.train, encoding="utf-8"))
     raw = zhcls_config(task, model, n_train, args)
     raw["data"] = {
-        "train": str(data_dir / task.train), "dev": str(data_dir / task.dev), "test": str(data_dir / task.test),
-        "text_field": task.text_field, "label_field": task.label_field,
+        "train": str(data_dir / task.train),
+        "dev": str(data_dir / task.dev),
+        "test": str(data_dir / task.test),
+        "text_field": task.text_field,
+        "label_field": task.label_field,
     }
     cfg = config_from_dict(raw, source=f"{task.name}:{model}")
 
@@ -249,8 +255,12 @@ def run_zhcls(task: Task, model: str, data_dir: Path, run_dir: Path, args: argpa
     resolved = resolved_dict(cfg)
     resolved.pop("data", None)
     entry = {
-        "test": _headline(m["test"]), "dev": _headline(m["dev"]), "train_seconds": m["train_seconds"],
-        "n_train": m["n_train"], "config": resolved, "run_dir": str(run_dir),
+        "test": _headline(m["test"]),
+        "dev": _headline(m["dev"]),
+        "train_seconds": m["train_seconds"],
+        "n_train": m["n_train"],
+        "config": resolved,
+        "run_dir": str(run_dir),
     }
     for key in ("best_step", "steps"):
         if key in m:
@@ -288,8 +298,11 @@ def run_fasttext_baseline(task: Task, data_dir: Path, run_dir: Path, args: argpa
     duration = args.fasttext_duration_large if task.large else args.fasttext_duration_few
     started = time.perf_counter()
     model = fasttext.train_supervised(
-        input=str(run_dir / "train.txt"), autotuneValidationFile=str(run_dir / "dev.txt"),
-        autotuneDuration=duration, thread=args.threads, verbose=0,
+        input=str(run_dir / "train.txt"),
+        autotuneValidationFile=str(run_dir / "dev.txt"),
+        autotuneDuration=duration,
+        thread=args.threads,
+        verbose=0,
     )
     seconds = time.perf_counter() - started
 
@@ -303,7 +316,8 @@ def run_fasttext_baseline(task: Task, data_dir: Path, run_dir: Path, args: argpa
     return {
         "test": _headline(classification_metrics([e.label for e in test_ex], predict(test_ex), labels)),
         "dev": _headline(classification_metrics([e.label for e in dev_ex], predict(dev_ex), labels)),
-        "train_seconds": round(seconds, 3), "n_train": len(train_ex),
+        "train_seconds": round(seconds, 3),
+        "n_train": len(train_ex),
         "config": {"autotune_duration_s": duration, "autotune_metric": "f1 (micro = accuracy)", "input": "characters", "tuned": tuned},
     }
 
@@ -340,9 +354,18 @@ def run_tfidf_baseline(task: Task, data_dir: Path, run_dir: Path, args: argparse
     seconds = time.perf_counter() - started
     _, c, pred, dev_m = best
     return {
-        "test": _headline(classification_metrics([e.label for e in test_ex], pred, labels)), "dev": _headline(dev_m),
-        "train_seconds": round(seconds, 3), "n_train": len(train_ex),
-        "config": {"vectorizer": f"char 1-3, sublinear_tf, max_features {LR_MAX_FEATURES}", "n_features": len(vec.vocabulary_), "C_grid": list(grid), "C": c, "max_iter": args.lr_max_iter, "solver": "lbfgs, warm_start over C ascending"},
+        "test": _headline(classification_metrics([e.label for e in test_ex], pred, labels)),
+        "dev": _headline(dev_m),
+        "train_seconds": round(seconds, 3),
+        "n_train": len(train_ex),
+        "config": {
+            "vectorizer": f"char 1-3, sublinear_tf, max_features {LR_MAX_FEATURES}",
+            "n_features": len(vec.vocabulary_),
+            "C_grid": list(grid),
+            "C": c,
+            "max_iter": args.lr_max_iter,
+            "solver": "lbfgs, warm_start over C ascending",
+        },
         "dev_grid": history,
     }
 
@@ -359,6 +382,7 @@ def atomic_write(path: Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600
     os.replace(tmp, path)
 
 
@@ -386,12 +410,19 @@ def environment(argv: list[str]) -> dict[str, Any]:
         "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/foundation.py", *argv]),
         "machine": {
-            "cpu_model": cpu, "os_cpu_count": os.cpu_count(), "affinity_cpus": len(os.sched_getaffinity(0)),
-            "platform": platform.platform(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+            "cpu_model": cpu,
+            "os_cpu_count": os.cpu_count(),
+            "affinity_cpus": len(os.sched_getaffinity(0)),
+            "platform": platform.platform(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         },
         "versions": {
-            "zhcls": zhcls.__version__, "torch": torch.__version__, "sklearn": sklearn.__version__, "numpy": numpy.__version__,
-            "fasttext_wheel": fasttext_version, "python": platform.python_version(),
+            "zhcls": zhcls.__version__,
+            "torch": torch.__version__,
+            "sklearn": sklearn.__version__,
+            "numpy": numpy.__version__,
+            "fasttext_wheel": fasttext_version,
+            "python": platform.python_version(),
         },
         "git": {"commit": commit, "dirty_tracked_files": dirty},
     }
@@ -453,9 +484,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += [f"  {n}. {i['started']}, {i.get('wall_seconds', 0) / 60:.1f} min: `{i['command']}`" for n, i in enumerate(inv)]
     workarounds = results.get("data", {}).get("workarounds", {})
     if workarounds:
-        lines.append(f"- data workaround: {', '.join(f'`{r}`' for r in workarounds)} hold raw U+2028 inside JSON strings, which "
-                     "`zhcls.data.readers` cannot read (it splits with str.splitlines()); every model read copies with those "
-                     "characters written as JSON escapes, checked to parse to identical records")
+        lines.append(
+            f"- data workaround: {', '.join(f'`{r}`' for r in workarounds)} hold raw U+2028 inside JSON strings, which "
+            "`zhcls.data.readers` cannot read (it splits with str.splitlines()); every model read copies with those "
+            "characters written as JSON escapes, checked to parse to identical records"
+        )
     lines += [
         "",
         "Test-set accuracy and macro-F1 in percent, from `zhcls.eval.metrics.classification_metrics`. Every model "
@@ -476,7 +509,9 @@ def render_markdown(results: dict[str, Any]) -> str:
                 if err:
                     lines.append(f"| {model} | — | — | — | FAILED: {err['error'].strip().splitlines()[-1][:120]} |")
                 continue
-            lines.append(f"| {model} | {_pct(e['test']['accuracy'])} | {_pct(e['test']['macro_f1'])} | {e['train_seconds']:.1f} | {_notes(model, e)} |")
+            lines.append(
+                f"| {model} | {_pct(e['test']['accuracy'])} | {_pct(e['test']['macro_f1'])} | {e['train_seconds']:.1f} | {_notes(model, e)} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -506,8 +541,10 @@ def _epochs(results: dict[str, Any], task: str, model: str) -> str:
 
 def _summary(results: dict[str, Any]) -> list[str]:
     out = ["## Summary against the targets", ""]
-    out.append("**Target 1:** on online_shopping cat and label, zhcls's best neural model (TextCNN or BiGRU) is at least "
-               "2 accuracy points above the better tuned baseline (fastText autotune or TF-IDF+LR).")
+    out.append(
+        "**Target 1:** on online_shopping cat and label, zhcls's best neural model (TextCNN or BiGRU) is at least "
+        "2 accuracy points above the better tuned baseline (fastText autotune or TF-IDF+LR)."
+    )
     out.append("")
     for task in ("online_shopping/cat", "online_shopping/label"):
         neural = {m: _acc(results, task, m) for m in ("textcnn.v1", "bigru.v1")}
@@ -520,35 +557,57 @@ def _summary(results: dict[str, Any]) -> list[str]:
         gap = 100 * (neural[bn] - base[bb])
         verdict = "**MET**" if gap >= 2.0 else "**NOT MET**"
         trained = ", ".join(f"{m} {_epochs(results, task, m)}" for m in neural)
-        out.append(f"- {task}: best neural {bn} {_pct(neural[bn])} vs best baseline {bb} {_pct(base[bb])}: "
-                   f"{gap:+.2f} points (needs ≥ +2.00) → {verdict} (trained: {trained})")
-    out += ["", "**FewCLUE few_all** (train_few_all / dev_few_all, test_public): test accuracy of each zhcls model minus the "
-            "TF-IDF+LR baseline measured in this run (points). The earlier TF-IDF measurement (tnews ≈ 43, iflytek ≈ 52, "
-            "csldcp ≈ 59) is shown for reference.", ""]
-    out += ["| task | baseline.tfidf_lr | earlier TF-IDF | baseline.fasttext | " + " | ".join(ZHCLS_MODELS) + " |",
-            "|---|---:|---:|---:|" + "---:|" * len(ZHCLS_MODELS)]
+        out.append(
+            f"- {task}: best neural {bn} {_pct(neural[bn])} vs best baseline {bb} {_pct(base[bb])}: "
+            f"{gap:+.2f} points (needs ≥ +2.00) → {verdict} (trained: {trained})"
+        )
+    out += [
+        "",
+        "**FewCLUE few_all** (train_few_all / dev_few_all, test_public): test accuracy of each zhcls model minus the "
+        "TF-IDF+LR baseline measured in this run (points). The earlier TF-IDF measurement (tnews ≈ 43, iflytek ≈ 52, "
+        "csldcp ≈ 59) is shown for reference.",
+        "",
+    ]
+    out += [
+        "| task | baseline.tfidf_lr | earlier TF-IDF | baseline.fasttext | " + " | ".join(ZHCLS_MODELS) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(ZHCLS_MODELS),
+    ]
+    deltas: dict[str, list[str]] = {m: [] for m in ZHCLS_MODELS}
     for name in ("tnews", "eprstmt", "iflytek", "csldcp"):
         task = f"{name}/few_all"
-        base = _acc(results, task, "baseline.tfidf_lr")
+        measured = _acc(results, task, "baseline.tfidf_lr")
         earlier = EARLIER_TFIDF.get(name)
+        base, against = (measured, "this run") if measured is not None else (earlier, "earlier")
         cells = []
         for m in ("baseline.fasttext", *ZHCLS_MODELS):
             a = _acc(results, task, m)
             e = results["results"].get(task, {}).get(m, {})
-            still = "†" if m in ("textcnn.v1", "bigru.v1", "fasttext.v1") and e.get("steps") and e.get("best_step") == e.get("steps") else ""
-            cells.append("—" if a is None else _pct(a) + still + ("" if base is None else f" ({100 * (a - base):+.1f})"))
-        out.append(f"| {task} | {_pct(base)} | {'—' if earlier is None else f'≈ {100 * earlier:.0f}'} | " + " | ".join(cells) + " |")
-    out += ["", "† best dev score at the last step: still improving when its epoch budget ran out (a lower bound). "
-            "Neural models on FewCLUE get about --few-steps optimizer steps (at least 3 epochs) to fit the time budget."]
-    verdicts = []
-    for m in ZHCLS_MODELS:
-        pairs = [(_acc(results, f"{n}/few_all", m), _acc(results, f"{n}/few_all", "baseline.tfidf_lr")) for n in ("tnews", "eprstmt", "iflytek", "csldcp")]
-        pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
-        if pairs:
-            wins = sum(a >= b for a, b in pairs)
-            verdicts.append(f"{m} matches or beats the TF-IDF baseline on {wins} of {len(pairs)} few_all tasks")
-    if verdicts:
-        out += ["", "- " + "\n- ".join(verdicts)]
+            still = (
+                "†" if m in ("textcnn.v1", "bigru.v1", "fasttext.v1") and e.get("steps") and e.get("best_step") == e.get("steps") else ""
+            )
+            mark = "" if against == "this run" else "*"
+            cells.append("—" if a is None else _pct(a) + still + ("" if base is None else f" ({100 * (a - base):+.1f}{mark})"))
+            if a is not None and base is not None and m in deltas:
+                deltas[m].append(f"{name} {100 * (a - base):+.1f}{mark}")
+        out.append(f"| {task} | {_pct(measured)} | {'—' if earlier is None else f'≈ {100 * earlier:.0f}'} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "† best dev score at the last step: still improving when its epoch budget ran out (a lower bound). "
+        "Neural models on FewCLUE get about --few-steps optimizer steps (at least 3 epochs) to fit the time budget. "
+        "\\* no TF-IDF baseline from this run for that task: the difference is to the earlier measurement.",
+        "",
+    ]
+    for m, ds in deltas.items():
+        if ds:
+            out.append(f"- {m} vs the TF-IDF baseline (points): {', '.join(ds)}")
+    missing = [
+        f"{t.name} {m}"
+        for t in sorted(TASKS, key=run_order)
+        for m in (*BASELINES, *ZHCLS_MODELS)
+        if m not in results["results"].get(t.name, {})
+    ]
+    if missing:
+        out += ["", f"**Not run** (out of the time budget; rerun the same command to resume): {', '.join(missing)}."]
     out.append("")
     return out
 
@@ -567,26 +626,44 @@ def select(items: list[str], wanted: str | None, what: str) -> list[str]:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=os.environ.get("ZHCLS_DATA_DIR", str(REPO.parent / "shared" / "data")),
-                   help="shared/data (default: $ZHCLS_DATA_DIR or ../shared/data from the repo root)")
+    p.add_argument(
+        "--data-dir",
+        default=os.environ.get("ZHCLS_DATA_DIR", str(REPO.parent / "shared" / "data")),
+        help="shared/data (default: $ZHCLS_DATA_DIR or ../shared/data from the repo root)",
+    )
     p.add_argument("--tasks", help="comma-separated task names or prefixes, e.g. tnews,online_shopping/cat (default: all)")
     p.add_argument("--models", help=f"comma-separated, from {', '.join(ALL_MODELS)}; 'baseline' selects both baselines (default: all)")
     p.add_argument("--quick", action="store_true", help="smoke run: small random subsets, 2 epochs, short autotune; results go to /tmp")
     p.add_argument("--force", action="store_true", help="redo (task, model) entries already in the results JSON")
-    p.add_argument("--results-dir", help="where foundation.{json,md} go (default: benchmarks/results, or /tmp/zhcls-bench/quick with --quick)")
+    p.add_argument(
+        "--results-dir", help="where foundation.{json,md} go (default: benchmarks/results, or /tmp/zhcls-bench/quick with --quick)"
+    )
     p.add_argument("--runs-dir", help="where run directories go (default: /tmp/zhcls-bench/runs, or /tmp/zhcls-bench/quick/runs)")
     p.add_argument("--threads", type=int, default=2, help="torch / fastText threads (default 2)")
     p.add_argument("--metric", choices=("accuracy", "macro_f1"), default="accuracy", help="dev metric used for every model's selection")
     p.add_argument("--fasttext-duration-large", type=int, default=60, help="fastText autotune seconds on online_shopping (default 60)")
     p.add_argument("--fasttext-duration-few", type=int, default=30, help="fastText autotune seconds on FewCLUE (default 30)")
-    p.add_argument("--lr-max-iter", type=int, default=200,
-                   help="LogisticRegression max_iter, for tfidf.v1 and the TF-IDF baseline (default 200; lbfgs on 119 classes is slow)")
-    p.add_argument("--few-steps", type=int, default=150, help="FewCLUE: about this many optimizer steps per neural model, as 3-30 epochs (default 150)")
+    p.add_argument(
+        "--lr-max-iter",
+        type=int,
+        default=200,
+        help="LogisticRegression max_iter, for tfidf.v1 and the TF-IDF baseline (default 200; lbfgs on 119 classes is slow)",
+    )
+    p.add_argument(
+        "--few-steps", type=int, default=150, help="FewCLUE: about this many optimizer steps per neural model, as 3-30 epochs (default 150)"
+    )
     p.add_argument("--few-max-len", type=int, default=128, help="FewCLUE: neural max_len (default 128; iflytek/csldcp run longer)")
-    p.add_argument("--large-epochs", default="textcnn.v1=1,bigru.v1=1,fasttext.v1=2", help="online_shopping epochs per neural model (default textcnn.v1=1,bigru.v1=1,fasttext.v1=2)")
+    p.add_argument(
+        "--large-epochs",
+        default="textcnn.v1=1,bigru.v1=1,fasttext.v1=2",
+        help="online_shopping epochs per neural model (default textcnn.v1=1,bigru.v1=1,fasttext.v1=2)",
+    )
     p.add_argument("--large-max-len", type=int, default=128, help="online_shopping: neural max_len (default 128, 90%% of reviews fit)")
-    p.add_argument("--large-model-opts", default="textcnn.v1:num_filters=64",
-                   help="online_shopping: extra model options, MODEL:key=int,... (default textcnn.v1:num_filters=64)")
+    p.add_argument(
+        "--large-model-opts",
+        default="textcnn.v1:num_filters=64",
+        help="online_shopping: extra model options, MODEL:key=int,... (default textcnn.v1:num_filters=64)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.fasttext_duration_large = args.fasttext_duration_few = 5
@@ -609,14 +686,19 @@ def main(argv: list[str] | None = None) -> int:
     log.info("data verified against %s (%d files)", data_dir / "SHA256SUMS", len(checked))
     results = load_results(results_dir / "foundation.json")
     if results.get("quick", args.quick) != args.quick:
-        sys.exit(f"error: {results_dir / 'foundation.json'} holds {'quick' if results.get('quick') else 'full'} results; use another --results-dir")
+        sys.exit(
+            f"error: {results_dir / 'foundation.json'} holds {'quick' if results.get('quick') else 'full'} results; use another --results-dir"
+        )
     results["quick"] = args.quick
     results.setdefault("data", {}).update({"dir": str(data_dir), "sha256": {**results.get("data", {}).get("sha256", {}), **checked}})
     env = environment(argv)
     results["invocations"].append(env)
     invocation = len(results["invocations"]) - 1
     wall_start = time.perf_counter()
-    runners: dict[str, Callable[..., dict[str, Any]]] = {"baseline.fasttext": run_fasttext_baseline, "baseline.tfidf_lr": run_tfidf_baseline}
+    runners: dict[str, Callable[..., dict[str, Any]]] = {
+        "baseline.fasttext": run_fasttext_baseline,
+        "baseline.tfidf_lr": run_tfidf_baseline,
+    }
     failures = 0
     for task in tasks:
         task = readable_task(task, data_dir, root / "readable-data", results["data"].setdefault("workarounds", {}))
@@ -642,14 +724,24 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault("errors", {}).setdefault(task.name, {})[model] = {"error": tb, "invocation": invocation}
                 save_results(results, results_dir, "foundation")
                 continue
-            entry.update(wall_seconds=round(time.perf_counter() - started, 3), invocation=invocation,
-                         finished=dt.datetime.now().astimezone().isoformat(timespec="seconds"))
+            entry.update(
+                wall_seconds=round(time.perf_counter() - started, 3),
+                invocation=invocation,
+                finished=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            )
             results["results"].setdefault(task.name, {})[model] = entry
             results.get("errors", {}).get(task.name, {}).pop(model, None)
             env["wall_seconds"] = round(time.perf_counter() - wall_start, 1)
             save_results(results, results_dir, "foundation")
-            log.info("%s %s: test accuracy %.4f macro-F1 %.4f, train %.1fs (wall %.1fs)", task.name, model,
-                     entry["test"]["accuracy"], entry["test"]["macro_f1"], entry["train_seconds"], entry["wall_seconds"])
+            log.info(
+                "%s %s: test accuracy %.4f macro-F1 %.4f, train %.1fs (wall %.1fs)",
+                task.name,
+                model,
+                entry["test"]["accuracy"],
+                entry["test"]["macro_f1"],
+                entry["train_seconds"],
+                entry["wall_seconds"],
+            )
     env["wall_seconds"] = round(time.perf_counter() - wall_start, 1)
     env["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     save_results(results, results_dir, "foundation")

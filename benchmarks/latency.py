@@ -125,8 +125,8 @@ def read(path: Path, task: Task):
 
 
 # -- training and export -----------------------------------------------------------------------------------
-def train_zhcls(task: Task, model: dict[str, Any], train: Path, dev: Path, run_dir: Path, quick: bool) -> dict[str, Any]:
-    from zhcls.config import config_from_dict
+def train_zhcls(task: Task, model: dict[str, Any], train: Path, dev: Path, run_dir: Path, quick: bool, reuse: bool) -> dict[str, Any]:
+    from zhcls.config import config_from_dict, dump_config
     from zhcls.training.run import train as run_train
 
     epochs = 2 if quick else task.epochs[model["name"]]
@@ -142,23 +142,30 @@ def train_zhcls(task: Task, model: dict[str, Any], train: Path, dev: Path, run_d
         "model": {**model, "max_len": 256},  # tokens kept per text (the default, stated)
         "training": training,
     }
-    started = time.perf_counter()
-    result = run_train(config_from_dict(raw, source=f"{task.name}:{model['name']}"), run_dir, force=True)
+    cfg = config_from_dict(raw, source=f"{task.name}:{model['name']}")
+    if reuse and (run_dir / "metrics.json").is_file() and (run_dir / "config.toml").read_text(encoding="utf-8") == dump_config(cfg):
+        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))  # trained by an earlier, interrupted invocation
+    else:
+        metrics = run_train(cfg, run_dir, force=True).metrics
     return {
         "run_dir": str(run_dir),
-        "train_seconds": round(time.perf_counter() - started, 1),
-        "dev_accuracy": result.metrics["dev"]["accuracy"],
-        "dev_macro_f1": result.metrics["dev"]["macro_f1"],
+        "train_seconds": metrics["train_seconds"],
+        "dev_accuracy": metrics["dev"]["accuracy"],
+        "dev_macro_f1": metrics["dev"]["macro_f1"],
         "config": {"model": raw["model"], "training": training},
     }
 
 
-def export(run_dir: Path, out: Path) -> dict[str, Any]:
+def export(run_dir: Path, out: Path, reuse: bool) -> dict[str, Any]:
     from zhcls.export.onnx import export_bundle
+    from zhcls.serve.bundle import load_manifest
 
     info = {}
     for precision, quantize in (("fp32", "none"), ("int8", "int8")):
-        manifest = export_bundle(run_dir, out / precision, quantize=quantize)  # type: ignore[arg-type]
+        if reuse and (out / precision / "manifest.json").is_file():
+            manifest = load_manifest(out / precision)
+        else:
+            manifest = export_bundle(run_dir, out / precision, quantize=quantize)  # type: ignore[arg-type]
         info[precision] = {"path": str(out / precision), "parity": manifest["parity"], "size_bytes": sum(manifest["size_bytes"].values())}
     return info
 
@@ -455,6 +462,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--max-load", type=float, default=0.8, help="1-minute load average under which measuring starts")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--reuse", action="store_true", help="keep runs and bundles an interrupted invocation left in --work-dir")
     return p.parse_args(argv)
 
 
@@ -504,9 +512,9 @@ def main(argv: list[str] | None = None) -> int:
         for model in (TEXTCNN, FASTTEXT):
             log.info("%s %s: training", task.name, model["name"])
             run_dir = work / "runs" / task.name / model["name"]
-            trained = train_zhcls(task, model, train_path, dev_path, run_dir, args.quick)
+            trained = train_zhcls(task, model, train_path, dev_path, run_dir, args.quick, args.reuse)
             log.info("%s %s: dev accuracy %.4f; exporting", task.name, model["name"], trained["dev_accuracy"])
-            entry[model["name"]] = {"train": trained, "export": export(run_dir, work / "bundles" / task.name / model["name"])}
+            entry[model["name"]] = {"train": trained, "export": export(run_dir, work / "bundles" / task.name / model["name"], args.reuse)}
         native = NativeFastText(train_ex, work / "native" / task.name, 2 if args.quick else task.epochs["native"])
         entry["native"] = {"train_seconds": native.train_seconds, "dev_accuracy": native.accuracy(dev_ex), "params": NATIVE}
         results["tasks"][task.name] = entry
