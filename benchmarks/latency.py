@@ -370,7 +370,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += [
         f"- command: `{env['command']}`",
         f"- machine: {env['machine']['cpu_model']}, {env['machine']['os_cpu_count']} cores ({env['machine']['affinity_cpus']} usable), {env['machine']['platform']}",
-        f"- date: {env['started']}, measurements finished {results.get('finished', '?')}",
+        f"- date: {env['started']}, measurements finished {results.get('finished', '?')}"
+        + (" (--reuse: runs and bundles an earlier, interrupted invocation left in --work-dir were used as they were)" if results.get("reused_runs") else ""),
         "- versions: "
         + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
         + f"; git {env['git']['commit'][:12]}"
@@ -487,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         "environment": environment(argv),
         "targets": TARGETS,
         "data": {"dir": str(data_dir), "sha256": checked},
+        "reused_runs": args.reuse,
         "tasks": {},
     }
     settings = BenchSettings(latency_texts=args.latency_texts, throughput_texts=args.throughput_texts, rounds=args.rounds)

@@ -53,6 +53,16 @@ class TrainingConfig(Section):
     threads: int = Field(1, ge=1)
 
 
+class TrackConfig(Section):
+    """Optional MLflow logging of each finished run (`pip install 'zhcls[track]'`)."""
+
+    mlflow: bool = False
+    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<runs dir>/mlflow.db
+    experiment: str = "zhcls"
+    run_name: str | None = None  # None: the run directory's name
+    report: bool = True  # also log the Markdown report and its figures as artifacts
+
+
 class ModelSection(BaseModel):
     """`name` picks a registered model; the other keys are validated by that model's Params."""
 
@@ -68,6 +78,7 @@ class RunConfig(Section):
     data: DataConfig = DataConfig()
     model: ModelSection = ModelSection()
     training: TrainingConfig = TrainingConfig()
+    track: TrackConfig = TrackConfig()
 
 
 def default_data_dir() -> str:
@@ -177,7 +188,7 @@ def _hint_for(exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = err["loc"]
     if err["type"] == "extra_forbidden" and loc:
-        section = {"data": DataConfig, "training": TrainingConfig}.get(str(loc[0]))
+        section = {"data": DataConfig, "training": TrainingConfig, "track": TrackConfig}.get(str(loc[0]))
         if section is not None:
             import difflib
 

@@ -22,7 +22,7 @@ from . import _common
 # Which install extra brings a missing package (a serving install has no torch or scikit-learn).
 EXTRAS = {"torch": "train", "sklearn": "train", "gensim": "train", "jieba": "jieba", "onnx": "export",
           "onnxruntime": "serve", "fastapi": "serve", "uvicorn": "serve", "snownlp": "demo", "matplotlib": "report",
-          "cleanlab": "labels"}
+          "cleanlab": "labels", "mlflow": "track"}
 
 app = typer.Typer(
     name="zhcls",
@@ -36,6 +36,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from . import (
+        bench_cmd,
         config_cmd,
         data_cmd,
         embeddings_cmd,
@@ -51,7 +52,7 @@ def _register() -> None:
         train_cmd,
     )
 
-    for module in (quickstart_cmd, train_cmd, evaluate_cmd, predict_cmd, export_cmd, serve_cmd, report_cmd, runs_cmd, registry_cmd):
+    for module in (quickstart_cmd, train_cmd, evaluate_cmd, predict_cmd, export_cmd, serve_cmd, bench_cmd, report_cmd, runs_cmd, registry_cmd):
         module.register(app)
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(embeddings_cmd.app, name="embeddings")

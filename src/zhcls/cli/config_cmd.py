@@ -27,7 +27,13 @@ format = "auto"                  # auto | jsonl | tsv | csv | paddle | lines
 {model}
 
 [training]
-{training}"""
+{training}
+
+# Optional: also log each finished run to MLflow (pip install 'zhcls[track]'); see docs/reports.md.
+# [track]
+# mlflow = true
+# experiment = "zhcls"
+"""
 
 
 @app.command("init")

@@ -26,6 +26,7 @@ from ..data.readers import fingerprint, paddle_label_file, read_split, require_l
 from ..errors import DataError, RunError
 from ..eval.metrics import classification_metrics, headline
 from ..models.base import Classifier, ProgressHook, build_model
+from ..track import log_run, require_mlflow
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress:
     if out.exists() and any(out.iterdir()) and not (out / "config.toml").is_file():
         raise RunError(f"{out}: exists and is not a zhcls run", hint="choose a new output directory")
 
+    require_mlflow(cfg.track)
     splits = load_splits(cfg)
     train_ex, dev_ex, test_ex = splits["train"], splits.get("dev"), splits.get("test")
     config_text = dump_config(cfg)
@@ -85,6 +87,8 @@ def train(cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress:
     last.save(out / "model-last", config_toml=config_text)
     write_json(out / "metrics.json", metrics)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    if cfg.track.mlflow:
+        log_run(cfg, out, metrics, result.history if result is not None else getattr(model, "history_", []))
     return RunResult(out, best_dir, metrics, metrics.get("resumed_from"))
 
 
