@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from zhcls.bench import TORCH, BenchError, BenchSettings, bench
+from zhcls.bench import TORCH, BenchError, BenchSettings, bench, format_table, model_flops
 from zhcls.config import TrainingConfig
 from zhcls.data.example import Example
 from zhcls.models.base import build_model
@@ -107,3 +107,29 @@ def test_cli_prints_the_table_and_writes_json(exported, tmp_path):
     assert "latency p50" in result.output and "(x" in result.output
     saved = json.loads(out.read_text(encoding="utf-8"))
     assert set(saved["variants"]) == {"onnx_fp32", "onnx_int8", TORCH} and saved["texts"]["n"] == 12
+
+
+def test_bench_reports_the_matmul_peak_and_the_fraction_of_it(exported):
+    root, examples = exported
+    result = bench(root / "bundle", data=examples, settings=FAST)
+    assert set(result["peak"]) == {"1", "2"} and all(p["gflops"] > 0 for p in result["peak"].values())
+    flops = result["flops"]
+    assert flops["per_text"] > 0 and flops["mean_ids"] > 0
+    for t, per in result["variants"]["onnx_fp32"]["throughput"].items():
+        for b, rate in per.items():
+            expected = rate * flops["per_text"] / (result["peak"][t]["gflops"] * 1e9)
+            assert result["variants"]["onnx_fp32"]["peak_fraction"][t][b] == pytest.approx(expected, rel=1e-3, abs=1e-5)
+    assert "MFLOP per text" in format_table(result) and "of that peak" in format_table(result)
+
+
+def test_model_flops_counts_the_dense_computation():
+    manifest = {"model": "textcnn.v1", "labels": ["a", "b"], "params": {"embed_dim": 4, "num_filters": 3, "kernel_sizes": [2, 3]}}
+    # length 5: kernel 2 has 4 windows, kernel 3 has 3; each window 2*D*F*k; output 2*(F*2)*K
+    expected = 4 * 2 * 4 * 3 * 2 + 3 * 2 * 4 * 3 * 3 + 2 * 6 * 2
+    assert model_flops(manifest, [5])["per_text"] == expected
+    assert model_flops(manifest, [1])["per_text"] == 2 * 4 * 3 * 2 + 2 * 4 * 3 * 3 + 2 * 6 * 2  # a short text keeps one window
+    bag = {"model": "fasttext.v1", "labels": ["a", "b", "c"], "params": {"embed_dim": 10}}
+    assert model_flops(bag, [7, 9])["per_text"] == 8 * 10 + 2 * 10 * 3
+    assert model_flops({"model": "tfidf.v1", "labels": ["a"], "params": {}}, [3]) is None
+    tables = {**manifest, "input": {"graph": "textcnn_tables"}}
+    assert model_flops(tables, [5])["graph_per_text"] == 5 * 3 * 6 + 2 * 6 * 2  # 3 taps of 6 filters per position; output layer

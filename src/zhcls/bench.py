@@ -4,7 +4,9 @@ One run measures every variant on the same texts, the same machine and the same 
 
 - single-text latency at 1 thread, tokenization included (what one request costs): p50, p99, mean;
 - throughput in texts/s at batch 1, 32 and 256 with 1 and 2 threads, tokenization included;
-- tokenization alone (normalize + tokenize + ids), so the share of the model call is visible.
+- tokenization alone (normalize + tokenize + ids), so the share of the model call is visible;
+- the machine's measured fp32 matrix-multiply peak (onnxruntime MatMul, 1 and 2 threads) and the model's FLOPs
+  per text, so throughput can be read as a fraction of what the cores can do.
 
 Variants: the bundle itself; with `run` (the run or model directory the bundle was exported from) also the
 other precision (exported on the fly into a temporary directory) and PyTorch eager of the same weights,
@@ -313,6 +315,11 @@ def _measure(variants: list[Variant], examples: Sequence[Example], texts: list[s
 
     with CpuShare() as share:
         result = _measure_all(variants, examples, texts, bundle, s)
+        peaks = {str(t): matmul_peak(t) for t in s.threads}
+        result["peak"] = {t: p for t, p in peaks.items() if p is not None} or None
+    manifest = load_manifest(bundle, verify=False)
+    result["flops"] = model_flops(manifest, _id_lengths(bundle, texts))
+    add_peak_fractions(result)
     result["machine"] = {
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "cpu_count": os.cpu_count(),
@@ -369,6 +376,95 @@ def _measure_all(variants: list[Variant], examples: Sequence[Example], texts: li
             "threads": list(s.threads),
         },
     }
+
+
+# -- FLOPs and the matmul peak ----------------------------------------------------------------------------
+def matmul_peak(threads: int, n: int = 1024, reps: int = 5) -> dict[str, Any] | None:
+    """The machine's fp32 matrix-multiply rate: an n x n x n MatMul in onnxruntime (MLAS, the engine the bundles run
+    on) with `threads` intra-op threads, best of `reps` calls after one warm-up. GFLOP/s = 2 n^3 / seconds / 1e9.
+    None where onnx (the graph builder, in the export extra) is not installed."""
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return None
+
+    rng = np.random.default_rng(0)
+    b = numpy_helper.from_array(rng.standard_normal((n, n)).astype(np.float32), name="b")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "peak",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])],
+        initializer=[b],
+    )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    session.run(None, {"a": a})
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        session.run(None, {"a": a})
+        best = min(best, time.perf_counter() - start)
+    return {"gflops": round(2 * n**3 / best / 1e9, 2), "threads": threads, "n": n, "engine": f"onnxruntime {ort.__version__} MatMul fp32"}
+
+
+def _id_lengths(bundle: Path, texts: Sequence[str]) -> list[int] | None:
+    tokenizer = read_json(bundle / "tokenizer.json")
+    if tokenizer.get("kind") != "featurizer":
+        return None
+    f = Featurizer.from_json(tokenizer)
+    return [len(f.encode(t)) for t in texts]
+
+
+def model_flops(manifest: dict[str, Any], id_lengths: Sequence[int] | None) -> dict[str, Any] | None:
+    """FLOPs per text of the model as trained (a multiply-add counts 2), averaged over the texts' id counts.
+
+    The dense computation the model defines, the same for every variant: the ONNX table graphs precompute
+    the convolution or the output layer into tables and execute far fewer operations than this."""
+    p, name = manifest.get("params") or {}, manifest["model"]
+    if id_lengths is None or not id_lengths or not p:
+        return None
+    n_classes = len(manifest["labels"])
+    lengths = np.asarray(id_lengths, dtype=np.float64)
+    if name == "textcnn.v1":
+        d, f, ks = p["embed_dim"], p["num_filters"], p["kernel_sizes"]
+        per = sum(np.maximum(lengths - k + 1, 1) * 2 * d * f * k for k in ks) + 2 * f * len(ks) * n_classes
+        basis = "convolutions as matrix products (2 D F k per window) + output layer"
+    elif name == "fasttext.v1":
+        d = p["embed_dim"]
+        per = lengths * d + 2 * d * n_classes
+        basis = "embedding sum (D per id, n-grams included) + output layer"
+    elif name == "bigru.v1":
+        d, h, layers = p["embed_dim"], p["hidden_size"], p["num_layers"]
+        step = sum(2 * 2 * 3 * ((d if i == 0 else 2 * h) + h) * h for i in range(layers))  # 2 directions, 3 gates
+        per = lengths * (step + 2 * 2 * h) + 2 * 2 * h * n_classes
+        basis = "GRU gates (both directions, every layer) + attention + output layer"
+    else:
+        return None
+    out = {"per_text": round(float(per.mean())), "mean_ids": round(float(lengths.mean()), 1), "basis": basis}
+    graph = (manifest.get("input") or {}).get("graph")
+    if graph == "textcnn_tables":  # per window: one table row of all filters per tap, added; then the output layer
+        cols = p["num_filters"] * len(p["kernel_sizes"])
+        out["graph_per_text"] = round(float((np.maximum(lengths, max(p["kernel_sizes"])) * max(p["kernel_sizes"]) * cols).mean() + 2 * cols * n_classes))
+    elif graph == "bag_folded":  # one row of class scores per id, added
+        out["graph_per_text"] = round(float((lengths * n_classes).mean() + n_classes))
+    return out
+
+
+def add_peak_fractions(result: dict[str, Any]) -> None:
+    """Per variant, threads and batch: texts/s x FLOPs per text / the matmul peak at that thread count."""
+    flops, peak = result.get("flops"), result.get("peak") or {}
+    for v in result["variants"].values():
+        v["peak_fraction"] = {
+            t: {b: (None if not flops or t not in peak else round(rate * flops["per_text"] / (peak[t]["gflops"] * 1e9), 5)) for b, rate in per.items()}
+            for t, per in v["throughput"].items()
+        }
 
 
 def _tokenize_variant(bundle: Path) -> Callable[[Sequence[str]], Any] | None:
@@ -443,7 +539,38 @@ def format_table(result: dict[str, Any]) -> str:
         for n in names
         if n != result["variants"][n]["quality"]["reference"]
     ]
-    return "\n".join(lines) + ("\n\n" + "; ".join(q) if q else "")
+    return "\n".join(lines) + ("\n\n" + "; ".join(q) if q else "") + _peak_lines(result)
+
+
+def _peak_lines(result: dict[str, Any]) -> str:
+    flops, peak = result.get("flops"), result.get("peak")
+    if not flops or not peak:
+        return ""
+    lines = [
+        "",
+        "",
+        f"Model: {flops['per_text'] / 1e6:.3f} MFLOP per text ({flops['basis']}; mean {flops['mean_ids']} ids)"
+        + (
+            f"; the exported table graph executes {flops['graph_per_text'] / 1e6:.3f} MFLOP of it (the rest is precomputed into its tables, "
+            "so a fraction above 100% is possible)"
+            if flops.get("graph_per_text")
+            else ""
+        )
+        + ". "
+        + "Matrix-multiply peak measured now: "
+        + ", ".join(f"{p['gflops']:.1f} GFLOP/s at {t} thread{'s' if int(t) > 1 else ''}" for t, p in peak.items())
+        + f" ({next(iter(peak.values()))['engine']}, {next(iter(peak.values()))['n']}^3)."
+        + " Throughput as a fraction of that peak (texts/s x FLOPs per text / peak):",
+        "",
+    ]
+    for v in result["variants"].values():
+        parts = []
+        for t, per in v["peak_fraction"].items():
+            batch = max(per, key=int)  # the largest batch: the throughput regime
+            if per[batch] is not None:
+                parts.append(f"{per[batch]:.2%} at {t} thread{'s' if int(t) > 1 else ''}, batch {batch}")
+        lines.append(f"- {v['title']}: " + "; ".join(parts))
+    return "\n".join(lines)
 
 
 @contextmanager

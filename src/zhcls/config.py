@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -73,12 +73,63 @@ class ModelSection(BaseModel):
         return dict(self.model_extra or {})
 
 
+class AugmentStep(BaseModel):
+    """One `[[augment]]` entry: a registered strategy (`name`, `rate` and its other keys, validated by its
+    Params), `n` copies of every train example, and its own `seed` (default training.seed + position).
+    Applied to the train split only (docs/augmentation.md)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+    n: int = Field(1, ge=1)
+    seed: int | None = None
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DistillConfig(Section):
+    """`[distill]`: train the [model] student on a teacher's soft targets (docs/distillation.md).
+
+    The teacher is one or more zhcls runs (several: an ensemble), or soft targets written earlier by
+    `zhcls teacher label`. A previous student run as teacher is self-training.
+    """
+
+    teacher: list[str] = []  # run or model directories; a single string is accepted too
+    teacher_weights: Literal["equal", "dev", "fit"] = "equal"  # ensemble: mean; weighted by each run's dev score; or fitted on dev
+    soft_targets: list[str] = []  # soft.jsonl files from `zhcls teacher label`, instead of a teacher
+    temperature: float = Field(2.0, gt=0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0)  # weight of the soft loss on labeled rows (1 - alpha: hard labels)
+    loss: Literal["kl", "mse"] = "kl"  # kl: KL at temperature T, times T²; mse: on logits
+    labeled: bool = True  # the train split is part of the transfer set
+    augmented: list[str] = []  # files of augmented texts (a label, where present, is used as hard label)
+    use_augment: bool = True  # also the [[augment]] section's output, when the config has one
+    unlabeled: list[str] = []  # files of in-domain texts without labels (any label field is ignored)
+    unlabeled_ratio: float | None = Field(None, gt=0)  # at most this many unlabeled texts per labeled one
+    max_unlabeled: int | None = Field(None, ge=0)  # and at most this many in all
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0)  # drop unlabeled rows whose top teacher probability is lower
+    batch_size: int = Field(256, ge=1)  # teacher labelling batch
+    cache_dir: str | None = None  # soft-target cache; default $ZHCLS_CACHE_DIR or ~/.cache/zhcls
+
+    @field_validator("teacher", "soft_targets", "augmented", "unlabeled", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DistillConfig":
+        if bool(self.teacher) == bool(self.soft_targets):
+            raise ValueError("set exactly one of teacher (run directories) or soft_targets (files from `zhcls teacher label`)")
+        return self
+
+
 class RunConfig(Section):
     schema_version: Literal[1] = 1
     data: DataConfig = DataConfig()
     model: ModelSection = ModelSection()
     training: TrainingConfig = TrainingConfig()
+    distill: DistillConfig | None = None
     track: TrackConfig = TrackConfig()
+    augment: list[AugmentStep] = []
 
 
 def default_data_dir() -> str:
@@ -142,6 +193,17 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
             f"{source}: {format_validation_error(exc, prefix='model')}",
             hint=f"valid keys for {cfg.model.name}: {', '.join(entry.params.model_fields)}",
         ) from None
+    from .registry import augmenters
+
+    for i, step in enumerate(cfg.augment):  # each [[augment]] entry's keys against its strategy's Params
+        params = augmenters.get(step.name).params
+        try:
+            params.model_validate(step.options())
+        except ValidationError as exc:
+            raise ConfigError(
+                f"{source}: {format_validation_error(exc, prefix=f'augment[{i}]')}",
+                hint=f"valid keys for {step.name}: name, n, seed, {', '.join(params.model_fields)}",
+            ) from None
     return cfg
 
 
@@ -168,6 +230,15 @@ def resolved_dict(cfg: RunConfig) -> dict[str, Any]:
     """The config with every default filled in, the model's Params included."""
     out = cfg.model_dump(mode="json", exclude_none=True)
     out["model"] = {"name": cfg.model.name, **model_params(cfg).model_dump(mode="json", exclude_none=True)}
+    out.pop("augment", None)
+    if cfg.augment:
+        from .registry import augmenters
+
+        out["augment"] = [
+            {"name": s.name, "n": s.n, **({} if s.seed is None else {"seed": s.seed}),
+             **augmenters.get(s.name).params.model_validate(s.options()).model_dump(mode="json", exclude_none=True)}
+            for s in cfg.augment
+        ]
     return out
 
 
@@ -188,7 +259,7 @@ def _hint_for(exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = err["loc"]
     if err["type"] == "extra_forbidden" and loc:
-        section = {"data": DataConfig, "training": TrainingConfig, "track": TrackConfig}.get(str(loc[0]))
+        section = {"data": DataConfig, "training": TrainingConfig, "track": TrackConfig, "distill": DistillConfig}.get(str(loc[0]))
         if section is not None:
             import difflib
 

@@ -59,3 +59,4 @@ def _load_builtins() -> None:
 
 models: Registry[Any] = Registry("model")
 tokenizers: Registry[Any] = Registry("tokenizer")
+augmenters: Registry[Any] = Registry("augmenter")

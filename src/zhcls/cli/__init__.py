@@ -22,7 +22,7 @@ from . import _common
 # Which install extra brings a missing package (a serving install has no torch or scikit-learn).
 EXTRAS = {"torch": "train", "sklearn": "train", "gensim": "train", "jieba": "jieba", "onnx": "export",
           "onnxruntime": "serve", "fastapi": "serve", "uvicorn": "serve", "snownlp": "demo", "matplotlib": "report",
-          "cleanlab": "labels", "mlflow": "track"}
+          "cleanlab": "labels", "mlflow": "track", "transformers": "teacher", "pypinyin": "augment"}
 
 app = typer.Typer(
     name="zhcls",
@@ -36,6 +36,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from . import (
+        augment_cmd,
         bench_cmd,
         config_cmd,
         data_cmd,
@@ -49,15 +50,17 @@ def _register() -> None:
         report_cmd,
         runs_cmd,
         serve_cmd,
+        teacher_cmd,
         train_cmd,
     )
 
-    for module in (quickstart_cmd, train_cmd, evaluate_cmd, predict_cmd, export_cmd, serve_cmd, bench_cmd, report_cmd, runs_cmd, registry_cmd):
+    for module in (quickstart_cmd, train_cmd, evaluate_cmd, predict_cmd, export_cmd, serve_cmd, bench_cmd, report_cmd, runs_cmd, registry_cmd, augment_cmd):
         module.register(app)
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(embeddings_cmd.app, name="embeddings")
     app.add_typer(labels_cmd.app, name="labels")
     app.add_typer(config_cmd.app, name="config")
+    app.add_typer(teacher_cmd.app, name="teacher")
 
 
 _register()

@@ -61,7 +61,26 @@ def serve(
         ENV_PREFIX + "BUNDLE": str(bundle.resolve()), ENV_PREFIX + "THREADS": str(threads),
         ENV_PREFIX + "MAX_TEXTS": str(max_texts), ENV_PREFIX + "MAX_CHARS": str(max_chars),
     })
-    uvicorn.run("zhcls.serve.http:app_from_env", factory=True, workers=workers, **options)
+    from uvicorn.supervisors import Multiprocess
+
+    # uvicorn.run(..., workers=N) binds socket.socket(family) (protocol 0); the workers' accepted connections
+    # inherit protocol 0, so asyncio never sets TCP_NODELAY on them, and every response written in two parts
+    # waits for the client's delayed ACK: 40+ ms per request. The same socket, declared TCP, avoids that.
+    config = uvicorn.Config("zhcls.serve.http:app_from_env", factory=True, workers=workers, **options)
+    try:
+        Multiprocess(config, sockets=[tcp_listener(config.bind_socket())]).run()
+    except KeyboardInterrupt:
+        pass
+
+
+def tcp_listener(sock: socket.socket) -> socket.socket:
+    """`sock` (an inheritable listening socket) re-wrapped with proto IPPROTO_TCP, so that asyncio sets
+    TCP_NODELAY on the connections it accepts (it checks the proto attribute, which accepted sockets copy)."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.proto == socket.IPPROTO_TCP:
+        return sock
+    tcp = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+    tcp.set_inheritable(True)
+    return tcp
 
 
 def _is_loopback(host: str) -> bool:

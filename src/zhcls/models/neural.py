@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from pydantic import Field
 
 from ..data.example import LabelSet
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..text.featurizer import Featurizer, TextParams
 from .base import Classifier, EvalSet, ProgressHook, check_fit_input, check_fitted, softmax
+
+if TYPE_CHECKING:
+    from ..training.losses import SoftTargets
 
 TOKENIZER_FILE = "tokenizer.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -32,6 +35,10 @@ class TorchClassifier(Classifier):
     def build_net(self, num_ids: int, n_classes: int):  # -> torch.nn.Module
         raise NotImplementedError
 
+    def trainer_options(self) -> dict[str, Any]:
+        """Extra keyword arguments for Trainer.fit (a transformer asks for warmup and accumulation)."""
+        return {}
+
     def _featurizer_for(self, texts: Sequence[str]) -> Featurizer:
         return Featurizer.fit(texts, TextParams.model_validate({k: getattr(self.params, k) for k in TextParams.model_fields}))
 
@@ -43,28 +50,36 @@ class TorchClassifier(Classifier):
         eval_set: EvalSet | None = None,
         work_dir: str | Path | None = None,
         progress: ProgressHook | None = None,
+        targets: "SoftTargets | None" = None,
     ) -> "TorchClassifier":
+        """`targets`: a teacher's soft targets per text (distillation); the classes are then the teacher's,
+        and a label may be None for a text that has only soft targets (unlabeled transfer text)."""
         import torch
 
         from ..training.trainer import Trainer, fingerprint_of
 
-        check_fit_input(texts, labels)
-        labels_ = LabelSet.from_labels(labels)
+        if targets is None:
+            check_fit_input(texts, labels)
+            labels_ = LabelSet.from_labels(labels)
+        else:
+            labels_ = check_distill_input(texts, labels, targets)
         featurizer = self._featurizer_for(texts)
         torch.manual_seed(self.training.seed)  # weights init; the Trainer carries the stream on (dropout)
         net = self.build_net(featurizer.num_ids, len(labels_))
-        if self.params.vectors:
+        if getattr(self.params, "vectors", None):
             load_vectors(net.embedding, featurizer, self.params.vectors)
         seqs = featurizer.encode_batch(texts)
-        y = np.asarray(labels_.encode(labels), dtype=np.int64)
+        y = np.asarray([-1 if label is None else labels_.index(label) for label in labels], dtype=np.int64)
         dev = None
         if eval_set is not None and len(eval_set[0]):
             dev_y = np.asarray([labels_.index(l) if l in labels_ else -1 for l in eval_set[1]], dtype=np.int64)
             dev = (featurizer.encode_batch(eval_set[0]), dev_y)
-        fingerprint = fingerprint_of(self.name, self.params.model_dump(), self.training.model_dump(), list(texts), list(labels))
+        fingerprint = fingerprint_of(
+            self.name, self.params.model_dump(), self.training.model_dump(), list(texts), list(labels), *([targets.digest()] if targets else [])
+        )
         result = Trainer(self.training, work_dir, progress).fit(
             net, seqs, y, n_classes=len(labels_), dev=dev, min_len=self.min_len, fingerprint=fingerprint,
-            lr=self.training.lr or self.default_lr,
+            lr=self.training.lr or self.default_lr, soft=targets, **self.trainer_options(),
         )
         net.load_state_dict(result.best_state)
         net.eval()
@@ -108,6 +123,17 @@ class TorchClassifier(Classifier):
         self.net_ = self.build_net(self.featurizer_.num_ids, len(self.labels_))
         self.net_.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
         self.net_.eval()
+
+
+def check_distill_input(texts: Sequence[str], labels: Sequence[str | None], targets: "SoftTargets") -> LabelSet:
+    n = len(texts)
+    if not n or len(labels) != n or len(targets.probs) != n:
+        raise DataError(f"distillation needs one label (or None) and one row of soft targets per text (got {n} texts, {len(labels)} labels, {len(targets.probs)} rows)")
+    classes = LabelSet(targets.classes)
+    unknown = sorted({label for label in labels if label is not None and label not in classes})
+    if unknown:
+        raise DataError(f"labels the teacher does not know: {', '.join(unknown[:10])}", hint=f"the teacher's labels: {', '.join(classes.labels[:20])}")
+    return classes
 
 
 def load_vectors(embedding, featurizer: Featurizer, path: str) -> int:

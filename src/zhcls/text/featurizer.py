@@ -59,14 +59,10 @@ class Featurizer:
         return self.encode_tokens(self.tokens(text))
 
     def encode_tokens(self, tokens: list[str]) -> list[int]:
-        """Ids of already truncated tokens, with their hashed n-grams."""
+        """Ids of already truncated tokens, then their hashed n-grams (all 2-grams, then all 3-grams, ...)."""
         ids = self.vocab.encode(tokens)
-        if self.buckets and self.ngrams > 1:
-            base, buckets = len(self.vocab), self.buckets
-            for n in range(2, self.ngrams + 1):
-                for i in range(len(tokens) - n + 1):
-                    # crc32, not hash(): Python's str hash changes per process, ids must not.
-                    ids.append(base + zlib.crc32("\x1f".join(tokens[i : i + n]).encode("utf-8")) % buckets)
+        if self.buckets and self.ngrams > 1 and len(tokens) > 1:
+            ids += hashed_ngrams(tokens, self.ngrams, len(self.vocab), self.buckets)
         return ids or [1]  # an all-unknown text still gets one (UNK) position
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
@@ -88,6 +84,30 @@ class Featurizer:
         return cls(
             data["tokenizer"], data["normalize"]["lowercase"], data["max_len"], Vocab(data["vocab"]), data["ngrams"], data["buckets"]
         )
+
+
+NGRAM_SEP = b"\x1f"
+
+
+def hashed_ngrams(tokens: Sequence[str], max_n: int, base: int, buckets: int) -> list[int]:
+    r"""base + crc32("\x1f".join(gram).encode("utf-8")) % buckets for every n-gram of 2..max_n tokens, in
+    order of n, then position. crc32, not hash(): Python's str hash changes per process, ids must not.
+
+    The crc of each n-gram continues the crc of its (n-1)-gram prefix (zlib.crc32(data, start) extends a
+    crc), so no n-gram string is ever built; the ids are those of hashing the joined strings.
+    """
+    crc = zlib.crc32
+    encoded = [t.encode("utf-8") for t in tokens]
+    prefix = [crc(NGRAM_SEP, crc(e)) for e in encoded]  # crc of "token\x1f"
+    out: list[int] = []
+    for n in range(2, max_n + 1):
+        last = encoded[n - 1 :]
+        if not last:
+            break
+        full = [crc(e, p) for e, p in zip(last, prefix)]  # crc of "t_i\x1f...\x1ft_{i+n-1}"
+        out += [base + h % buckets for h in full]
+        prefix = [crc(NGRAM_SEP, h) for h in full]
+    return out
 
 
 def pad(seqs: Sequence[Sequence[int]], min_len: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifact import write_json, write_text
+from ..augment.pipeline import augment_for_run
 from ..config import RunConfig, dump_config, model_params
 from ..data.example import Example
 from ..data.readers import fingerprint, paddle_label_file, read_split, require_labeled
@@ -51,6 +52,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress:
     require_mlflow(cfg.track)
     splits = load_splits(cfg)
     train_ex, dev_ex, test_ex = splits["train"], splits.get("dev"), splits.get("test")
+    train_ex, augment_info = augment_for_run(cfg, splits)  # [[augment]]: copies of train only, none equal to a dev/test text
     config_text = dump_config(cfg)
     previous = out / "config.toml"
     if previous.is_file() and previous.read_text(encoding="utf-8") != config_text:
@@ -63,12 +65,25 @@ def train(cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress:
     model = build_model(cfg.model.name, model_params(cfg), cfg.training)
     started = time.perf_counter()
     eval_set = ([e.text for e in dev_ex], [e.label for e in dev_ex]) if dev_ex else None
-    model.fit([e.text for e in train_ex], [e.label for e in train_ex], eval_set=eval_set, work_dir=out, progress=progress)
+    distill_info = None
+    if cfg.distill is not None:  # the same run, trained on a teacher's soft targets (docs/distillation.md)
+        from ..distill.transfer import distill_fit
+
+        copies = train_ex[len(splits["train"]) :] if cfg.distill.use_augment else []  # [[augment]] output joins the transfer set
+        distill_info = distill_fit(model, cfg, splits, eval_set=eval_set, work_dir=out, progress=progress, augmented=copies)
+    else:
+        model.fit([e.text for e in train_ex], [e.label for e in train_ex], eval_set=eval_set, work_dir=out, progress=progress)
     seconds = time.perf_counter() - started
 
     metrics: dict[str, Any] = {
         "model": cfg.model.name, "train_seconds": round(seconds, 3), "n_train": len(train_ex), "git_commit": git_commit(),
     }
+    if distill_info is not None:
+        metrics["distill"] = distill_info
+    if augment_info is not None:
+        metrics["augment"] = augment_info
+    if getattr(model, "truncation_", None):
+        metrics["truncation"] = model.truncation_  # transformer.v1: texts cut at max_length
     result = getattr(model, "fit_result_", None)
     if result is not None:
         metrics.update(best_step=result.best_step, steps=result.steps, resumed_from=result.resumed_from)

@@ -20,6 +20,7 @@ from ..errors import RunError
 from ..eval.metrics import score_from_proba
 from ..models.base import softmax
 from ..text.featurizer import pad
+from .losses import SoftTargets, distill_loss
 
 CHECKPOINT = "checkpoint"
 Hook = Callable[[str, dict[str, Any]], None]
@@ -75,6 +76,15 @@ def predict_logits(module: torch.nn.Module, seqs: Sequence[Sequence[int]], *, ba
     return out
 
 
+def linear_schedule(step: int, total: int, warmup: int) -> float:
+    """Factor on the learning rate for optimizer step `step` (0-based): a linear warmup over `warmup`
+    steps, then a linear decay to 0 at `total` (BERT's schedule). A pure function of the step, so a
+    resumed run continues it exactly."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
 def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     """n / (k * count_c), scikit-learn's "balanced": every class weighs as much in the loss."""
     counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
@@ -111,17 +121,37 @@ class Trainer:
         min_len: int = 1,
         fingerprint: str = "",
         lr: float = 1e-3,
+        soft: SoftTargets | None = None,
+        warmup_ratio: float = 0.0,
+        schedule: str = "constant",
+        grad_accum: int = 1,
     ) -> FitResult:
+        """`y` holds -1 for rows without a hard label (they need `soft`). `soft`: teacher targets per row
+        (distillation). schedule "linear": warmup over `warmup_ratio` of the steps, then linear decay to 0.
+        `grad_accum`: each batch is run as that many micro-batches whose gradients add up before one step."""
         cfg = self.cfg
         torch.set_num_threads(cfg.threads)
         y_t = torch.as_tensor(np.asarray(y), dtype=torch.long)
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-        weight = torch.tensor(balanced_weights(y, n_classes), dtype=torch.float32) if cfg.class_weights == "balanced" else None
+        labeled_y = np.asarray(y)[np.asarray(y) >= 0]
+        weight = torch.tensor(balanced_weights(labeled_y, n_classes), dtype=torch.float32) if cfg.class_weights == "balanced" else None
         loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        target = soft.target_tensor() if soft is not None else None
+        if soft is None and len(labeled_y) < len(y):
+            raise ValueError("rows without a hard label (y = -1) need soft targets")
+
+        def batch_loss(idx: np.ndarray) -> torch.Tensor:
+            ids, lens = to_tensors([seqs[i] for i in idx], min_len)
+            logits = module(ids, lens)
+            if soft is None:
+                return loss_fn(logits, y_t[idx])
+            return distill_loss(logits, y_t[idx], target[idx], temperature=soft.temperature, alpha=soft.alpha, kind=soft.loss, class_weight=weight)
+
         optimizers, dense = make_optimizers(module, lr, cfg.weight_decay)
 
         steps_per_epoch = (len(seqs) + cfg.batch_size - 1) // cfg.batch_size
         total = steps_per_epoch * cfg.epochs
+        warmup = int(round(warmup_ratio * total))
         state = _State(fingerprint=fingerprint)
         best_state = _copy(module)
         resumed_from = None
@@ -137,13 +167,23 @@ class Trainer:
             batches = epoch_batches(lengths, cfg.batch_size, cfg.seed, state.epoch)
             for b in range(state.batch, len(batches)):
                 idx = batches[b]
-                ids, lens = to_tensors([seqs[i] for i in idx], min_len)
-                loss = loss_fn(module(ids, lens), y_t[idx])
                 for opt in optimizers:
                     opt.zero_grad(set_to_none=True)
-                loss.backward()
+                if grad_accum <= 1:
+                    loss = batch_loss(idx)
+                    loss.backward()
+                else:
+                    loss = torch.zeros(())
+                    for part in np.array_split(idx, min(grad_accum, len(idx))):
+                        part_loss = batch_loss(part) * (len(part) / len(idx))
+                        part_loss.backward()
+                        loss = loss + part_loss.detach()
                 if cfg.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(dense, cfg.max_grad_norm)
+                if schedule == "linear":
+                    for opt in optimizers:
+                        for group in opt.param_groups:
+                            group["lr"] = lr * linear_schedule(state.step, total, warmup)
                 for opt in optimizers:
                     opt.step()
                 state.step, state.batch = state.step + 1, b + 1

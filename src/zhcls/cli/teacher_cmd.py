@@ -1,0 +1,62 @@
+"""zhcls teacher label TEACHER... DATA... -o soft.jsonl: a teacher's soft targets for the transfer set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import _common
+
+app = typer.Typer(help="Teachers for distillation: label a transfer set with soft targets.", no_args_is_help=True)
+
+
+@app.command("label")
+def label(
+    paths: list[Path] = typer.Argument(..., help="Teacher run/model directories (several: an ensemble), then data files."),
+    output: Path = typer.Option(..., "-o", "--output", help="Soft-target JSON lines file to write."),
+    weights: str = typer.Option("equal", "--weights", help="Ensemble weights: equal; dev (each run's recorded dev score); fit (best on --dev)."),
+    dev: Optional[Path] = typer.Option(None, "--dev", help="Labeled dev file for --weights fit."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Texts per teacher call (and per fsynced chunk)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Soft-target cache (default $ZHCLS_CACHE_DIR or ~/.cache/zhcls)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor fill the cache; resume from OUTPUT.partial."),
+    fmt: str = _common.FormatOption,
+    text_field: Optional[str] = _common.TextFieldOption,
+) -> None:
+    """Write soft targets (probabilities, and logits where the teacher has them) for every text of DATA.
+
+    Rerunning after an interruption continues where it stopped; a second run with the same teacher and
+    texts is served from the cache without running the teacher."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ..data.readers import ReadOptions, read_examples
+    from ..distill import label_texts, load_teacher
+    from ..errors import ConfigError
+
+    if weights not in ("equal", "dev", "fit"):
+        raise ConfigError(f"--weights {weights!r} is not a weighting", hint="choose equal, dev or fit")
+    teachers = [p for p in paths if p.is_dir()]
+    data = [p for p in paths if not p.is_dir()]
+    if not teachers or not data:
+        raise ConfigError(
+            f"need at least one teacher directory and one data file (got {len(teachers)} directories, {len(data)} files)",
+            hint="zhcls teacher label runs/teacher train.json unlabeled.json -o soft.jsonl",
+        )
+    _common.setup_logging()
+    dev_set = None
+    if dev is not None:
+        dev_ex = read_examples(dev, ReadOptions(fmt, text_field, None))
+        dev_set = ([e.text for e in dev_ex], [e.label for e in dev_ex])
+    teacher = load_teacher(teachers, weights, dev=dev_set)  # type: ignore[arg-type]
+    texts = [e.text for path in data for e in read_examples(path, ReadOptions(fmt, text_field, None))]
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=_common.console, disable=_common.STATE.quiet) as bar:
+        task = bar.add_task("teacher", total=len(texts))
+        result = label_texts(
+            teacher, texts, out=output, cache_dir=cache_dir, use_cache=not no_cache, batch_size=batch_size,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    source = "cache (teacher not run)" if result.cached else (f"teacher, resumed after {result.resumed_rows} rows" if result.resumed_rows else "teacher")
+    print(f"{len(result.texts)} texts, {len(result.labels)} labels, logits: {'yes' if result.logits is not None else 'no'}; from {source}")
+    print(f"soft targets: {output}")

@@ -1,0 +1,170 @@
+"""The transfer set and the distillation fit that `zhcls train` runs when the config has [distill].
+
+transfer set = labeled train split (hard label + soft targets)
+             + augmented texts (hard label where they carry one)
+             + unlabeled texts (soft targets only): de-duplicated against dev/test (and train) on
+               normalized text, capped by ratio and count, then filtered by the teacher's confidence.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import DistillConfig, RunConfig, expand_path
+from ..data.example import Example
+from ..data.readers import ReadOptions, read_examples
+from ..errors import ConfigError, DataError
+from ..models.base import Classifier, EvalSet, ProgressHook
+from ..text.normalize import normalize
+from ..training.losses import SoftTargets
+from .soft import SoftLabels, label_texts, read_soft_targets
+from .teachers import load_teacher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TransferSet:
+    texts: list[str] = field(default_factory=list)
+    labels: list[str | None] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # "labeled" | "augmented" | "unlabeled"
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, texts: list[str], labels: list[str | None], kind: str) -> None:
+        self.texts += texts
+        self.labels += labels
+        self.kinds += [kind] * len(texts)
+
+
+def dedupe_unlabeled(texts: list[str], exclude: list[str]) -> tuple[list[str], dict[str, int]]:
+    """Unlabeled texts that neither repeat one another nor, once normalized, occur in `exclude` (dev and
+    test, so evaluation never sees a text the student was fitted to; train, which is already labeled)."""
+    seen = {normalize(t) for t in exclude}
+    kept: list[str] = []
+    dropped = {"overlap": 0, "duplicate": 0, "empty": 0}
+    own: set[str] = set()
+    for text in texts:
+        key = normalize(text)
+        if not key:
+            dropped["empty"] += 1
+        elif key in seen:
+            dropped["overlap"] += 1
+        elif key in own:
+            dropped["duplicate"] += 1
+        else:
+            own.add(key)
+            kept.append(text)
+    return kept, dropped
+
+
+def build_transfer_set(cfg: RunConfig, splits: dict[str, list[Example]], augmented: list[Example] | None = None) -> TransferSet:
+    d = _distill(cfg)
+    train = splits["train"]
+    ts = TransferSet()
+    if d.labeled:
+        ts.add([e.text for e in train], [e.label for e in train], "labeled")
+    aug = list(augmented or [])
+    options = ReadOptions.from_config(cfg.data)
+    for path in d.augmented:
+        aug += read_examples(Path(expand_path(path)), options)
+    if aug:
+        ts.add([e.text for e in aug], [e.label for e in aug], "augmented")
+    unlabeled: list[str] = []
+    plain = ReadOptions(cfg.data.format, cfg.data.text_field, None, cfg.data.tsv_order)
+    for path in d.unlabeled:
+        unlabeled += [e.text for e in read_examples(Path(expand_path(path)), plain)]
+    n_read = len(unlabeled)
+    held_out = [e.text for name in ("dev", "test") for e in splits.get(name, [])]
+    unlabeled, dropped = dedupe_unlabeled(unlabeled, held_out + [e.text for e in train])
+    cap = len(unlabeled)
+    if d.unlabeled_ratio is not None:
+        cap = min(cap, int(d.unlabeled_ratio * max(1, len(train))))
+    if d.max_unlabeled is not None:
+        cap = min(cap, d.max_unlabeled)
+    if cap < len(unlabeled):
+        rng = np.random.default_rng(cfg.training.seed)
+        unlabeled = [unlabeled[i] for i in sorted(rng.choice(len(unlabeled), size=cap, replace=False))]
+    ts.add(unlabeled, [None] * len(unlabeled), "unlabeled")
+    ts.info = {"unlabeled_read": n_read, "unlabeled_dropped": dropped, "unlabeled_capped_to": cap}
+    if not ts.texts:
+        raise ConfigError("[distill] leaves an empty transfer set", hint="set labeled = true, or name augmented/unlabeled files")
+    return ts
+
+
+def soft_labels_for(cfg: RunConfig, texts: list[str], dev: tuple[list[str], list[str]] | None = None) -> SoftLabels:
+    """From the teacher (through the cache), or looked up by text in the soft-target files."""
+    d = _distill(cfg)
+    if d.teacher:
+        teacher = load_teacher([expand_path(p) for p in d.teacher], d.teacher_weights, cfg.training.metric, dev=dev)
+        return label_texts(teacher, texts, cache_dir=expand_path(d.cache_dir) if d.cache_dir else None, batch_size=d.batch_size)
+    files = [read_soft_targets(expand_path(p)) for p in d.soft_targets]
+    labels = files[0].labels
+    rows: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for f in files:
+        if f.labels != labels:
+            raise DataError(f"{f.path}: its labels differ from {files[0].path}'s", hint="label every file with the same teacher")
+        for i, text in enumerate(f.texts):
+            rows[text] = (f.probs[i], f.logits[i] if f.logits is not None else None)
+    missing = [t for t in texts if t not in rows]
+    if missing:
+        raise DataError(
+            f"{len(missing)} of {len(texts)} transfer texts have no row in the soft-target files (first: {missing[0][:40]!r})",
+            hint="label every data file of the transfer set: `zhcls teacher label TEACHER TRAIN UNLABELED... -o soft.jsonl`",
+        )
+    probs = np.stack([rows[t][0] for t in texts])
+    has_logits = all(rows[t][1] is not None for t in texts)
+    logits = np.stack([rows[t][1] for t in texts]) if has_logits else None
+    return SoftLabels(labels, list(texts), probs, logits, None, cached=True)
+
+
+def distill_fit(
+    model: Classifier,
+    cfg: RunConfig,
+    splits: dict[str, list[Example]],
+    *,
+    eval_set: EvalSet | None = None,
+    work_dir: str | Path | None = None,
+    progress: ProgressHook | None = None,
+    augmented: list[Example] | None = None,
+) -> dict[str, Any]:
+    """Fit `model` (a neural student) on the teacher's soft targets; returns what to record in metrics.json."""
+    from ..models.neural import TorchClassifier
+
+    d = _distill(cfg)
+    if not isinstance(model, TorchClassifier):
+        raise ConfigError(
+            f"[distill] needs a neural student; {cfg.model.name} is not trained by gradient descent",
+            hint="use textcnn.v1, bigru.v1, fasttext.v1 or transformer.v1 as [model]",
+        )
+    ts = build_transfer_set(cfg, splits, augmented)
+    dev = ([e.text for e in splits["dev"]], [e.label for e in splits["dev"]]) if splits.get("dev") else None
+    soft = soft_labels_for(cfg, ts.texts, dev)
+    keep = np.ones(len(ts.texts), dtype=bool)
+    if d.min_confidence > 0:
+        keep = np.array([k != "unlabeled" for k in ts.kinds]) | (soft.probs.max(axis=1) >= d.min_confidence)
+    idx = np.flatnonzero(keep)
+    texts = [ts.texts[i] for i in idx]
+    labels = [ts.labels[i] for i in idx]
+    targets = SoftTargets(
+        soft.labels, soft.probs[idx], soft.logits[idx] if soft.logits is not None else None, d.temperature, d.alpha, d.loss,
+    )
+    counts = {kind: int(sum(1 for i in idx if ts.kinds[i] == kind)) for kind in ("labeled", "augmented", "unlabeled")}
+    info = {
+        "teacher": list(d.teacher) or None, "soft_targets": list(d.soft_targets) or None, "soft_targets_cached": soft.cached,
+        "temperature": d.temperature, "alpha": d.alpha, "loss": d.loss, "transfer": counts,
+        "unlabeled_low_confidence": int((~keep).sum()), **ts.info,
+    }
+    log.info("distilling on %d texts (%s)", len(texts), ", ".join(f"{k} {v}" for k, v in counts.items()))
+    model.fit(texts, labels, eval_set=eval_set, work_dir=work_dir, progress=progress, targets=targets)
+    return info
+
+
+def _distill(cfg: RunConfig) -> DistillConfig:
+    if cfg.distill is None:
+        raise ConfigError("the config has no [distill] section")
+    return cfg.distill
