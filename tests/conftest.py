@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -72,3 +78,36 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
         main([str(a) for a in args])
     out, err = capsys.readouterr()
     return int(exc.value.code or 0), out, err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(bundle: Path, *args: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`zhcls serve BUNDLE ARGS` in a subprocess on a free loopback port, once /healthz answers; yields
+    (base URL, process). On exit the server gets SIGTERM and its output is kept in `proc.output`."""
+    import httpx
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "zhcls", "--quiet", "serve", str(bundle), "--port", str(port), *map(str, args)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not become healthy in 60 s"
+            time.sleep(0.1)
+        yield base, proc
+    finally:
+        proc.terminate()
+        proc.output = proc.communicate(timeout=30)[0].decode()

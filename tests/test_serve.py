@@ -8,8 +8,6 @@ import json
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 import warnings
 
@@ -17,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from conftest import make_corpus, run_cli
+from conftest import make_corpus, run_cli, serving
 from zhcls.config import TrainingConfig
 from zhcls.data.example import Example
 from zhcls.models.base import build_model
@@ -279,36 +277,13 @@ def test_serve_refuses_bad_input_before_listening(bundles, tmp_path, capsys):
     assert code == 2 and "cannot listen on 127.0.0.1" in err and "--port" in err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_cli_serves_over_http(bundles, workers):
-    port = _free_port()
-    cmd = [sys.executable, "-m", "zhcls", "serve", str(bundles["onnx"]), "--port", str(port), "--workers", str(workers), "--quiet"]
-    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stdout.read().decode()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become healthy in 60 s"
-            time.sleep(0.1)
+    with serving(bundles["onnx"], "--workers", workers) as (base, server):
         r = httpx.post(f"{base}/v1/predict", json={"texts": ["足球比赛冠军", LONG], "top_k": 2}, timeout=10)
         assert r.status_code == 200
         preds = r.json()["predictions"]
         assert preds[0]["label"] == "体育" and len(preds[0]["scores"]) == 2 and [p["truncated"] for p in preds] == [False, True]
         assert json.loads(httpx.get(f"{base}/v1/model", timeout=10).text)["model"] == "textcnn.v1"
-    finally:
-        server.terminate()
-        out, _ = server.communicate(timeout=30)
     # uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status says why it stopped
-    assert server.returncode in (0, -signal.SIGTERM) and "Traceback" not in out.decode(), out.decode()
+    assert server.returncode in (0, -signal.SIGTERM) and "Traceback" not in server.output, server.output

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import numpy as np
 
-from conftest import make_corpus
+from conftest import make_corpus, serving
 from zhcls.cli.serve_cmd import tcp_listener
 from zhcls.config import TrainingConfig
 from zhcls.data.example import Example
@@ -37,23 +35,7 @@ def test_several_workers_answer_in_milliseconds(tmp_path):
         tmp_path / "m"
     )
     export_bundle(tmp_path / "m", tmp_path / "b", data=[Example(t) for t in corpus.texts], latency_texts=5)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "zhcls", "--quiet", "serve", str(tmp_path / "b"), "--port", str(port), "--workers", "2"]
-    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stdout.read().decode()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become healthy in 60 s"
-            time.sleep(0.1)
+    with serving(tmp_path / "b", "--workers", "2") as (base, _):
         times = []
         with httpx.Client() as client:  # one keep-alive connection, as a load generator uses
             for _ in range(25):
@@ -62,6 +44,3 @@ def test_several_workers_answer_in_milliseconds(tmp_path):
                 times.append(time.perf_counter() - start)
         # with the stall every request took >= 40 ms; without it a few ms, even on a busy machine
         assert np.median(times) < 0.03, f"median {np.median(times) * 1e3:.1f} ms per request"
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)

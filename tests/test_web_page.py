@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image  # matplotlib's dependency (the report extra)
 
-from conftest import make_corpus
+from conftest import make_corpus, serving
 from zhcls.config import TrainingConfig
 from zhcls.data.example import Example
 from zhcls.models.base import build_model
@@ -51,27 +47,8 @@ def server(tmp_path_factory):
     params = {"embed_dim": 16, "num_filters": 16}
     build_model("textcnn.v1", params, TrainingConfig(epochs=3, batch_size=8, lr=1e-2)).fit(corpus.texts, corpus.labels).save(root / "model")
     export_bundle(root / "model", root / "bundle", data=[Example(t, l) for t, l in zip(corpus.texts, corpus.labels)], latency_texts=5)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "zhcls", "--quiet", "serve", str(root / "bundle"), "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become healthy in 60 s"
-            time.sleep(0.1)
+    with serving(root / "bundle") as (base, _):
         yield {"base": base, "browser": browser, "driver": driver}
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
 
 
 @pytest.fixture(scope="module")
