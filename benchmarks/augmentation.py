@@ -30,13 +30,14 @@ import os
 import platform
 import random
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+from _env import cpu_model, git
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -273,16 +274,12 @@ def invocation(argv: list[str]) -> dict[str, Any]:
 
     import zhcls
 
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    cpu = cpu_model()
+    commit = git("rev-parse", "HEAD")
     return {
         "started": now(), "command": "nice -n 19 .venv/bin/python benchmarks/augmentation.py " + " ".join(shlex.quote(a) for a in argv),
         "machine": {"cpu_model": cpu, "os_cpu_count": os.cpu_count(), "platform": platform.platform(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
-        "versions": {"zhcls": zhcls.__version__, "torch": torch.__version__, "python": platform.python_version()}, "git_commit": git,
+        "versions": {"zhcls": zhcls.__version__, "torch": torch.__version__, "python": platform.python_version()}, "git_commit": commit,
     }
 
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _env import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 log = logging.getLogger("distill-bench")
@@ -230,11 +232,7 @@ def augment_config(cfg: dict, args: argparse.Namespace) -> dict:
 
 # -- results -----------------------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
-    cpu = "?"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     import torch
 
     return {"cpu_model": cpu, "os_cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),

@@ -22,7 +22,6 @@ import os
 import platform
 import random
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,9 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+from _env import cpu_model
+from _env import git as _git
 
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("foundation")
@@ -393,11 +395,7 @@ def environment(argv: list[str]) -> dict[str, Any]:
 
     import zhcls
 
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     try:
         import importlib.metadata as md
 
@@ -426,13 +424,6 @@ def environment(argv: list[str]) -> dict[str, Any]:
         },
         "git": {"commit": commit, "dirty_tracked_files": dirty},
     }
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def load_results(path: Path) -> dict[str, Any]:

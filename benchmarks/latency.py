@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _env import cpu_model, dist_versions, git
 
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("latency")
@@ -296,20 +297,9 @@ def wait_for_quiet(max_minutes: float, max_load: float) -> dict[str, Any]:
 
 
 def environment(argv: list[str]) -> dict[str, Any]:
-    import importlib.metadata as md
 
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    versions = {"python": platform.python_version()}
-    for dist in ("zhcls", "torch", "onnxruntime", "onnx", "numpy", "fasttext-wheel"):
-        try:
-            versions[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            versions[dist] = "not installed"
-    git = lambda *a: subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    cpu = cpu_model()
+    versions = {"python": platform.python_version(), **dist_versions("zhcls", "torch", "onnxruntime", "onnx", "numpy", "fasttext-wheel")}
     return {
         "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join(shlex.quote(a) for a in ["python", "benchmarks/latency.py", *argv]),

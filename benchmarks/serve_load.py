@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _env import cpu_model, dist_versions, git_state
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TEXTS = REPO.parent / "shared" / "data" / "fewclue" / "tnews" / "dev_few_all.json"
@@ -193,21 +194,11 @@ def run_load(port: int, requests: list[bytes], connections: int, seconds: float,
 
 # -- report -----------------------------------------------------------------------------------------------
 def environment(argv: list[str]) -> dict[str, Any]:
-    import importlib.metadata as md
 
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    versions = {"python": platform.python_version()}
-    for dist in ("zhcls", "onnxruntime", "fastapi", "uvicorn", "numpy"):
-        try:
-            versions[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            versions[dist] = "not installed"
-    git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True).stdout.strip())
+    cpu = cpu_model()
+    versions = {"python": platform.python_version(), **dist_versions("zhcls", "onnxruntime", "fastapi", "uvicorn", "numpy")}
+    state = git_state()
+    git, dirty = state["commit"], state["dirty_tracked_files"]
     return {
         "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join(shlex.quote(a) for a in ["python", "benchmarks/serve_load.py", *argv]),
