@@ -220,3 +220,9 @@ def test_ensemble_weights_fitted_on_dev():
     assert w[0] > w[1] and w.sum() == pytest.approx(1.0)
     # ties go to the most even weights
     np.testing.assert_allclose(fit_weights([good, good], labels, ["a", "b", "a"], "accuracy"), [0.5, 0.5])
+
+
+def test_teacher_label_names_a_missing_path(tiny_files, tmp_path, capsys):
+    code, _, err = run_cli(["teacher", "label", tmp_path / "no-such-run", tiny_files["train"], "-o", tmp_path / "soft.jsonl"], capsys)
+    assert code == 2 and "no-such-run: no such file or directory" in err
+    assert not (tmp_path / "soft.jsonl").exists()

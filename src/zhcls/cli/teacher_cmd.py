@@ -36,6 +36,9 @@ def label(
 
     if weights not in ("equal", "dev", "fit"):
         raise ConfigError(f"--weights {weights!r} is not a weighting", hint="choose equal, dev or fit")
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise ConfigError(f"{missing[0]}: no such file or directory", hint="teachers are run or model directories; data are files")
     teachers = [p for p in paths if p.is_dir()]
     data = [p for p in paths if not p.is_dir()]
     if not teachers or not data:
