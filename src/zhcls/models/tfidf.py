@@ -74,9 +74,13 @@ class Tfidf(Classifier):
         dev_y = np.asarray([self.labels_.index(l) if l in self.labels_ else -1 for l in eval_set[1]]) if dev_x is not None else None
         best = None
         self.history_ = []
-        for i, c in enumerate(grid):
-            lr = LogisticRegression(C=c, max_iter=p.max_iter, class_weight=None if p.class_weight == "none" else "balanced")
-            lr.fit(x, y)
+        # Ascending C with warm start: each fit starts from the previous (more regularized) solution, which
+        # lbfgs refines in far fewer iterations than from zero. Measured on the 7-value grid: 3.5x faster on
+        # TNEWS few_all, 2.5x on 2,000 online_shopping reviews, the same C chosen
+        # (benchmarks/results/tfidf_warm_start.md).
+        lr = LogisticRegression(max_iter=p.max_iter, class_weight=None if p.class_weight == "none" else "balanced", warm_start=True)
+        for i, c in enumerate(sorted(grid)):
+            lr.set_params(C=c).fit(x, y)
             score = 0.0
             if dev_x is not None:
                 score = score_from_proba(lr.predict_proba(dev_x), dev_y, self.training.metric)
@@ -84,9 +88,9 @@ class Tfidf(Classifier):
             if progress:
                 progress("step", {"step": i + 1, "total": len(grid), "loss": 0.0, "epoch": 0})
             if best is None or score > best[0]:
-                best = (score, c, lr)
-        _, self.C_, lr = best
-        self._set_linear(lr.coef_, lr.intercept_, len(self.labels_))
+                best = (score, c, lr.coef_.copy(), lr.intercept_.copy())
+        _, self.C_, coef, intercept = best
+        self._set_linear(coef, intercept, len(self.labels_))
         return self
 
     def _set_linear(self, coef: np.ndarray, intercept: np.ndarray, k: int) -> None:
