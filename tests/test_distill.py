@@ -226,3 +226,14 @@ def test_teacher_label_names_a_missing_path(tiny_files, tmp_path, capsys):
     code, _, err = run_cli(["teacher", "label", tmp_path / "no-such-run", tiny_files["train"], "-o", tmp_path / "soft.jsonl"], capsys)
     assert code == 2 and "no-such-run: no such file or directory" in err
     assert not (tmp_path / "soft.jsonl").exists()
+
+
+def test_a_damaged_soft_target_row_is_named(tmp_path):
+    from zhcls.distill.soft import read_soft_targets
+    from zhcls.errors import DataError
+
+    path = tmp_path / "soft.jsonl"
+    header = {"zhcls_soft_targets": 1, "key": "k", "teacher": "t", "teacher_paths": [], "labels": ["a", "b"], "n": 1}
+    path.write_text(json.dumps(header) + '\n{"text": "好", "prob": [0.5, 0.5]}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"soft.jsonl:2: not a soft-target row"):
+        read_soft_targets(path)

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..artifact import write_bytes
 from ..data.example import Example
-from ..data.readers import TEXT_FIELDS, ReadOptions, detect_format, read_examples, read_text
+from ..data.readers import TEXT_FIELDS, ReadOptions, _pick, detect_format, read_examples, read_text
 from ..errors import ConfigError, DataError
 from ..quality.clean import _records, _split_ending
 from ..quality.label_issues import split_source
@@ -138,8 +138,6 @@ class _Writer:
         if fmt == "csv":
             self.header_row = next(csv.reader(io.StringIO("".join(lines), newline="")))
             names = [h.strip() for h in self.header_row]
-            from ..data.readers import _pick
-
             field = _pick(names, options.text_field, TEXT_FIELDS)
             if field is None:
                 raise DataError("cannot tell which CSV column holds the text", hint="pass --text-field")
@@ -149,8 +147,6 @@ class _Writer:
             self.prov_cols = [names.index(p) for p in PROVENANCE] if self.has_provenance else []
         elif fmt == "jsonl":
             first = json.loads(_split_ending(lines[split_source(examples[0].source)[1] - 1])[0])
-            from ..data.readers import _pick
-
             self.text_field = _pick(first, options.text_field, TEXT_FIELDS)
 
     def header(self) -> str:

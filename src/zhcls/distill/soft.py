@@ -129,12 +129,14 @@ def read_soft_targets(path: str | Path) -> SoftLabels:
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
-            raise DataError(f"{path}:{lineno}: not a JSON line", hint="the file is damaged; label the data again") from None
-        if len(row["probs"]) != len(labels):
+            text, row_probs = row["text"], row["probs"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise DataError(f"{path}:{lineno}: not a soft-target row (a JSON object with text and probs)",
+                            hint="the file is damaged; label the data again") from None
+        if len(row_probs) != len(labels):
             raise DataError(f"{path}:{lineno}: {len(row['probs'])} probabilities for {len(labels)} labels")
-        texts.append(row["text"])
-        probs.append(row["probs"])
+        texts.append(text)
+        probs.append(row_probs)
         logits.append(row.get("logits"))
     if len(texts) != header["n"]:
         raise DataError(f"{path}: {len(texts)} rows, the header says {header['n']}", hint="the file is incomplete; run `zhcls teacher label` again to finish it")
