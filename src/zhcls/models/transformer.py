@@ -114,8 +114,11 @@ class Transformer(TorchClassifier):
         return {"warmup_ratio": self.params.warmup_ratio, "schedule": "linear", "grad_accum": self.params.grad_accum}
 
     def _featurizer_for(self, texts: Sequence[str]) -> HFEncoder:  # type: ignore[override]
-        tokenizer = _transformers().AutoTokenizer.from_pretrained(str(self._checkpoint()), local_files_only=True)
-        return HFEncoder(tokenizer, self.params.max_length)
+        encoder = self.__dict__.pop("_encoder", None)  # the one fit() loaded to count truncation
+        if encoder is None:
+            tokenizer = _transformers().AutoTokenizer.from_pretrained(str(self._checkpoint()), local_files_only=True)
+            encoder = HFEncoder(tokenizer, self.params.max_length)
+        return encoder
 
     def build_net(self, num_ids: int, n_classes: int):
         t = _transformers()
@@ -129,7 +132,7 @@ class Transformer(TorchClassifier):
     def fit(self, texts: Sequence[str], labels: Sequence[str], *, eval_set: EvalSet | None = None, work_dir: str | Path | None = None,
             progress: ProgressHook | None = None, targets=None) -> "Transformer":
         encoder = self._featurizer_for(texts)
-        self._pad_id = encoder.pad_id
+        self._encoder, self._pad_id = encoder, encoder.pad_id
         self.truncation_ = encoder.truncation(texts)
         if self.truncation_["truncated"]:
             t = self.truncation_
