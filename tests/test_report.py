@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 
 from conftest import make_corpus, run_cli, write_config, write_jsonl
 
@@ -25,16 +24,8 @@ SECTIONS = ["Headline metrics", "Per class", "Confusion matrix", "Learning curve
 
 
 @pytest.fixture()
-def cli(monkeypatch):
-    """The report, runs and registry commands on a fresh app, run through zhcls.cli.main (same exit-code mapping)."""
-    import zhcls.cli
-    from zhcls.cli import registry_cmd, report_cmd, runs_cmd
-
-    app = typer.Typer(pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
-    app.callback()(lambda: None)
-    for module in (report_cmd, runs_cmd, registry_cmd):
-        module.register(app)
-    monkeypatch.setattr(zhcls.cli, "app", app)
+def cli():
+    """The real `zhcls` app, run in-process through zhcls.cli.main (same exit-code mapping)."""
     return run_cli
 
 
@@ -107,12 +98,19 @@ def test_html_report_is_one_self_contained_file(runs, tmp_path, cli, capsys):
         assert f"<h2>{section}</h2>" in page
 
 
+def _has_cjk_font() -> bool:
+    from zhcls.report.figures import cjk_font
+
+    return cjk_font() is not None
+
+
 def test_chinese_is_drawn_with_real_glyphs(runs, tmp_path):
     """Tofu boxes look the same for every character: two different hanzi must give different pixels."""
     from zhcls.report import build_report, write_report
-    from zhcls.report.figures import cjk_font, text_png
+    from zhcls.report.figures import text_png
 
-    assert cjk_font() is not None, "no CJK font for matplotlib: apt-get install fonts-noto-cjk"
+    if not _has_cjk_font():
+        pytest.skip("no CJK font for matplotlib, so Chinese cannot be drawn: apt-get install fonts-noto-cjk (.ci/run does)")
     a, b = (np.asarray(_assert_png(text_png(ch))) for ch in ("体", "财"))
     assert a.shape == b.shape and (a != b).mean() > 0.01
 
@@ -137,6 +135,33 @@ def test_chinese_is_drawn_with_real_glyphs(runs, tmp_path):
     write_report(report, tmp_path / "r.md")
     assert report["figure_warnings"] == []
     assert "boxes" not in (tmp_path / "r.md").read_text(encoding="utf-8")
+
+
+def test_without_a_cjk_font_the_report_says_so_once_at_the_end(runs, tmp_path, cli, capsys, monkeypatch):
+    """No font means every hanzi is a box: one line saying so, not one warning per glyph, and not at the top."""
+    import zhcls.report.figures as figures
+
+    monkeypatch.setattr(figures, "cjk_font", lambda: None)
+    out = tmp_path / "report.md"
+    code, _, err = cli(["report", runs["cnn"], "-o", out], capsys)
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if "glyph" in line.lower() or "font" in line.lower()]
+    assert warned == [f"warning: {figures.NO_FONT}"]
+    text = out.read_text(encoding="utf-8")
+    assert text.count("fonts-noto-cjk") == 1 and "missing from font" not in text
+    assert text.index("fonts-noto-cjk") > text.index("## Config diff against the baseline")
+
+
+def test_a_few_missing_glyphs_make_one_line():
+    from zhcls.report.figures import Renderer
+
+    r, out = Renderer(), {}
+    r.font = "Some Font"  # as if a CJK font were installed; DejaVu Sans lacks the characters below
+    with r.figure(1.5, 1.0, out, "a.png") as fig:
+        fig.text(0.5, 0.5, "体财体", fontfamily="DejaVu Sans")
+    with r.figure(1.5, 1.0, out, "b.png") as fig:
+        fig.text(0.5, 0.5, "科", fontfamily="DejaVu Sans")
+    assert r.warnings == ["some characters are missing from font 'Some Font' and show as boxes (a.png: 体财; b.png: 科)"]
 
 
 def test_deltas_against_a_hand_made_baseline(runs, tmp_path):

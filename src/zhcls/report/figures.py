@@ -2,12 +2,14 @@
 
 Chinese labels need a CJK font: the first of CJK_FONTS that matplotlib finds is used. On Debian and
 Ubuntu `apt-get install fonts-noto-cjk` provides "Noto Sans CJK". With none, Chinese characters are
-drawn as empty boxes and every figure function records a warning that the report shows.
+drawn as empty boxes, and the renderer says so in one line (not one per missing glyph) that the report
+shows at its end.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from contextlib import contextmanager
 from functools import lru_cache
@@ -21,7 +23,8 @@ CJK_FONTS = (
 )
 CJK_FILE_HINTS = ("cjk", "wqy", "wenquanyi", "sourcehan", "droidsansfallback", "simhei", "msyh", "pingfang", "uming")
 DPI = 110
-NO_FONT = "no CJK font found, so Chinese text in the figures shows as boxes; install one (Debian/Ubuntu: apt-get install fonts-noto-cjk)"
+NO_FONT = "Chinese glyphs fall back to boxes in the figures: no CJK font found (Debian/Ubuntu: apt-get install fonts-noto-cjk)"
+_GLYPH = re.compile(r"Glyph (\d+) .*missing from font")
 
 
 @lru_cache(maxsize=1)
@@ -56,10 +59,22 @@ def _style() -> Iterator[None]:
 
 
 class Renderer:
-    """Draws figures; remembers matplotlib's warnings (a missing glyph above all) for the report."""
+    """Draws figures; remembers which glyphs were missing, to report them in one line."""
 
     def __init__(self) -> None:
-        self.warnings: list[str] = [] if cjk_font() else [NO_FONT]
+        self.font = cjk_font()
+        self.missing: dict[str, list[str]] = {}  # figure name -> characters drawn as boxes
+
+    @property
+    def warnings(self) -> list[str]:
+        """At most one line: without a CJK font every Chinese character is missing, which says nothing
+        more than that the font is missing; with one, the few characters it lacks, by figure."""
+        if self.font is None:
+            return [NO_FONT]
+        if not self.missing:
+            return []
+        where = "; ".join(f"{name}: {''.join(chars)}" for name, chars in self.missing.items())
+        return [f"some characters are missing from font {self.font!r} and show as boxes ({where})"]
 
     @contextmanager
     def figure(self, width: float, height: float, out: dict[str, bytes], name: str) -> Iterator[Any]:
@@ -73,11 +88,11 @@ class Renderer:
             fig.savefig(buf, format="png")
             out[name] = buf.getvalue()
         for w in caught:
-            text = str(w.message)
-            if "missing from font" in text or "Glyph" in text:
-                text = f"{name}: {text}"
-                if text not in self.warnings:
-                    self.warnings.append(text)
+            match = _GLYPH.search(str(w.message))
+            if match:
+                chars = self.missing.setdefault(name, [])
+                if chr(int(match.group(1))) not in chars:
+                    chars.append(chr(int(match.group(1))))
 
 
 def render_report_figures(report: dict[str, Any]) -> tuple[dict[str, bytes], list[str]]:
