@@ -58,7 +58,7 @@ def test_serving_graph_matches_the_trained_net(name, params, graph, tmp_path):
 
 
 def test_textcnn_tables_fall_back_to_the_conv_graph_over_the_size_limit(tmp_path, monkeypatch):
-    from zhcls.export import graphs
+    from zhcls.models import graphs
     from zhcls.export.onnx import export_bundle
 
     corpus, examples = _examples()

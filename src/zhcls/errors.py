@@ -31,3 +31,7 @@ class NotFittedError(ZhclsError):
 
 class RunError(ZhclsError):
     """A run directory is in a state the command cannot continue from."""
+
+
+class ExportError(ZhclsError):
+    """The model cannot be exported, or the exported model disagrees with it."""

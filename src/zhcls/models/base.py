@@ -15,10 +15,10 @@ import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from .. import __version__
-from ..artifact import atomic_dir, read_json, recover_dir, write_json
+from ..artifact import atomic_dir, is_temp_dir, read_json, recover_dir, verify_checksums, write_checksums, write_json
 from ..config import TrainingConfig, format_validation_error
 from ..data.example import LabelSet
-from ..errors import ConfigError, DataError, NotFittedError
+from ..errors import ConfigError, DataError, ExportError, NotFittedError, ZhclsError
 from ..registry import models
 
 META_FILE = "zhcls.json"
@@ -27,6 +27,9 @@ SCHEMA_VERSION = 1
 # Called by a model during fit: ("step", {"step", "total", "loss"}) or ("eval", record).
 ProgressHook = Callable[[str, dict[str, Any]], None]
 EvalSet = tuple[Sequence[str], Sequence[str]]
+# Writes a complete sub-bundle of `model` into a directory (export/onnx.py): how a model made of other
+# models (ensemble.v1) exports its parts without knowing the bundle format.
+PartExporter = Callable[["Classifier", Path], dict[str, Any]]
 
 
 class Classifier:
@@ -65,6 +68,23 @@ class Classifier:
         check_fitted(self, "labels_")
         return self.labels_
 
+    # -- what the rest of zhcls asks of a model ---------------------------------------------------
+    @classmethod
+    def tiny_params(cls, work_dir: Path, texts: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+        """Params for a small, fast instance (the contract tests and smoke checks run every registered model
+        with them); a model that needs files (a checkpoint, member runs) writes them under `work_dir`."""
+        return {}
+
+    def fit_report(self) -> dict[str, Any]:
+        """What fitting chose and how it ended (best step, C, ensemble weights ...), for metrics.json."""
+        return {}
+
+    def export_serving(self, out: Path, export_part: PartExporter) -> dict[str, Any]:
+        """Write the files a bundle serves this model from into `out` (always `tokenizer.json`) and return
+        the manifest's {"backend": ..., "input": {...}}; `export_part` exports a part of a composite model.
+        A model that cannot be served without its training framework raises ExportError."""
+        raise ExportError(f"{self.name} models cannot be exported to a bundle yet", hint="serve the run directory with `zhcls predict RUN`")
+
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path, *, config_toml: str | None = None) -> Path:
         check_fitted(self, "labels_")
@@ -73,16 +93,26 @@ class Classifier:
             self._save_files(tmp)
             write_json(tmp / META_FILE, self._meta_json())
             (tmp / "config.toml").write_text(config_toml or self._config_toml(), encoding="utf-8")
+            write_checksums(tmp)  # last: the sha256 of every file above, checked by load
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Classifier":
-        meta = read_json(Path(path) / META_FILE)
-        training = TrainingConfig.model_validate(meta.get("training", {}))
-        clf = cls(meta["params"], training)
-        clf.labels_ = LabelSet(meta["labels"])
-        clf.meta = {k: meta[k] for k in ("metrics", "data", "created") if k in meta}
-        clf._load_files(Path(path))
+    def load(cls, path: str | Path, *, verify: bool = True) -> "Classifier":
+        """`verify`: check the files against the directory's SHA256SUMS first (load_model has done so)."""
+        path = Path(path)
+        if verify:
+            verify_checksums(path)
+        meta = read_meta(path)
+        try:
+            training = TrainingConfig.model_validate(meta.get("training", {}))
+            clf = cls(meta["params"], training)
+            clf.labels_ = LabelSet(meta["labels"])
+            clf.meta = {k: meta[k] for k in ("metrics", "data", "created") if k in meta}
+            clf._load_files(path)
+        except ZhclsError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged file surfaces as whatever its parser raises
+            raise DataError(f"{path}: cannot load the model ({type(exc).__name__}: {str(exc)[:300]})", hint=DAMAGED_HINT) from None
         return clf
 
     def _save_files(self, path: Path) -> None:
@@ -143,6 +173,8 @@ def build_model(name: str, params: BaseModel | dict | None = None, training: Tra
 def resolve_model_dir(path: str | Path) -> Path:
     """A run directory stands for its best model; a model directory for itself."""
     path = recover_dir(Path(path))
+    if is_temp_dir(path):
+        raise DataError(f"{path}: the temporary directory of an unfinished save or export, not a model", hint="pass the directory it was writing (without the leading '.' and '.tmp')")
     if (path / META_FILE).is_file():
         return path
     for child in ("model-best", "model-last"):
@@ -153,9 +185,25 @@ def resolve_model_dir(path: str | Path) -> Path:
     raise DataError(f"{path}: not a zhcls run or model directory (no {META_FILE})", hint="pass a run directory or its model-best/ folder")
 
 
+DAMAGED_HINT = "the model directory is damaged or incomplete; restore it from a copy, or train the model again"
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """zhcls.json of a model directory, or a DataError naming it."""
+    file = path / META_FILE
+    try:
+        meta = read_json(file)
+    except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise DataError(f"{file}: unreadable ({str(exc)[:200]})", hint=DAMAGED_HINT) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), str):
+        raise DataError(f"{file}: not a zhcls model description (no \"model\" name)", hint=DAMAGED_HINT)
+    return meta
+
+
 def load_model(path: str | Path) -> Classifier:
     path = resolve_model_dir(path)
-    meta = read_json(path / META_FILE)
+    verify_checksums(path)  # a directory saved before SHA256SUMS existed loads unchecked
+    meta = read_meta(path)
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise DataError(f"{path}: model schema {meta.get('schema_version')} is not supported by zhcls {__version__}")
-    return models.get(meta["model"]).factory.load(path)
+    return models.get(meta["model"]).factory.load(path, verify=False)

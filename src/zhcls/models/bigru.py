@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..registry import models
-from .neural import NeuralParams, TorchClassifier
+from .neural import NgramParams, TorchClassifier
 
 
-class BiGRUParams(NeuralParams):
+class BiGRUParams(NgramParams):
     hidden_size: int = Field(128, gt=0)
     num_layers: int = Field(1, ge=1)
 
@@ -17,10 +17,14 @@ class BiGRUParams(NeuralParams):
 class BiGRU(TorchClassifier):
     name = "bigru.v1"
     params_type = BiGRUParams
+
+    @classmethod
+    def tiny_params(cls, work_dir, texts, labels):
+        return {"embed_dim": 16, "hidden_size": 16, "buckets": 1000, "bag_dim": 8}
     default_lr = 2e-3
 
     def build_net(self, num_ids: int, n_classes: int):
         from .nets import BiGRUNet
 
         p = self.params
-        return BiGRUNet(num_ids, n_classes, p.embed_dim, p.hidden_size, p.num_layers, p.dropout)
+        return BiGRUNet(num_ids, n_classes, p.embed_dim, p.hidden_size, p.num_layers, p.dropout, **self._bag_shape())

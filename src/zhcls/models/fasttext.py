@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 from pydantic import Field
 
 from ..registry import models
-from ..text.featurizer import Featurizer, TextParams
 from .neural import NeuralParams, TorchClassifier
 
 
@@ -22,11 +19,11 @@ class FastTextParams(NeuralParams):
 class FastText(TorchClassifier):
     name = "fasttext.v1"
     params_type = FastTextParams
-    default_lr = 1e-2  # a bag of embeddings with no hidden layer wants a larger step than a CNN
 
-    def _featurizer_for(self, texts: Sequence[str]) -> Featurizer:
-        text = TextParams.model_validate({k: getattr(self.params, k) for k in TextParams.model_fields})
-        return Featurizer.fit(texts, text, ngrams=self.params.ngrams, buckets=self.params.buckets if self.params.ngrams > 1 else 0)
+    @classmethod
+    def tiny_params(cls, work_dir, texts, labels):
+        return {"embed_dim": 16, "buckets": 1000}
+    default_lr = 1e-2  # a bag of embeddings with no hidden layer wants a larger step than a CNN
 
     def build_net(self, num_ids: int, n_classes: int):
         from .nets import BagNet

@@ -15,24 +15,60 @@ def _mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
 
 
-class TextCNNNet(nn.Module):
-    def __init__(self, num_ids: int, n_classes: int, embed_dim: int, kernel_sizes: tuple[int, ...], num_filters: int, dropout: float) -> None:
+class NgramBag(nn.Module):
+    """The fastText half of a hybrid student: the mean embedding of every id of a text, its tokens and its
+    hashed n-grams. It gives a CNN or GRU what makes n-gram models strong on small data: a direct,
+    position-free vote of every bi- and tri-gram, next to the sequence model's features.
+
+    ids hold a text's token ids (< vocab_size) first, then its n-gram ids (>= vocab_size), as the
+    Featurizer writes them; `split` gives the sequence model the token part only.
+    """
+
+    def __init__(self, num_ids: int, vocab_size: int, dim: int) -> None:
         super().__init__()
-        self.kernel_sizes = tuple(kernel_sizes)
-        self.embedding = nn.Embedding(num_ids, embed_dim, padding_idx=0)
-        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, num_filters, k) for k in self.kernel_sizes)
-        self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(num_filters * len(self.kernel_sizes), n_classes)
+        self.vocab_size = vocab_size
+        # sparse: a step updates only the rows of the n-grams in its batch (SparseAdam, see the trainer)
+        self.embedding = nn.Embedding(num_ids, dim, padding_idx=0, sparse=True)
+
+    def split(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token ids with n-gram positions set to padding, number of tokens per text)."""
+        is_token = ids < self.vocab_size
+        return ids.masked_fill(~is_token, 0), ((ids > 0) & is_token).sum(dim=1)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = self.embedding(ids).transpose(1, 2)  # [B, E, T]
+        mask = _mask(lengths, ids.shape[1]).unsqueeze(-1).to(torch.float32)
+        return (self.embedding(ids) * mask).sum(dim=1) / lengths.clamp(min=1).unsqueeze(-1).to(torch.float32)
+
+
+class TextCNNNet(nn.Module):
+    """Kim's CNN; with `bag_dim` > 0 a hybrid: the CNN reads the tokens, an NgramBag all ids, and one linear
+    layer reads both."""
+
+    def __init__(
+        self, num_ids: int, n_classes: int, embed_dim: int, kernel_sizes: tuple[int, ...], num_filters: int, dropout: float,
+        vocab_size: int | None = None, bag_dim: int = 0,
+    ) -> None:
+        super().__init__()
+        self.kernel_sizes = tuple(kernel_sizes)
+        vocab_size = vocab_size or num_ids
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, num_filters, k) for k in self.kernel_sizes)
+        self.bag = NgramBag(num_ids, vocab_size, bag_dim) if bag_dim else None
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(num_filters * len(self.kernel_sizes) + bag_dim, n_classes)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        tokens, n_tokens = self.bag.split(ids) if self.bag is not None else (ids, lengths)
+        x = self.embedding(tokens).transpose(1, 2)  # [B, E, T]
         pooled = []
         for k, conv in zip(self.kernel_sizes, self.convs):
             h = F.relu(conv(x))  # [B, F, T-k+1]
             # Windows that start past the text's end see only padding; a text shorter than k keeps its
             # first window (the caller pads every batch to at least max(kernel_sizes)).
-            valid = _mask(torch.clamp(lengths - k + 1, min=1), h.shape[2])
+            valid = _mask(torch.clamp(n_tokens - k + 1, min=1), h.shape[2])
             pooled.append(h.masked_fill(~valid[:, None, :], 0.0).amax(dim=2))
+        if self.bag is not None:
+            pooled.append(self.bag(ids, lengths))
         return self.out(self.dropout(torch.cat(pooled, dim=1)))
 
 
@@ -51,17 +87,25 @@ class BiGRUNet(nn.Module):
     position, and the graph exports to ONNX (packed sequences do not).
     """
 
-    def __init__(self, num_ids: int, n_classes: int, embed_dim: int, hidden_size: int, num_layers: int, dropout: float) -> None:
+    def __init__(
+        self, num_ids: int, n_classes: int, embed_dim: int, hidden_size: int, num_layers: int, dropout: float,
+        vocab_size: int | None = None, bag_dim: int = 0,
+    ) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(num_ids, embed_dim, padding_idx=0)
+        vocab_size = vocab_size or num_ids
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.bag = NgramBag(num_ids, vocab_size, bag_dim) if bag_dim else None
         sizes = [embed_dim] + [2 * hidden_size] * (num_layers - 1)
         self.forward_layers = nn.ModuleList(nn.GRU(n, hidden_size, batch_first=True) for n in sizes)
         self.backward_layers = nn.ModuleList(nn.GRU(n, hidden_size, batch_first=True) for n in sizes)
         self.attention = nn.Linear(2 * hidden_size, 1)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(2 * hidden_size, n_classes)
+        self.out = nn.Linear(2 * hidden_size + bag_dim, n_classes)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        all_ids, all_lengths = ids, lengths
+        if self.bag is not None:
+            ids, lengths = self.bag.split(ids)
         lengths = lengths.clamp(min=1)
         h = self.dropout(self.embedding(ids))
         for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
@@ -72,6 +116,8 @@ class BiGRUNet(nn.Module):
             h = torch.cat([ahead, reverse_within(behind, lengths)], dim=2)  # [B, T, 2H]
         scores = self.attention(h).squeeze(-1).masked_fill(~_mask(lengths, ids.shape[1]), float("-inf"))
         pooled = (torch.softmax(scores, dim=1).unsqueeze(-1) * h).sum(dim=1)
+        if self.bag is not None:
+            pooled = torch.cat([pooled, self.bag(all_ids, all_lengths)], dim=1)
         return self.out(self.dropout(pooled))
 
 

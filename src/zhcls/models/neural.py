@@ -27,6 +27,18 @@ class NeuralParams(TextParams):
     vectors: str | None = None  # a local word2vec text file; rows for known tokens replace the random init
 
 
+class NgramParams(NeuralParams):
+    """Hashed token n-grams beside the tokens (models/nets.py NgramBag): `ngrams` = 1 turns them off."""
+
+    ngrams: int = Field(3, ge=1, le=4)  # token n-grams of 2..ngrams tokens, hashed into `buckets` rows
+    buckets: int = Field(100_000, ge=0)
+    bag_dim: int = Field(64, ge=0)  # width of the n-gram bag's embedding (0: no bag)
+
+    @property
+    def uses_ngrams(self) -> bool:
+        return self.ngrams > 1 and self.buckets > 0 and self.bag_dim > 0
+
+
 class TorchClassifier(Classifier):
     params_type = NeuralParams
     min_len = 1  # every batch is padded to at least this many positions
@@ -40,7 +52,17 @@ class TorchClassifier(Classifier):
         return {}
 
     def _featurizer_for(self, texts: Sequence[str]) -> Featurizer:
-        return Featurizer.fit(texts, TextParams.model_validate({k: getattr(self.params, k) for k in TextParams.model_fields}))
+        text = TextParams.model_validate({k: getattr(self.params, k) for k in TextParams.model_fields})
+        ngrams, buckets = getattr(self.params, "ngrams", 1), getattr(self.params, "buckets", 0)
+        return Featurizer.fit(texts, text, ngrams=ngrams, buckets=buckets if ngrams > 1 else 0)
+
+    def _bag_shape(self) -> dict[str, int]:
+        """vocab_size and bag_dim for a net with an NgramBag, read from the fitted featurizer (so a model saved
+        without n-grams loads as it was trained)."""
+        f = self.featurizer_
+        if not f.buckets:
+            return {}
+        return {"vocab_size": len(f.vocab), "bag_dim": self.params.bag_dim}
 
     def fit(
         self,
@@ -63,7 +85,7 @@ class TorchClassifier(Classifier):
             labels_ = LabelSet.from_labels(labels)
         else:
             labels_ = check_distill_input(texts, labels, targets)
-        featurizer = self._featurizer_for(texts)
+        featurizer = self.featurizer_ = self._featurizer_for(texts)
         torch.manual_seed(self.training.seed)  # weights init; the Trainer carries the stream on (dropout)
         net = self.build_net(featurizer.num_ids, len(labels_))
         if getattr(self.params, "vectors", None):
@@ -95,6 +117,35 @@ class TorchClassifier(Classifier):
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return softmax(self.predict_logits(texts))
+
+    def fit_report(self) -> dict[str, Any]:
+        result = getattr(self, "fit_result_", None)
+        if result is None:  # loaded from disk: the run's metrics.json has the report
+            return {}
+        return {
+            "best_step": result.best_step, "steps": result.steps, "resumed_from": result.resumed_from,
+            "stopped": result.stopped, "epochs": result.epochs,
+        }
+
+    def export_serving(self, out: Path, export_part) -> dict[str, Any]:
+        from ..artifact import write_json
+        from .graphs import OPSET, write_onnx
+
+        check_fitted(self, "net_")
+        graph = write_onnx(self, out / "model.onnx")
+        write_json(out / TOKENIZER_FILE, self.featurizer_.to_json())
+        return {
+            "backend": "onnx",
+            "input": {
+                "ids": {"dtype": "int64", "shape": ["batch", "time"], "padding_id": 0},
+                "lengths": {"dtype": "int64", "shape": ["batch"]},
+                "output": {"name": "logits", "dtype": "float32", "shape": ["batch", len(self.classes_)]},
+                "min_length": int(self.min_len),
+                "max_length": self.featurizer_.max_len,
+                "opset": OPSET,
+                "graph": graph,
+            },
+        }
 
     def with_state(self, state: dict[str, Any]) -> "TorchClassifier":
         """A copy sharing everything but the weights (for saving model-last beside model-best)."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..registry import models
-from .neural import NeuralParams, TorchClassifier
+from .neural import NgramParams, TorchClassifier
 
 
-class TextCNNParams(NeuralParams):
+class TextCNNParams(NgramParams):
     kernel_sizes: tuple[int, ...] = (2, 3, 4)
     num_filters: int = Field(128, gt=0)
 
@@ -18,6 +18,10 @@ class TextCNN(TorchClassifier):
     name = "textcnn.v1"
     params_type = TextCNNParams
 
+    @classmethod
+    def tiny_params(cls, work_dir, texts, labels):
+        return {"embed_dim": 16, "num_filters": 16, "buckets": 1000, "bag_dim": 8}
+
     @property
     def min_len(self) -> int:  # type: ignore[override]
         return max(self.params.kernel_sizes)
@@ -26,4 +30,4 @@ class TextCNN(TorchClassifier):
         from .nets import TextCNNNet
 
         p = self.params
-        return TextCNNNet(num_ids, n_classes, p.embed_dim, p.kernel_sizes, p.num_filters, p.dropout)
+        return TextCNNNet(num_ids, n_classes, p.embed_dim, p.kernel_sizes, p.num_filters, p.dropout, **self._bag_shape())

@@ -8,7 +8,7 @@ so it is stored as JSON + safetensors, and prediction recomputes TF-IDF from tho
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -112,6 +112,18 @@ class Tfidf(Classifier):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         logits = self.features().logits(texts, self.coef_, self.intercept_)
         return softmax(logits.astype(np.float64)).astype(np.float32)
+
+    def fit_report(self) -> dict[str, Any]:
+        return {"C": self.C_} if hasattr(self, "C_") else {}
+
+    def export_serving(self, out: Path, export_part) -> dict[str, Any]:
+        from safetensors.numpy import save_file
+
+        check_fitted(self, "coef_")
+        save_file({"idf": self.idf_, "coef": self.coef_, "intercept": self.intercept_}, str(out / "linear.safetensors"))
+        keys = ("ngram_min", "ngram_max", "sublinear_tf", "lowercase")
+        write_json(out / "tokenizer.json", {"kind": "char_ngram_tfidf", "params": {k: getattr(self.params, k) for k in keys}, "vocab": self.vocab_})
+        return {"backend": "linear", "input": {"text": "str", "features": "char n-gram TF-IDF computed from tokenizer.json"}}
 
     def _save_files(self, path: Path) -> None:
         from safetensors.numpy import save_file

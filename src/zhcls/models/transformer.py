@@ -77,6 +77,23 @@ class HFEncoder:
         return {"max_length": self.max_length, "truncated": cut, "n": len(lengths), "longest": max(lengths, default=0)}
 
 
+def tiny_checkpoint(path: Path, texts: Sequence[str]) -> Path:
+    """A randomly initialized BERT (hidden 32, 2 layers, 2 heads) whose vocabulary is the texts' characters:
+    a local checkpoint for tests and smoke runs, since nothing may be downloaded."""
+    import torch
+
+    t = _transformers()
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted({ch for text in texts for ch in normalize(text, lowercase=False)})
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = t.BertTokenizerFast(str(path / "vocab.txt"))
+    cfg = t.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    t.BertModel(cfg).save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
 def _net(model: Any, pad_id: int):
     import torch
 
@@ -100,6 +117,10 @@ class Transformer(TorchClassifier):
     name = "transformer.v1"
     params_type = TransformerParams
     default_lr = 2e-5
+
+    @classmethod
+    def tiny_params(cls, work_dir: Path, texts: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+        return {"path": str(tiny_checkpoint(work_dir / "tiny-bert", texts)), "max_length": 32, "warmup_ratio": 0.0}
 
     def _checkpoint(self) -> Path:
         path = Path(expand_path(self.params.path))
@@ -139,6 +160,42 @@ class Transformer(TorchClassifier):
             log.warning("%d of %d training texts (%.1f%%) are longer than max_length = %d tokens and were truncated (longest: %d)",
                         t["truncated"], t["n"], 100 * t["truncated"] / t["n"], t["max_length"], t["longest"])
         return super().fit(texts, labels, eval_set=eval_set, work_dir=work_dir, progress=progress, targets=targets)  # type: ignore[return-value]
+
+    def export_serving(self, out: Path, export_part) -> dict[str, Any]:
+        """The fine-tuned classifier as an ONNX graph (ids, lengths -> logits, the interface of every zhcls
+        graph) and the checkpoint's fast tokenizer as `hf_tokenizer.json`, which the Predictor runs with the
+        `tokenizers` package: no torch and no transformers at serving time."""
+        import onnx
+
+        from ..artifact import write_json
+        from ..errors import ExportError
+        from .graphs import OPSET, export_torch
+
+        tokenizer = self.featurizer_.tokenizer
+        if not getattr(tokenizer, "is_fast", False):
+            raise ExportError(
+                f"{self.params.path}: the checkpoint has no fast tokenizer (tokenizer.json), which serving needs",
+                hint="load it once with transformers' AutoTokenizer(use_fast=True) and save_pretrained it into the checkpoint",
+            )
+        export_torch(self.net_, out / "model.onnx")
+        onnx.checker.check_model(onnx.load(str(out / "model.onnx")))
+        tokenizer.backend_tokenizer.save(str(out / "hf_tokenizer.json"))
+        write_json(out / "tokenizer.json", {"kind": "hf_tokenizer", "file": "hf_tokenizer.json", "max_length": self.params.max_length, "lowercase": False})
+        return {
+            "backend": "onnx",
+            "input": {
+                "ids": {"dtype": "int64", "shape": ["batch", "time"], "padding_id": self._pad_id_or_zero()},
+                "lengths": {"dtype": "int64", "shape": ["batch"]},
+                "output": {"name": "logits", "dtype": "float32", "shape": ["batch", len(self.classes_)]},
+                "min_length": 1,
+                "max_length": self.params.max_length,
+                "opset": OPSET,
+                "graph": "net",
+            },
+        }
+
+    def _pad_id_or_zero(self) -> int:
+        return int(self.featurizer_.pad_id)
 
     def _save_files(self, path: Path) -> None:
         hf = self.net_.model

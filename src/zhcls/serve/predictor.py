@@ -39,6 +39,8 @@ class Predictor:
             self._init_onnx(tokenizer, threads)
         elif self.backend == "linear":
             self._init_linear(tokenizer)
+        elif self.backend == "ensemble":
+            self._init_ensemble(tokenizer, threads)
         else:
             raise BundleError(f"{self.path}: unknown backend {self.backend!r}")
 
@@ -47,7 +49,12 @@ class Predictor:
             import onnxruntime as ort
         except ImportError:
             raise BundleError("serving an ONNX bundle needs onnxruntime", hint="pip install 'zhcls[serve]'") from None
-        self.featurizer = Featurizer.from_json(tokenizer)
+        if tokenizer.get("kind") == "hf_tokenizer":  # transformer.v1
+            from ..text.hf_ids import HFTokenIds
+
+            self.featurizer = HFTokenIds(self.path, tokenizer)
+        else:
+            self.featurizer = Featurizer.from_json(tokenizer)
         self.max_len = self.featurizer.max_len
         self.min_len = int(self.manifest["input"]["min_length"])
         options = ort.SessionOptions()
@@ -70,6 +77,35 @@ class Predictor:
         self._coef, self._intercept = arrays["coef"], arrays["intercept"]
         self.max_len = None
 
+    def _init_ensemble(self, tokenizer: dict[str, Any], threads: int) -> None:
+        """Members are sub-bundles; the top manifest's sha256 list already covers their files."""
+        from safetensors.numpy import load_file
+
+        self._members = [Predictor(self.path / part["dir"], threads=threads, verify=False) for part in tokenizer["members"]]
+        self._columns = [np.asarray(part["columns"], dtype=np.int64) for part in tokenizer["members"]]
+        arrays = load_file(str(self.path / "ensemble.safetensors"))
+        self._weights = arrays["weights"]
+        self._stack = (arrays["coef"], arrays["intercept"]) if "coef" in arrays else None
+        lengths = [m.max_len for m in self._members if m.max_len is not None]
+        self.max_len = max(lengths) if lengths else None
+
+    def _ensemble_logits(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+        """log of the combined probabilities (softmax of them gives the probabilities back)."""
+        truncated = [False] * len(texts)
+        probs = []
+        for member, columns in zip(self._members, self._columns):
+            logits, cut = member._logits(texts)
+            probs.append(_softmax32(logits)[:, columns])
+            truncated = [a or b for a, b in zip(truncated, cut)]
+        stack = np.stack(probs)
+        if self._stack is None:
+            p = np.tensordot(self._weights, stack, axes=1)
+            return np.log(np.maximum(p, 1e-30)), truncated
+        coef, intercept = self._stack
+        m, n, k = stack.shape
+        features = np.log(np.clip(stack, 1e-7, 1.0)).transpose(1, 0, 2).reshape(n, m * k)
+        return features @ coef.T + intercept, truncated
+
     # -- prediction ------------------------------------------------------------------------------
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         return self._logits(texts)[0]
@@ -78,6 +114,8 @@ class Predictor:
         """Logits, and for each text whether it was cut to max_len (tokenized once for both)."""
         if self.backend == "linear":
             return self._tfidf.logits(texts, self._coef, self._intercept), [False] * len(texts)
+        if self.backend == "ensemble":
+            return self._ensemble_logits(texts)
         f = self.featurizer
         if len(texts) == 1:  # the latency path: one text, no padding work, no sorting, no scatter
             tokens = f.full_tokens(texts[0])

@@ -17,17 +17,51 @@ Both graphs keep the bundle's input contract: `ids` [batch, time] int64 right-pa
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 MAX_TABLE_BYTES = 64 * 2**20  # TextCNN tables above this fall back to the conv graph, so a bundle stays small
+OPSET = 17
+
+
+def write_onnx(model: Any, path: Path) -> str:
+    """Write a neural model's ids -> logits graph and return its name: a table graph where the model has one,
+    else "net", the trained torch module exported as it is."""
+    import onnx
+
+    built = serving_graph(model, OPSET)
+    if built is not None:
+        proto, graph = built
+        onnx.save(proto, str(path))
+    else:
+        graph = "net"
+        export_torch(model.net_, path)
+    onnx.checker.check_model(onnx.load(str(path)))
+    return graph
+
+
+def export_torch(net: Any, path: Path) -> None:
+    import torch
+
+    net = net.eval()
+    ids = torch.tensor([[2, 3, 4, 5, 6, 7], [2, 3, 4, 0, 0, 0]], dtype=torch.long)
+    lengths = torch.tensor([6, 3], dtype=torch.long)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice; the graph is checked after
+        torch.onnx.export(
+            net, (ids, lengths), str(path), input_names=["ids", "lengths"], output_names=["logits"],
+            dynamic_axes={"ids": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=OPSET, dynamo=False,
+        )
 
 
 def serving_graph(model: Any, opset: int, max_table_bytes: int | None = None) -> tuple[Any, str] | None:
     """(onnx.ModelProto, graph name) for a model with a table graph, or None: export the torch module.
     max_table_bytes: default MAX_TABLE_BYTES."""
-    from ..models.nets import BagNet, TextCNNNet
+    from .nets import BagNet, TextCNNNet
 
     if max_table_bytes is None:
         max_table_bytes = MAX_TABLE_BYTES
@@ -37,18 +71,21 @@ def serving_graph(model: Any, opset: int, max_table_bytes: int | None = None) ->
     if isinstance(net, TextCNNNet) and textcnn_table_bytes(net) <= max_table_bytes:
         f = model.featurizer_
         max_width = max(f.max_len * max(f.ngrams, 1), int(model.min_len))  # the widest ids the featurizer gives
-        return textcnn_tables(state, tuple(net.kernel_sizes), max_width, opset), "textcnn_tables"
+        vocab_size = net.bag.vocab_size if net.bag is not None else None
+        return textcnn_tables(state, tuple(net.kernel_sizes), max_width, opset, vocab_size), "textcnn_tables"
     if isinstance(net, BagNet) and net.out.out_features <= net.embedding.embedding_dim:  # the table is no larger
         return folded_bag(state, opset), "bag_folded"
     return None
 
 
 def textcnn_table_bytes(net: Any) -> int:
-    """Bytes of the float32 table `textcnn_tables` builds: one row per id and tap, one column per filter."""
-    return 4 * net.embedding.num_embeddings * max(net.kernel_sizes) * net.convs[0].out_channels * len(net.kernel_sizes)
+    """Bytes of the float32 tables `textcnn_tables` builds: one row per token and tap, one column per filter
+    (and for a hybrid one row per id, one column per class)."""
+    bag = 4 * net.bag.embedding.num_embeddings * net.out.out_features if net.bag is not None else 0
+    return bag + 4 * net.embedding.num_embeddings * max(net.kernel_sizes) * net.convs[0].out_channels * len(net.kernel_sizes)
 
 
-def textcnn_tables(state: dict[str, np.ndarray], kernel_sizes: tuple[int, ...], max_width: int, opset: int) -> Any:
+def textcnn_tables(state: dict[str, np.ndarray], kernel_sizes: tuple[int, ...], max_width: int, opset: int, vocab_size: int | None = None) -> Any:
     """TextCNNNet (models/nets.py) as one table lookup.
 
     A conv with kernel k over embeddings E [V, D] and weights W [F, D, k] gives at position t
@@ -60,6 +97,10 @@ def textcnn_tables(state: dict[str, np.ndarray], kernel_sizes: tuple[int, ...], 
     text shorter than k keeps its first window, which reads padding, id 0); windows that do not count
     give 0 after relu. relu(max over counted windows) is exactly that, as relu is monotonic and >= 0.
     `max_width`: the widest `ids` the graph accepts (positions are constants sliced to the batch's width).
+
+    A hybrid (`vocab_size` set, TextCNNNet with an NgramBag) reads the tokens, ids < vocab_size, in the CNN
+    and counts its windows by the number of tokens; the bag's share of the logits is folded like
+    `folded_bag`: mean((E_bag @ W_bag.T)[ids]), the padding row being zero.
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -89,13 +130,37 @@ def textcnn_tables(state: dict[str, np.ndarray], kernel_sizes: tuple[int, ...], 
         "flat": np.array([0, cols], dtype=np.int64),
         "reduce_taps": np.array([2], dtype=np.int64),
         "len_axes": np.array([1, 2, 3], dtype=np.int64),
-        "out_w": state["out.weight"].astype(np.float32),
+        "out_w": state["out.weight"][:, :cols].astype(np.float32),
         "out_b": state["out.bias"].astype(np.float32),
     }
     node = helper.make_node
-    nodes = [
-        node("Pad", ["ids", "pads"], ["padded"]),  # windows running past the end read padding, as the conv does
-        node("Shape", ["ids"], ["width"], start=1, end=2),
+    nodes = []
+    tokens, n_tokens = "ids", "lengths"
+    if vocab_size is not None:
+        bag = state["bag.embedding.weight"] @ state["out.weight"][:, cols:].T  # [ids, classes]
+        bag[0] = 0.0
+        consts.update(
+            bag_table=bag.astype(np.float32), vocab_size=np.array(vocab_size, dtype=np.int64), zero_id=np.array(0, dtype=np.int64),
+            axis1=np.array([1], dtype=np.int64),
+        )
+        tokens, n_tokens = "token_ids", "n_tokens"
+        nodes += [
+            node("Less", ["ids", "vocab_size"], ["is_token"]),
+            node("Where", ["is_token", "ids", "zero_id"], ["token_ids"]),
+            node("Greater", ["ids", "zero_id"], ["not_pad"]),
+            node("And", ["is_token", "not_pad"], ["counted_token"]),
+            node("Cast", ["counted_token"], ["token_flags"], to=TensorProto.INT64),
+            node("ReduceSum", ["token_flags", "axis1"], ["n_tokens"], keepdims=0),
+            node("Gather", ["bag_table", "ids"], ["bag_rows"]),  # [B, T, classes]
+            node("ReduceSum", ["bag_rows", "axis1"], ["bag_sum"], keepdims=0),
+            node("Max", ["lengths", "one"], ["n_ids"]),
+            node("Cast", ["n_ids"], ["n_ids_float"], to=TensorProto.FLOAT),
+            node("Unsqueeze", ["n_ids_float", "axis1"], ["n_ids_col"]),
+            node("Div", ["bag_sum", "n_ids_col"], ["bag_logits"]),
+        ]
+    nodes += [
+        node("Pad", [tokens, "pads"], ["padded"]),  # windows running past the end read padding, as the conv does
+        node("Shape", [tokens], ["width"], start=1, end=2),
         node("Slice", ["window", "zero", "width"], ["win"]),  # [T, taps]
         node("Gather", ["padded", "win"], ["win_ids"], axis=1),  # [B, T, taps]
         node("Add", ["win_ids", "tap_offset"], ["rows"]),
@@ -104,7 +169,7 @@ def textcnn_tables(state: dict[str, np.ndarray], kernel_sizes: tuple[int, ...], 
         node("Reshape", ["h", "by_kernel"], ["hk"]),  # [B, T, kernels, filters]
         # the mask is per kernel, [B, T, kernels, 1], and broadcast over the filters as a 0 / -inf penalty
         node("Slice", ["position", "zero", "width"], ["pos"]),  # [T, 1, 1]
-        node("Unsqueeze", ["lengths", "len_axes"], ["len4"]),  # [B, 1, 1, 1]
+        node("Unsqueeze", [n_tokens, "len_axes"], ["len4"]),  # [B, 1, 1, 1]
         node("Sub", ["len4", "span"], ["starts"]),  # [B, 1, kernels, 1]
         node("Max", ["starts", "one"], ["windows"]),
         node("Less", ["pos", "windows"], ["counted"]),  # [B, T, kernels, 1]
@@ -113,8 +178,10 @@ def textcnn_tables(state: dict[str, np.ndarray], kernel_sizes: tuple[int, ...], 
         node("ReduceMax", ["masked"], ["top"], axes=[1], keepdims=0),  # [B, kernels, filters]
         node("Reshape", ["top", "flat"], ["top_flat"]),
         node("Relu", ["top_flat"], ["pooled"]),
-        node("Gemm", ["pooled", "out_w", "out_b"], ["logits"], transB=1),
+        node("Gemm", ["pooled", "out_w", "out_b"], ["cnn_logits" if vocab_size is not None else "logits"], transB=1),
     ]
+    if vocab_size is not None:
+        nodes.append(node("Add", ["cnn_logits", "bag_logits"], ["logits"]))
     return _model(nodes, consts, len(state["out.bias"]), "textcnn_tables", opset, helper, numpy_helper, TensorProto)
 
 
