@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from .errors import DataError
+
+CHECKSUMS = "SHA256SUMS"  # `sha256sum -c SHA256SUMS` checks a model directory by hand too
+# .NAME.PID-RANDOM.tmp: the temporary directory of atomic_dir while `path` is being written, by process PID
+_TEMP_DIR = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[A-Za-z0-9_]+\.tmp$")
+LEGACY_TEMP_AGE_S = 3600.0  # temp dirs of zhcls before the pid was in the name: stale after an hour
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -40,12 +50,59 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def is_temp_dir(path: str | Path) -> bool:
+    """Whether `path` is the temporary directory of an `atomic_dir` write (finished or not, it is never
+    the artifact itself: a killed export leaves one that never passed its parity check)."""
+    return _TEMP_DIR.match(Path(path).name) is not None
+
+
+def remove_stale_temp_dirs(path: str | Path) -> list[Path]:
+    """Remove the temporary directories that writes of `path` left behind when their process was killed:
+    those of processes that no longer run (and, from before the pid was recorded, those older than an
+    hour). A live writer's directory is left alone. Returns what was removed."""
+    path = Path(path)
+    removed = []
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for tmp in siblings:
+        m = _TEMP_DIR.match(tmp.name)
+        if m is None or m["name"] != path.name or not tmp.is_dir() or tmp.is_symlink():
+            continue
+        if m["pid"] is not None:
+            stale = not _alive(int(m["pid"]))
+        else:
+            try:
+                stale = time.time() - tmp.stat().st_mtime > LEGACY_TEMP_AGE_S
+            except OSError:
+                continue
+        if stale:
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process, or unknowable: keep its directory
+    return True
+
+
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary directory; on success it replaces `path` in two renames."""
+    """Yield a fresh temporary directory; on success it replaces `path` in two renames. Temporary
+    directories that killed writers of `path` left behind are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temp_dirs(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes 0700
     try:
         yield tmp
@@ -67,3 +124,45 @@ def recover_dir(path: str | Path) -> Path:
     if not path.exists() and old.exists():
         os.replace(old, path)
     return path
+
+
+def write_checksums(path: str | Path) -> None:
+    """Record the sha256 of every file below `path` in `path/SHA256SUMS` (the format of sha256sum)."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.relative_to(path).as_posix() != CHECKSUMS)
+    lines = "".join(f"{_sha256(p)}  {p.relative_to(path).as_posix()}\n" for p in files)
+    write_text(path / CHECKSUMS, lines)
+
+
+def verify_checksums(path: str | Path) -> bool:
+    """Check the files of `path` against its SHA256SUMS; False when there is none (a directory written
+    before zhcls recorded them), a DataError naming the file when one is missing or changed."""
+    path = Path(path)
+    sums = path / CHECKSUMS
+    if not sums.is_file():
+        return False
+    hint = "the file was damaged or edited after it was saved; restore it from a copy, or train the model again"
+    try:
+        text = sums.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{sums}: unreadable ({exc})", hint=hint) from None
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        digest, sep, name = line.partition("  ")
+        if not sep or not re.fullmatch(r"[0-9a-f]{64}", digest) or not name or name.startswith("/") or ".." in Path(name).parts:
+            raise DataError(f"{sums}:{lineno}: malformed line", hint=hint)
+        file = path / name
+        if not file.is_file():
+            raise DataError(f"{file}: missing, though {CHECKSUMS} lists it", hint=hint)
+        if _sha256(file) != digest:
+            raise DataError(f"{file}: sha256 does not match {CHECKSUMS}", hint=hint)
+    return True
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

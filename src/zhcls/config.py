@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -12,11 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-DataFormat = Literal["auto", "jsonl", "tsv", "csv", "paddle", "lines"]
+DataFormat = Literal["auto", "jsonl", "tsv", "csv", "fasttext", "paddle", "lines"]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(Section):
@@ -43,7 +44,7 @@ class TrainingConfig(Section):
     seed: int = 42
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=1)
-    lr: float | None = Field(None, gt=0)  # None: the model's own default (textcnn 1e-3, fasttext 1e-2, ...)
+    lr: float | None = Field(None, gt=0, le=1.0)  # None: the model's own default (textcnn 1e-3, fasttext 1e-2, ...)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(5.0, ge=0)  # 0 turns clipping off
     eval_every: int = Field(0, ge=0)  # steps between dev evaluations; 0: once per epoch
@@ -177,7 +178,47 @@ def _deepcopy(d: dict[str, Any]) -> dict[str, Any]:
     return {k: _deepcopy(v) if isinstance(v, dict) else v for k, v in d.items()}
 
 
+# Rows of one embedding table (hashed n-gram buckets, a vocabulary): more than this cannot be indexed
+# by the int32 ids ONNX graphs use, and at 100 dimensions it would already take 800 GB.
+MAX_TABLE_ROWS = 2**31 - 1
+MAX_TABLE_BYTES = 16 * 2**30  # one float32 table; twice that with its gradient, four times with Adam's moments
+TABLE_ROWS = ("buckets", "max_vocab")
+TABLE_DIMS = ("embed_dim", "bag_dim")
+
+
+def non_finite(raw: Any, where: str = "") -> str | None:
+    """The dotted path of the first NaN or inf in a raw config, if any. TOML has `inf` and `nan` (and
+    reads 1e999 as inf); no setting of zhcls means either."""
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return f"{where} = {raw}"
+    items = raw.items() if isinstance(raw, dict) else enumerate(raw) if isinstance(raw, list) else ()
+    for k, v in items:
+        found = non_finite(v, f"{where}.{k}" if where and isinstance(k, str) else f"{where}[{k}]" if where else str(k))
+        if found:
+            return found
+    return None
+
+
+def check_sizes(params: BaseModel, source: str) -> None:
+    """Refuse tables that cannot be allocated before training starts (the allocator would abort later)."""
+    dims = [d for d in (getattr(params, name, None) for name in TABLE_DIMS) if isinstance(d, int) and d > 0]
+    for name in TABLE_ROWS:
+        rows = getattr(params, name, None)
+        if not isinstance(rows, int):
+            continue
+        size = rows * max(dims, default=1) * 4
+        if rows > MAX_TABLE_ROWS or size > MAX_TABLE_BYTES:
+            raise ConfigError(
+                f"{source}: model.{name} = {rows} is too large: its table would take {size / 2**30:,.0f} GiB "
+                f"(limit {MAX_TABLE_BYTES // 2**30} GiB, at most {MAX_TABLE_ROWS} rows)",
+                hint=f"fastText uses 2000000 buckets; try model.{name} = 200000",
+            )
+
+
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    bad = non_finite(raw)
+    if bad:
+        raise ConfigError(f"{source}: {bad} is not a finite number", hint="use a finite value, e.g. training.lr = 1e-3")
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
@@ -187,12 +228,13 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
 
     entry = models.get(cfg.model.name)
     try:
-        entry.params.model_validate(cfg.model.options())
+        params = entry.params.model_validate(cfg.model.options())
     except ValidationError as exc:
         raise ConfigError(
             f"{source}: {format_validation_error(exc, prefix='model')}",
             hint=f"valid keys for {cfg.model.name}: {', '.join(entry.params.model_fields)}",
         ) from None
+    check_sizes(params, source)
     from .registry import augmenters
 
     for i, step in enumerate(cfg.augment):  # each [[augment]] entry's keys against its strategy's Params

@@ -60,19 +60,31 @@ def train(cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress:
             f"{out}: holds an unfinished run of a different config",
             hint="run the same command as before to resume it, use a new output directory, or pass --force",
         )
+    model = build_model(cfg.model.name, model_params(cfg), cfg.training)
+    fresh = not previous.is_file()
     write_text(out / "config.toml", config_text)
 
-    model = build_model(cfg.model.name, model_params(cfg), cfg.training)
     started = time.perf_counter()
     eval_set = ([e.text for e in dev_ex], [e.label for e in dev_ex]) if dev_ex else None
     distill_info = None
-    if cfg.distill is not None:  # the same run, trained on a teacher's soft targets (docs/distillation.md)
-        from ..distill.transfer import distill_fit
+    try:
+        if cfg.distill is not None:  # the same run, trained on a teacher's soft targets (docs/distillation.md)
+            from ..distill.transfer import distill_fit
 
-        copies = train_ex[len(splits["train"]) :] if cfg.distill.use_augment else []  # [[augment]] output joins the transfer set
-        distill_info = distill_fit(model, cfg, splits, eval_set=eval_set, work_dir=out, progress=progress, augmented=copies)
-    else:
-        model.fit([e.text for e in train_ex], [e.label for e in train_ex], eval_set=eval_set, work_dir=out, progress=progress)
+            copies = train_ex[len(splits["train"]) :] if cfg.distill.use_augment else []  # [[augment]] output joins the transfer set
+            distill_info = distill_fit(model, cfg, splits, eval_set=eval_set, work_dir=out, progress=progress, augmented=copies)
+        else:
+            model.fit([e.text for e in train_ex], [e.label for e in train_ex], eval_set=eval_set, work_dir=out, progress=progress)
+    except BaseException as exc:
+        if fresh and not (out / "checkpoint").exists():
+            # nothing to resume: a config.toml left here would make the corrected rerun "a different config"
+            (out / "config.toml").unlink(missing_ok=True)
+        if _out_of_memory(exc):
+            raise RunError(
+                f"out of memory while training {cfg.model.name} ({str(exc).splitlines()[0][:200]})",
+                hint="make the model smaller (model.buckets, model.max_vocab, model.embed_dim) or lower training.batch_size",
+            ) from None
+        raise
     seconds = time.perf_counter() - started
 
     metrics: dict[str, Any] = {
@@ -116,6 +128,12 @@ def load_splits(cfg: RunConfig) -> dict[str, list[Example]]:
         if examples is not None:
             require_labeled(examples, f"{name} data")
             splits[name] = examples
+    classes = {e.label for e in splits["train"]}
+    if len(classes) < 2:
+        raise DataError(
+            f"{describe_source(splits['train'])}: every training example has the label {next(iter(classes))!r}; a classifier needs at least two labels",
+            hint="check [data] label_field (is it the right column?), or add examples of the other labels",
+        )
     known = paddle_label_file(cfg.data)
     if known is not None:
         for examples in splits.values():
@@ -126,6 +144,15 @@ def load_splits(cfg: RunConfig) -> dict[str, list[Example]]:
     if unseen:
         log.warning("labels in dev/test that train never shows (always counted wrong): %s", ", ".join(unseen[:20]))
     return splits
+
+
+def describe_source(examples: list[Example]) -> str:
+    return examples[0].source.rsplit(":", 1)[0] if examples else "train data"
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """torch reports a failed allocation as a RuntimeError ("DefaultCPUAllocator: can't allocate memory")."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
 
 
 def evaluate_examples(model: Classifier, examples: list[Example]) -> dict[str, Any]:

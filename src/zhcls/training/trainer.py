@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ class FitResult:
     best_step: int = 0
     steps: int = 0
     resumed_from: int | None = None
+    stopped: str = "epoch_budget"  # or "early_stopping": patience ran out before the budget did
+    epochs: int = 0
 
 
 def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -178,6 +181,9 @@ class Trainer:
                         part_loss = batch_loss(part) * (len(part) / len(idx))
                         part_loss.backward()
                         loss = loss + part_loss.detach()
+                loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):  # before the step: the weights on disk and in memory stay finite
+                    raise _diverged(f"the loss is {loss_value} at step {state.step + 1} (epoch {state.epoch + 1})", lr, self.work_dir)
                 if cfg.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(dense, cfg.max_grad_norm)
                 if schedule == "linear":
@@ -187,7 +193,6 @@ class Trainer:
                 for opt in optimizers:
                     opt.step()
                 state.step, state.batch = state.step + 1, b + 1
-                loss_value = float(loss.detach())
                 loss_sum, loss_n = loss_sum + loss_value, loss_n + 1
                 self.progress("step", {"step": state.step, "total": total, "loss": loss_value, "epoch": state.epoch})
                 end_of_epoch = state.batch == len(batches)
@@ -195,13 +200,18 @@ class Trainer:
                     state.epoch, state.batch = state.epoch + 1, 0
                 due = state.step % cfg.eval_every == 0 if cfg.eval_every else end_of_epoch
                 if due or (end_of_epoch and state.epoch == cfg.epochs):
+                    if not _finite(module):  # a huge step can turn weights to inf/NaN while the loss was still finite
+                        raise _diverged(f"the weights are no longer finite after step {state.step}", lr, self.work_dir)
                     best_state = self._evaluate(module, state, best_state, dev, min_len, loss_sum / max(loss_n, 1), started)
                     loss_sum, loss_n = 0.0, 0
                     self._save_checkpoint(module, optimizers, state, best_state)
                 if state.stopped:
                     break
         last_state = _copy(module)  # training always ends with an evaluation, which saved the checkpoint
-        return FitResult(best_state, last_state, state.history, state.best_score, state.best_step, state.step, resumed_from)
+        return FitResult(
+            best_state, last_state, state.history, state.best_score, state.best_step, state.step, resumed_from,
+            "early_stopping" if state.stopped else "epoch_budget", state.epoch,
+        )
 
     def _evaluate(self, module, state: "_State", best_state, dev, min_len: int, train_loss: float, started: float):
         record: dict[str, Any] = {"step": state.step, "epoch": state.epoch, "train_loss": round(train_loss, 6)}
@@ -270,6 +280,18 @@ class Trainer:
         for optimizer, opt_slots, groups in zip(optimizers, slots, param_groups):
             optimizer.load_state_dict({"state": opt_slots, "param_groups": groups})
         return state, load_file(str(ckpt / "best.safetensors"))
+
+
+def _finite(module: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in module.parameters())
+
+
+def _diverged(what: str, lr: float, work_dir: Path | None) -> RunError:
+    kept = " The last good checkpoint is kept in checkpoint/." if work_dir is not None and (work_dir / CHECKPOINT).is_dir() else ""
+    return RunError(
+        f"training diverged: {what}; nothing was saved.{kept}",
+        hint=f"lower training.lr (it is {lr:g}) or keep training.max_grad_norm above 0, then train again with --force or into a new directory",
+    )
 
 
 @dataclass
