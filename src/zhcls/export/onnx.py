@@ -21,7 +21,7 @@ from ..artifact import atomic_dir, read_json, write_json
 from ..data.example import Example
 from ..errors import ExportError, ZhclsError
 from ..models.base import Classifier, load_model, resolve_model_dir
-from ..serve.bundle import FORMAT, MANIFEST, SCHEMA_VERSION, sha256_file
+from ..serve.bundle import FORMAT, MANIFEST, SCHEMA_VERSION, BundleError, check_finite_numbers, seal_manifest, sha256_file
 from ..serve.predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,11 @@ def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     # every file below the bundle, sub-bundles included, so one check at load covers all of them
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.relative_to(path).as_posix() != MANIFEST)
     manifest["files"] = {p.relative_to(path).as_posix(): sha256_file(p) for p in files}
-    write_json(path / MANIFEST, manifest)
+    try:  # a NaN parity compares false against every limit: refuse it here, where every manifest is written
+        check_finite_numbers(manifest)
+    except BundleError as exc:
+        raise ExportError(exc.message, hint=exc.hint) from None
+    write_json(path / MANIFEST, seal_manifest(manifest))  # the digest last, over everything above
 
 
 def _dev_examples(model_dir: Path) -> list[Example]:
