@@ -108,14 +108,19 @@ def _quantize(tmp: Path, model: Classifier, examples: Sequence[Example], referen
     predictions move. Convolutions stay fp32 (onnxruntime's ConvInteger is slower on CPU than its fp32 Conv),
     and so does the small output layer (its dynamic int8 MatMul costs more than it saves). Quantizing the
     tables (Gather) is what shrinks a bundle about 4x."""
-    if not (tmp / "model.onnx").is_file():
+    graphs = sorted(tmp.rglob("model.onnx"))  # an ensemble has one per neural member
+    if not graphs:
         raise ExportError(f"{model.name} bundles have no ONNX graph to quantize", hint="export without --quantize")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    fp32 = tmp / "model.fp32.onnx"
-    (tmp / "model.onnx").rename(fp32)
-    quantize_dynamic(str(fp32), str(tmp / "model.onnx"), op_types_to_quantize=list(INT8_OPS), weight_type=QuantType.QInt8)
-    fp32.unlink()
+    for graph in graphs:
+        fp32 = graph.with_name("model.fp32.onnx")
+        graph.rename(fp32)
+        with _quiet_onnxruntime():
+            quantize_dynamic(str(fp32), str(graph), op_types_to_quantize=list(INT8_OPS), weight_type=QuantType.QInt8)
+        fp32.unlink()
+        if graph.parent != tmp:  # a member's own manifest lists its files too
+            _write_manifest(graph.parent, {**read_json(graph.parent / MANIFEST), "precision": "int8"})
     _write_manifest(tmp, read_json(tmp / MANIFEST))
     proba = Predictor(tmp, verify=False).predict_proba([e.text for e in examples])
     out: dict[str, Any] = {**check_parity(reference, proba)}
