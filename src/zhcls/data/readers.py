@@ -1,5 +1,8 @@
 """Read data as users have it: CLUE/FewCLUE JSON lines, text<TAB>label (either order), CSV with a header,
-PaddleNLP-style directories, and plain one-text-per-line files. Every problem names file and line."""
+fastText's `__label__x text` lines, PaddleNLP-style directories, and plain one-text-per-line files.
+Every problem names file and line, and nothing is read in a way that changes the data: a label that
+is a list, a boolean or NaN, a TSV line with an extra column, or a CSV quote that swallows the
+records after it is an error, not a new class or a merged text."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -19,6 +23,8 @@ from .example import Example
 TEXT_FIELDS = ("text", "sentence", "content", "review", "query", "title", "abst")
 LABEL_FIELDS = ("label_desc", "label_des", "label", "labels", "cat", "category", "class")
 PADDLE_FILES = {"train": "train.txt", "dev": "dev.txt", "test": "test.txt"}
+FASTTEXT_LABEL = "__label__"
+FORMATS = ("jsonl", "csv", "tsv", "fasttext", "lines")
 
 
 @dataclass(frozen=True)
@@ -40,8 +46,10 @@ def read_examples(path: str | Path, options: ReadOptions = ReadOptions()) -> lis
         path = path / PADDLE_FILES["train"]
     text = read_text(path)
     fmt = detect_format(path, text) if options.format in ("auto", "paddle") else options.format
-    reader = {"jsonl": _read_jsonl, "csv": _read_csv, "tsv": _read_tsv, "lines": _read_lines}[fmt]
-    return reader(path, text, options)
+    readers = {"jsonl": _read_jsonl, "csv": _read_csv, "tsv": _read_tsv, "fasttext": _read_fasttext, "lines": _read_lines}
+    if fmt not in readers:
+        raise DataError(f"unknown data format {fmt!r}", hint=f"use one of: auto, {', '.join(FORMATS)}, paddle")
+    return readers[fmt](path, text, options)
 
 
 def read_split(data: DataConfig, split: str) -> list[Example] | None:
@@ -104,6 +112,8 @@ def detect_format(path: Path, text: str) -> str:
         return "jsonl"
     if suffix == ".csv":
         return "csv"
+    if first.startswith(FASTTEXT_LABEL):
+        return "fasttext"
     if "\t" in first:
         return "tsv"
     return "lines"
@@ -116,12 +126,46 @@ def _pick(fields: Iterable[str], wanted: str | None, candidates: tuple[str, ...]
     return next((c for c in candidates if c in fields), None)
 
 
-def _label_str(value: Any) -> str | None:
+def _label_str(value: Any, where: str = "", field: str = "label") -> str | None:
+    """A label as the string zhcls keeps: text, or a number (1.0 is "1"). A list, an object, a boolean or
+    NaN has no faithful string form (str() would make "['a']", "True" or "nan" a class of its own)."""
     if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or (isinstance(value, float) and not math.isfinite(value)):
+        raise DataError(
+            f"{where}: field {field!r} holds {_kind(value)} {_short(value)}; a label must be a string or a number",
+            hint="give one label per record, e.g. \"label\": \"positive\" (zhcls is single-label)",
+        )
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value).strip()
+
+
+def _text_str(value: Any, where: str, field: str) -> str:
+    if value is None:
+        return ""  # an empty text: require_labeled and `data check` name it
+    if not isinstance(value, str):
+        raise DataError(
+            f"{where}: field {field!r} holds {_kind(value)} {_short(value)}; a text must be a string",
+            hint="write the text as a JSON string, or point [data] text_field at the field that holds it",
+        )
+    return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a non-finite number"
+    return {list: "a list", dict: "an object", int: "a number", float: "a number"}.get(type(value), f"a {type(value).__name__}")
+
+
+def _short(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _read_jsonl(path: Path, text: str, options: ReadOptions) -> list[Example]:
@@ -138,6 +182,8 @@ def _read_jsonl(path: Path, text: str, options: ReadOptions) -> list[Example]:
                 f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})",
                 hint="each line must be one JSON object, e.g. {\"sentence\": \"...\", \"label\": \"...\"}",
             ) from None
+        except RecursionError:
+            raise DataError(f"{path}:{lineno}: JSON nested too deeply to read", hint="each line must be one flat JSON object of text and label") from None
         if not isinstance(record, dict):
             raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
         if text_field is None:
@@ -157,9 +203,9 @@ def _read_jsonl(path: Path, text: str, options: ReadOptions) -> list[Example]:
                     f"{path}:{lineno}: field {label_field!r} missing, though earlier lines have it",
                     hint="every line of a labeled file needs a label; put unlabeled text in its own file",
                 )
-            label = _label_str(record[label_field])
-        value = record[text_field]
-        out.append(Example("" if value is None else str(value), label, f"{path}:{lineno}"))
+            label = _label_str(record[label_field], f"{path}:{lineno}", label_field)
+        text_ = _text_str(record[text_field], f"{path}:{lineno}", text_field)
+        out.append(Example(text_, label, f"{path}:{lineno}"))
     return out
 
 
@@ -172,13 +218,15 @@ def _field_error(path: Path, lineno: int, what: str, wanted: str | None, fields:
 
 
 def _read_csv(path: Path, text: str, options: ReadOptions) -> list[Example]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a quote that opens a field but does not close it before the next delimiter is an error,
+    # where the lenient default reads on and swallows the records after it into one text
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
         return []
     except csv.Error as exc:
-        raise DataError(f"{path}:1: unreadable CSV header ({exc})") from None
+        raise DataError(f"{path}:1: unreadable CSV header ({exc})", hint=_CSV_QUOTE_HINT) from None
     header = [h.strip() for h in header]
     text_field = _pick(header, options.text_field, TEXT_FIELDS)
     if text_field is None:
@@ -196,27 +244,64 @@ def _read_csv(path: Path, text: str, options: ReadOptions) -> list[Example]:
     ti = header.index(text_field)
     li = header.index(label_field) if label_field else None
     out: list[Example] = []
-    try:
+    spans: list[tuple[int, int, list[str]]] = []  # records over several physical lines: (first, last, row)
+    lineno = reader.line_num + 1
+    while True:
+        # line_num is the last physical line read; a quoted line break makes a record span several,
+        # and the record is reported at its first.
+        start = lineno
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise DataError(f"{path}:{start}: unreadable CSV record ({exc}); a quote opened here is not closed where the field ends", hint=_CSV_QUOTE_HINT) from None
         lineno = reader.line_num + 1
-        for row in reader:
-            # line_num is the last physical line read; a quoted line break makes a record span several,
-            # and the record is reported at its first.
-            start, lineno = lineno, reader.line_num + 1
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if len(row) != len(header):
-                raise DataError(
-                    f"{path}:{start}: {len(row)} columns, the header has {len(header)}",
-                    hint="quote fields that contain commas or line breaks with double quotes",
-                )
-            out.append(Example(row[ti], _label_str(row[li]) if li is not None else None, f"{path}:{start}"))
-    except csv.Error as exc:
-        raise DataError(f"{path}:{reader.line_num}: unreadable CSV ({exc})") from None
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}:{start}: {len(row)} columns, the header has {len(header)}",
+                hint="quote fields that contain commas or line breaks with double quotes",
+            )
+        if lineno - start > 1:
+            spans.append((start, lineno - 1, row))
+        out.append(Example(row[ti], _label_str(row[li]) if li is not None else None, f"{path}:{start}"))
+    _check_merged_records(path, text, spans, len(header), li, {e.label for e in out})
     return out
+
+
+_CSV_QUOTE_HINT = 'quote a whole field ("like, this"), write a quote inside one as "", or remove the stray quote'
+
+
+def _check_merged_records(path: Path, text: str, spans: list[tuple[int, int, list[str]]], n_columns: int, li: int | None, labels: set[str | None]) -> None:
+    """A field may hold line breaks when it is quoted, but a stray quote makes one as well: the records
+    up to the next quote become one field. Such a field has whole lines inside it (not its first line,
+    which opens the quote, nor its last, which closes it) that read as records of their own: the
+    header's number of columns and a label-like last cell (one the file uses, or no longer than its
+    labels are). A real multi-line text does not."""
+    if not spans or (li is None and n_columns < 2):  # one column: every line reads as a record
+        return
+    physical = lines(text)
+    longest = max((len(label) for label in labels if label), default=0)
+    for first, last, _row in spans:
+        for inner in physical[first : last - 1]:  # lines first+1 .. last-1 (1-based)
+            try:
+                cells = next(csv.reader([inner]), [])
+            except csv.Error:
+                continue
+            cell = cells[li].strip() if li is not None and len(cells) == n_columns else None
+            if len(cells) == n_columns and (li is None or cell in labels or 0 < len(cell or "") <= longest):
+                raise DataError(
+                    f"{path}:{first}: a quoted field runs over lines {first}-{last} and holds what reads as a record of its own "
+                    f"({inner[:40]!r}); an unbalanced quote probably merged the records after it",
+                    hint=_CSV_QUOTE_HINT,
+                )
 
 
 def _read_tsv(path: Path, text: str, options: ReadOptions) -> list[Example]:
     rows: list[tuple[int, str, str]] = []
+    columns = first_line = None
     for lineno, line in enumerate(lines(text), 1):
         if not line.strip():
             continue
@@ -224,6 +309,14 @@ def _read_tsv(path: Path, text: str, options: ReadOptions) -> list[Example]:
             raise DataError(
                 f"{path}:{lineno}: no TAB on this line; expected text<TAB>label or label<TAB>text",
                 hint="use one TAB between text and label, or a CSV/JSON-lines file for texts with TABs",
+            )
+        n = line.count("\t") + 1
+        if columns is None:
+            columns, first_line = n, lineno
+        elif n != columns:  # an extra TAB would otherwise move part of the text into the label
+            raise DataError(
+                f"{path}:{lineno}: {n} columns, line {first_line} has {columns}",
+                hint="every line needs the same columns; replace TABs inside texts with spaces, or use a CSV/JSON-lines file",
             )
         first, rest = line.split("\t", 1)
         rows.append((lineno, first, rest))
@@ -246,6 +339,29 @@ def _guess_tsv_order(rows: list[tuple[int, str, str]]) -> str:
     score_first = (len(set(firsts)), sum(map(len, firsts)))
     score_last = (len(set(lasts)), sum(map(len, lasts)))
     return "label_text" if score_first < score_last else "text_label"
+
+
+def _read_fasttext(path: Path, text: str, options: ReadOptions) -> list[Example]:
+    """fastText's supervised format: `__label__x` then the text on one line. A line with several labels
+    is refused: zhcls is single-label."""
+    out: list[Example] = []
+    labeled: bool | None = None
+    for lineno, line in enumerate(lines(text), 1):
+        if not line.strip():
+            continue
+        tokens = line.split(maxsplit=1) if line.startswith(FASTTEXT_LABEL) else []
+        label = tokens[0][len(FASTTEXT_LABEL):] if tokens else None
+        body = tokens[1] if len(tokens) > 1 else "" if tokens else line
+        if labeled is None:
+            labeled = label is not None
+        if labeled and label is None:
+            raise DataError(f"{path}:{lineno}: no {FASTTEXT_LABEL} label, though earlier lines have one", hint=f"start every line with {FASTTEXT_LABEL}LABEL and a space")
+        if label == "":
+            raise DataError(f"{path}:{lineno}: empty label after {FASTTEXT_LABEL}", hint=f"write {FASTTEXT_LABEL}LABEL, e.g. {FASTTEXT_LABEL}positive")
+        if body.startswith(FASTTEXT_LABEL):
+            raise DataError(f"{path}:{lineno}: more than one {FASTTEXT_LABEL} label; zhcls is single-label", hint="keep one label per line")
+        out.append(Example(body.strip(), label, f"{path}:{lineno}"))
+    return out
 
 
 def _read_lines(path: Path, text: str, options: ReadOptions) -> list[Example]:
