@@ -11,7 +11,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 DataFormat = Literal["auto", "jsonl", "tsv", "csv", "fasttext", "paddle", "lines"]
 
@@ -38,6 +38,23 @@ class DataConfig(Section):
     def path(self, split: str) -> Path | None:
         value = getattr(self, split)
         return None if value is None else Path(expand_path(value))
+
+    def check_data_dir(self) -> None:
+        """A DataError naming ZHCLS_DATA_DIR when a split's file is missing and its path uses it: the
+        example configs read the benchmark data from there, and a fresh clone may not have it."""
+        for split in ("train", "dev", "test"):
+            value, path = getattr(self, split), self.path(split)
+            if value is None or "ZHCLS_DATA_DIR" not in value or path is None or path.exists():
+                continue
+            if "ZHCLS_DATA_DIR" in os.environ:
+                how = f"ZHCLS_DATA_DIR={os.environ['ZHCLS_DATA_DIR']}"
+            else:
+                how = f"ZHCLS_DATA_DIR unset, so the default {default_data_dir()} (from {Path.cwd()})"
+            raise DataError(
+                f"{path}: file not found ([data] {split} = {value!r}, with {how})",
+                hint="set ZHCLS_DATA_DIR to the folder holding the data, e.g. ZHCLS_DATA_DIR=/path/to/data zhcls ...; "
+                "the config's header comment says which files it needs",
+            )
 
 
 class TrainingConfig(Section):
@@ -123,6 +140,24 @@ class DistillConfig(Section):
         return self
 
 
+class BuildConfig(Section):
+    """`[build]`: what `zhcls build` trains and how it chooses (docs/build.md)."""
+
+    candidates: list[str] = ["tfidf.v1", "fasttext.v1", "textcnn.v1", "bigru.v1"]
+    transformer: str | None = None  # a local Hugging Face checkpoint: also fine-tune transformer.v1 as a candidate
+    students: list[str] = ["textcnn.v1"]  # distilled from the ensemble of the candidates
+    unlabeled: list[str] = []  # in-domain texts without labels, for the students' transfer set
+    max_unlabeled: int | None = Field(50_000, ge=0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0)  # students: weight of the soft loss on labeled rows
+    temperature: float = Field(2.0, gt=0)
+    ensemble: Literal["weights", "stacking"] = "weights"
+    epochs: int = Field(40, ge=1)  # at least this epoch budget per candidate: early stopping (patience) ends training
+    patience: int = Field(4, ge=1)
+    int8: bool = True  # neural candidates are also exported as int8 bundles
+    budget_ms: float | None = Field(None, gt=0)  # p50 latency per text, 1 thread, tokenization included
+    budget_mb: float | None = Field(None, gt=0)  # bundle size
+
+
 class RunConfig(Section):
     schema_version: Literal[1] = 1
     data: DataConfig = DataConfig()
@@ -131,6 +166,7 @@ class RunConfig(Section):
     distill: DistillConfig | None = None
     track: TrackConfig = TrackConfig()
     augment: list[AugmentStep] = []
+    build: BuildConfig = BuildConfig()
 
 
 def default_data_dir() -> str:
@@ -148,11 +184,11 @@ def expand_path(value: str) -> str:
 def parse_override(item: str) -> tuple[list[str], Any]:
     """`training.lr=3e-4` -> (["training", "lr"], 0.0003); the value is read as TOML, else as a string."""
     if "=" not in item:
-        raise ConfigError(f"override {item!r} has no '='", hint="write it as section.key=value, e.g. --set training.lr=3e-4")
+        raise ConfigError(f"--set {item!r} has no '='", hint="write it as section.key=value, e.g. --set training.lr=3e-4")
     key, raw = item.split("=", 1)
     keys = [k.strip() for k in key.strip().split(".") if k.strip()]
     if not keys:
-        raise ConfigError(f"override {item!r} has no key", hint="write it as section.key=value")
+        raise ConfigError(f"--set {item!r} has no key", hint="write it as section.key=value")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -168,7 +204,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         for k in keys[:-1]:
             child = node.setdefault(k, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {'.'.join(keys[:-1])} is not a section")
+                raise ConfigError(f"--set {item!r}: {'.'.join(keys[:-1])} is not a section")
             node = child
         node[keys[-1]] = value
     return out
@@ -259,7 +295,27 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         raise ConfigError(f"{path}: not valid TOML: {exc}", hint="check quoting and brackets on that line") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    return config_from_dict(apply_overrides(raw, overrides or []), source=str(path))
+    overrides = list(overrides or [])
+    try:
+        return config_from_dict(apply_overrides(raw, overrides), source=str(path))
+    except ConfigError as exc:
+        if not overrides or not _is_valid(raw):
+            raise  # no --set, or the file itself is wrong: the error names the file
+        error = exc
+    for i, item in enumerate(overrides):  # the file is fine alone: name the first --set that breaks it
+        try:
+            config_from_dict(apply_overrides(raw, overrides[: i + 1]), source=f"--set {item}")
+        except ConfigError as exc:
+            raise exc from None
+    raise error
+
+
+def _is_valid(raw: dict[str, Any]) -> bool:
+    try:
+        config_from_dict(raw)
+    except ConfigError:
+        return False
+    return True
 
 
 def model_params(cfg: RunConfig) -> BaseModel:
@@ -268,10 +324,30 @@ def model_params(cfg: RunConfig) -> BaseModel:
     return models.get(cfg.model.name).params.model_validate(cfg.model.options())
 
 
+def default_lr(model_name: str) -> float | None:
+    """The learning rate `model_name` trains with when [training] lr is not set (the model class's
+    `default_lr`); None for a model without one (tfidf.v1 has no learning rate)."""
+    from .registry import models
+
+    lr = getattr(models.get(model_name).factory, "default_lr", None)
+    return None if lr is None else float(lr)
+
+
+def resolved_training(training: TrainingConfig, model_name: str) -> dict[str, Any]:
+    """[training] with every default filled in, lr included: an unset lr shows the model's default, the
+    value the model trains with anyway, so the same config trains the same weights as before."""
+    out = training.model_dump(mode="json", exclude_none=True)
+    if training.lr is None and (lr := default_lr(model_name)) is not None:
+        out["lr"] = lr
+        out = {k: out[k] for k in TrainingConfig.model_fields if k in out}  # lr in its place, not at the end
+    return out
+
+
 def resolved_dict(cfg: RunConfig) -> dict[str, Any]:
-    """The config with every default filled in, the model's Params included."""
+    """The config with every default filled in, the model's Params and its default lr included."""
     out = cfg.model_dump(mode="json", exclude_none=True)
     out["model"] = {"name": cfg.model.name, **model_params(cfg).model_dump(mode="json", exclude_none=True)}
+    out["training"] = resolved_training(cfg.training, cfg.model.name)
     out.pop("augment", None)
     if cfg.augment:
         from .registry import augmenters

@@ -26,7 +26,7 @@ EXTRAS = {"torch": "train", "sklearn": "train", "gensim": "train", "jieba": "jie
 
 app = typer.Typer(
     name="zhcls",
-    help="Chinese text classification: check data, train, evaluate, predict.\n\nGlobal flags: --debug (tracebacks), --quiet (no progress).",
+    help="Chinese text classification: check data, train, evaluate, predict.\n\n--debug and --quiet work anywhere on the line.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -34,10 +34,21 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _global_flags(
+    debug: bool = typer.Option(False, "--debug", help="On an error, also print the traceback."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or info lines; results and warnings still print."),
+) -> None:
+    # main() takes both flags off the line before parsing, wherever they are, so these stay False here;
+    # declaring them lists them under Options in `zhcls --help`.
+    pass
+
+
 def _register() -> None:
     from . import (
         augment_cmd,
         bench_cmd,
+        build_cmd,
         config_cmd,
         data_cmd,
         embeddings_cmd,
@@ -54,7 +65,7 @@ def _register() -> None:
         train_cmd,
     )
 
-    for module in (quickstart_cmd, train_cmd, evaluate_cmd, predict_cmd, export_cmd, serve_cmd, bench_cmd, report_cmd, runs_cmd, registry_cmd, augment_cmd):
+    for module in (quickstart_cmd, build_cmd, train_cmd, evaluate_cmd, predict_cmd, export_cmd, serve_cmd, bench_cmd, report_cmd, runs_cmd, registry_cmd, augment_cmd):
         module.register(app)
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(embeddings_cmd.app, name="embeddings")
@@ -71,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     # Global flags are accepted anywhere on the line, so `zhcls train c.toml --debug` works too.
     _common.STATE.debug = "--debug" in args
     _common.STATE.quiet = "--quiet" in args
+    _common.console = _common.make_console(stderr=True)  # this call's stderr (a test's capture, a pipe)
     args = [a for a in args if a not in ("--debug", "--quiet")]
     try:
         command = typer.main.get_command(app)

@@ -51,6 +51,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress:
 
     require_mlflow(cfg.track)
     splits = load_splits(cfg)
+    warn_data_problems(cfg, splits)
     train_ex, dev_ex, test_ex = splits["train"], splits.get("dev"), splits.get("test")
     train_ex, augment_info = augment_for_run(cfg, splits)  # [[augment]]: copies of train only, none equal to a dev/test text
     config_text = dump_config(cfg)
@@ -96,6 +97,9 @@ def train(cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress:
         metrics["augment"] = augment_info
     if getattr(model, "truncation_", None):
         metrics["truncation"] = model.truncation_  # transformer.v1: texts cut at max_length
+    report = model.fit_report()
+    if report:
+        metrics["fit"] = report
     result = getattr(model, "fit_result_", None)
     if result is not None:
         metrics.update(best_step=result.best_step, steps=result.steps, resumed_from=result.resumed_from)
@@ -119,9 +123,23 @@ def train(cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress:
     return RunResult(out, best_dir, metrics, metrics.get("resumed_from"))
 
 
+def warn_data_problems(cfg: RunConfig, splits: dict[str, list[Example]]) -> None:
+    """Log what `zhcls data check` finds (conflicting labels, leakage, ...). Training goes on: these
+    rows are the user's call, and a split that cannot be trained on fails in the reader or the model."""
+    from ..data.checks import training_problems
+
+    problems = training_problems(splits, model_params(cfg))
+    for p in problems:
+        where = f" (first: {p.locations[0]})" if p.locations else ""
+        log.warning("data %s [%s]: %s%s", p.severity, p.code, p.message, where)
+    if problems:
+        log.warning("training goes on; `zhcls data check CONFIG` lists every row")
+
+
 def load_splits(cfg: RunConfig) -> dict[str, list[Example]]:
     if cfg.data.train is None:
         raise DataError("[data] train is not set", hint='add train = "path/to/train.json" to the [data] section')
+    cfg.data.check_data_dir()
     splits: dict[str, list[Example]] = {}
     for name in ("train", "dev", "test"):
         examples = read_split(cfg.data, name)

@@ -1,0 +1,186 @@
+"""`zhcls build` against the peers users would pick, in the same run, task by task.
+
+    .venv/bin/python benchmarks/build_bench.py --tasks tnews/few_all,eprstmt/few_all
+    .venv/bin/python benchmarks/build_bench.py              # every task (hours on 2 cores)
+
+Per task: fastText autotuned on dev (fasttext-wheel), TF-IDF char 1-3 + LogisticRegression with C on dev
+and a linear SVM with C on dev (scikit-learn), then `zhcls build` with its defaults (candidates tfidf,
+fasttext, textcnn, bigru; the dev-weighted ensemble; a TextCNN distilled from it over train + the task's
+unlabeled texts; int8 variants), selected on dev. Test accuracy of every cell, one headline table.
+Results go to benchmarks/results/build.{json,md} after every cell; a rerun skips finished cells and a
+build killed mid-way continues from its cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import foundation as fd
+from _env import cpu_model
+from _env import git_state
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+log = logging.getLogger("build_bench")
+UNLABELED = {"tnews": "fewclue/tnews/unlabeled.json", "eprstmt": "fewclue/eprstmt/unlabeled.json"}
+SVM_C_GRID = (0.1, 0.3, 1.0, 3.0)
+
+
+def run_svm(task: fd.Task, data_dir: Path) -> dict[str, Any]:
+    """TfidfVectorizer(char 1-3, sublinear_tf) + LinearSVC, C chosen on dev accuracy."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    from zhcls.eval.metrics import classification_metrics
+
+    train_ex, dev_ex, test_ex = fd.read_task(task, data_dir)
+    labels = sorted({e.label for e in train_ex})
+    started = time.perf_counter()
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, max_features=fd.LR_MAX_FEATURES, dtype=np.float32)
+    x = vec.fit_transform([e.text for e in train_ex])
+    x_dev, x_test = vec.transform([e.text for e in dev_ex]), vec.transform([e.text for e in test_ex])
+    best = None
+    for c in SVM_C_GRID:
+        clf = LinearSVC(C=c).fit(x, [e.label for e in train_ex])
+        dev_m = classification_metrics([e.label for e in dev_ex], list(clf.predict(x_dev)), labels)
+        if best is None or dev_m["accuracy"] > best[0]:
+            best = (dev_m["accuracy"], c, list(clf.predict(x_test)), dev_m)
+    _, c, pred, dev_m = best
+    return {
+        "test": fd._headline(classification_metrics([e.label for e in test_ex], pred, labels)),
+        "dev": fd._headline(dev_m),
+        "train_seconds": round(time.perf_counter() - started, 3),
+        "config": {"C_grid": list(SVM_C_GRID), "C": c},
+    }
+
+
+def run_build(task: fd.Task, data_dir: Path, out: Path, budget_ms: float | None) -> dict[str, Any]:
+    from zhcls.config import config_from_dict
+    from zhcls.training.build import build
+
+    data = {"train": str(data_dir / task.train), "dev": str(data_dir / task.dev), "test": str(data_dir / task.test),
+            "text_field": task.text_field, "label_field": task.label_field}
+    unlabeled = UNLABELED.get(task.name.split("/")[0])
+    cfg = config_from_dict({
+        "data": data,
+        "training": {"metric": "accuracy", "batch_size": 32, "threads": 2},
+        "build": {"unlabeled": [str(data_dir / unlabeled)] if unlabeled else [], "max_unlabeled": 20000},
+    })
+    started = time.perf_counter()
+    result = build(cfg, out, budget_ms=budget_ms, force=True)
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "chosen": result.chosen["name"],
+        "reason": result.reason,
+        "candidates": result.candidates,
+        "test": {"accuracy": result.chosen["test_accuracy"]},
+    }
+
+
+def render(results: dict[str, Any]) -> str:
+    env = results["environment"]
+    lines = [
+        "# `zhcls build` against tuned peers",
+        "",
+        f"- command: `{env['command']}`",
+        f"- machine: {env['cpu']}, 2 cores (shared with other jobs while this ran)",
+        f"- dates: {env['started']} to {results.get('updated', '')}",
+        f"- git: {env['git']['commit'][:12]}{' (uncommitted changes)' if env['git']['dirty_tracked_files'] else ''}",
+        "",
+        "Test accuracy (%). Every choice is made on dev: fastText autotuned on dev, C of TF-IDF+LR and of the linear SVM on dev, "
+        "and `zhcls build` picks its bundle by dev score (the ensemble's cross-fitted). Peers ran in the same invocation.",
+        "",
+        "| task | zhcls build (chosen) | p50 ms | size MB | best peer | Δ | fastText autotune | TF-IDF+LR | linear SVM |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for name, cell in results["tasks"].items():
+        peers = {k: cell.get(k, {}).get("test", {}).get("accuracy") for k in ("baseline.fasttext", "baseline.tfidf_lr", "baseline.svm")}
+        got = [v for v in peers.values() if v is not None]
+        best_peer = max(got) if got else None
+        b = cell.get("build")
+        if b and "test" in b:
+            row = next(r for r in b["candidates"] if r["name"] == b["chosen"])
+            acc = b["test"]["accuracy"]
+            delta = f"{100 * (acc - best_peer):+.2f}" if best_peer is not None else "—"
+            build_cell = f"{100 * acc:.2f} ({b['chosen']})"
+            lat, size = row["p50_ms"], row["size_mb"]
+        else:
+            build_cell, lat, size, delta = "not run", "—", "—", "—"
+        peer_name = max((k for k in peers if peers[k] is not None), key=lambda k: peers[k], default="—")
+        fmt = lambda v: f"{100 * v:.2f}" if v is not None else "not run"  # noqa: E731
+        lines.append(f"| {name} | {build_cell} | {lat} | {size} | {peer_name} {fmt(best_peer)} | {delta} | {fmt(peers['baseline.fasttext'])} | {fmt(peers['baseline.tfidf_lr'])} | {fmt(peers['baseline.svm'])} |")
+    for name, cell in results["tasks"].items():
+        b = cell.get("build")
+        if not b or "candidates" not in b:
+            continue
+        lines += ["", f"## {name}: every build candidate", "", f"Chosen: `{b['chosen']}` — {b['reason']}. Build took {b['seconds']} s.", "",
+                  "| candidate | dev acc | test acc | p50 ms | p99 ms | size MB |", "|---|---:|---:|---:|---:|---:|"]
+        for r in sorted(b["candidates"], key=lambda r: -r["dev"]):
+            t = f"{100 * r['test_accuracy']:.2f}" if r.get("test_accuracy") is not None else "—"
+            lines.append(f"| {r['name']} | {100 * r['dev']:.2f} | {t} | {r['p50_ms']} | {r['p99_ms']} | {r['size_mb']} |")
+    errors = [(n, k, c[k]["error"]) for n, c in results["tasks"].items() for k in c if isinstance(c[k], dict) and "error" in c[k]]
+    if errors:
+        lines += ["", "## Errors", ""] + [f"- {n} {k}: {e.splitlines()[-1] if e else e}" for n, k, e in errors]
+    return "\n".join(lines) + "\n"
+
+
+def save(results: dict[str, Any]) -> None:
+    results["updated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    fd.atomic_write(RESULTS / "build.json", json.dumps(results, ensure_ascii=False, indent=1))
+    fd.atomic_write(RESULTS / "build.md", render(results))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", default=None, help="comma-separated task names (default: all)")
+    p.add_argument("--data-dir", type=Path, default=Path(fd.os.environ.get("ZHCLS_DATA_DIR", REPO.parent / "shared" / "data")))
+    p.add_argument("--work-dir", type=Path, default=Path("/tmp/zhcls-build-bench"))
+    p.add_argument("--budget-ms", type=float, default=None)
+    p.add_argument("--fasttext-duration-few", type=int, default=120)
+    p.add_argument("--fasttext-duration-large", type=int, default=600)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lr-max-iter", type=int, default=2000)
+    p.add_argument("--metric", default="accuracy")
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    tasks = [t for t in fd.TASKS if args.tasks is None or t.name in args.tasks.split(",")]
+    fd.verify_data(args.data_dir, tasks)
+    path = RESULTS / "build.json"
+    results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    results.setdefault("environment", {"command": " ".join([".venv/bin/python", "benchmarks/build_bench.py", *sys.argv[1:]]), "cpu": cpu_model(),
+                                       "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "git": git_state()})
+    results.setdefault("tasks", {})
+    for task in tasks:
+        cell = results["tasks"].setdefault(task.name, {})
+        runners = {
+            "baseline.tfidf_lr": lambda: fd.run_tfidf_baseline(task, args.data_dir, args.work_dir / task.name / "tfidf_lr", args),
+            "baseline.svm": lambda: run_svm(task, args.data_dir),
+            "baseline.fasttext": lambda: fd.run_fasttext_baseline(task, args.data_dir, args.work_dir / task.name / "fasttext", args),
+            "build": lambda: run_build(task, args.data_dir, args.work_dir / task.name / "build", args.budget_ms),
+        }
+        for key, run in runners.items():
+            if key in cell and "error" not in cell[key]:
+                continue
+            log.info("%s %s", task.name, key)
+            try:
+                cell[key] = run()
+            except Exception:  # noqa: BLE001 - a failed cell is recorded, the others still run
+                cell[key] = {"error": traceback.format_exc()}
+                log.error("%s %s failed:\n%s", task.name, key, cell[key]["error"])
+            save(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

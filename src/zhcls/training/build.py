@@ -1,0 +1,267 @@
+"""`build(cfg, out)`: the whole recipe from one data config to the most accurate bundle within a budget.
+
+    check -> train candidates -> ensemble teacher -> distill students -> export -> select -> report
+
+out/
+  check.json          what `zhcls data check` found (build stops on its errors unless forced)
+  runs/NAME/          one ordinary run per candidate (tfidf, fasttext, textcnn, bigru[, transformer]),
+                      the ensemble of them, and each student distilled from the ensemble
+  bundles/NAME/       each run exported (neural runs also as int8), latency and size in its manifest
+  bundle/             a copy of the chosen bundle: what to serve
+  build.json          every candidate with dev/test scores, latency, size, within budget or not, and the choice
+  build.md            the same as a report, with the accuracy-vs-latency figure (build.png)
+
+Every stage is cached by its output: a run with metrics.json, a bundle with its manifest. A rerun after a
+kill continues where it stopped, and a candidate killed mid-training resumes from its checkpoint (train()).
+Selection uses dev scores only (the ensemble's is cross-fitted, see models/ensemble.py); test scores are
+reported beside them, never used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+from ..artifact import atomic_dir, read_json, write_json, write_text
+from ..config import BuildConfig, RunConfig, config_from_dict, resolved_dict
+from ..errors import DataError
+from .run import load_splits, train
+
+# A stage's progress: build calls stage("train textcnn.v1") and feeds the hook it yields to train().
+StageProgress = Callable[[str], ContextManager[Any]]
+NEURAL = ("fasttext.v1", "textcnn.v1", "bigru.v1")
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    chosen: dict[str, Any]
+    candidates: list[dict[str, Any]]
+    reason: str
+
+
+def build(
+    cfg: RunConfig,
+    out: str | Path,
+    *,
+    budget_ms: float | None = None,
+    budget_mb: float | None = None,
+    force: bool = False,
+    stage: StageProgress | None = None,
+) -> BuildResult:
+    out = Path(out)
+    opts = cfg.build
+    budget_ms = opts.budget_ms if budget_ms is None else budget_ms
+    budget_mb = opts.budget_mb if budget_mb is None else budget_mb
+    stage = stage or (lambda name: contextlib.nullcontext(None))
+    out.mkdir(parents=True, exist_ok=True)
+
+    _check(cfg, out, force)
+    runs: dict[str, Path] = {}
+    for name in candidate_names(opts):
+        runs[name] = _train_stage(candidate_config(cfg, name), out / "runs" / name, stage, f"train {name}")
+    members = [str(runs[n]) for n in runs]
+    if len(members) > 1:
+        ens = config_from_dict({**resolved_dict(cfg), "model": {"name": "ensemble.v1", "members": members, "method": opts.ensemble}, "distill": None, "augment": []})
+        runs["ensemble"] = _train_stage(ens, out / "runs" / "ensemble", stage, "ensemble")
+        teacher = runs["ensemble"]
+    else:
+        teacher = runs[members[0]] if members else None
+    if teacher is not None:
+        for student in opts.students:
+            runs[f"distill-{student}"] = _train_stage(student_config(cfg, student, teacher), out / "runs" / f"distill-{student}", stage, f"distill {student}")
+
+    rows = []
+    for name, run in runs.items():
+        variants = ["fp32", "int8"] if _is_neural(run) and opts.int8 else ["fp32"]
+        for precision in variants:
+            label = name if precision == "fp32" else f"{name}+int8"
+            bundle = _export_stage(run, out / "bundles" / label, precision, stage, f"export {label}")
+            rows.append(candidate_row(label, run, bundle, cfg.training.metric))
+    chosen, reason = select(rows, budget_ms, budget_mb)
+    for row in rows:
+        row["within_budget"] = within(row, budget_ms, budget_mb)
+        row["chosen"] = row is chosen
+    with atomic_dir(out / "bundle") as tmp:
+        shutil.copytree(chosen["bundle"], tmp, dirs_exist_ok=True)
+    summary = {"budget_ms": budget_ms, "budget_mb": budget_mb, "metric": cfg.training.metric, "chosen": chosen["name"], "reason": reason, "candidates": rows}
+    write_json(out / "build.json", summary)
+    write_text(out / "build.md", build_report(summary, out))
+    return BuildResult(out, chosen, rows, reason)
+
+
+def candidate_names(opts: BuildConfig) -> list[str]:
+    names = list(opts.candidates)
+    if opts.transformer and "transformer.v1" not in names:
+        names.append("transformer.v1")
+    return names
+
+
+def candidate_config(cfg: RunConfig, name: str) -> RunConfig:
+    """The data and training settings of `cfg` for model `name`: [model] options apply to the model they
+    name; every candidate gets the build's epoch budget, large enough that early stopping ends training."""
+    raw = resolved_dict(cfg)
+    model = dict(raw["model"]) if raw["model"]["name"] == name else {"name": name}
+    if name == "transformer.v1":
+        model.setdefault("path", cfg.build.transformer)
+    training = {**raw["training"], "epochs": max(raw["training"]["epochs"], cfg.build.epochs), "patience": max(raw["training"]["patience"], cfg.build.patience)}
+    if raw["model"]["name"] != name:
+        training.pop("lr", None)  # another model's learning rate is no default for this one
+    return config_from_dict({**raw, "model": model, "training": training, "distill": None})
+
+
+def student_config(cfg: RunConfig, student: str, teacher: Path) -> RunConfig:
+    """`student` trained on the teacher's soft targets over train + the unlabeled texts + [[augment]] copies."""
+    base = resolved_dict(candidate_config(cfg, student))
+    o = cfg.build
+    distill = {"teacher": [str(teacher)], "unlabeled": list(o.unlabeled), "alpha": o.alpha, "temperature": o.temperature}
+    if o.max_unlabeled is not None:
+        distill["max_unlabeled"] = o.max_unlabeled
+    return config_from_dict({**base, "distill": distill})
+
+
+def _check(cfg: RunConfig, out: Path, force: bool) -> None:
+    from ..data.checks import check_data
+
+    if (out / "check.json").is_file():
+        return
+    report = check_data(load_splits(cfg))
+    write_json(out / "check.json", report.to_dict())
+    errors = report.errors
+    if errors and not force:
+        (out / "check.json").unlink()  # the next run checks again, after the data is fixed
+        lines = "; ".join(p.message for p in errors[:5])
+        raise DataError(f"the data has {len(errors)} error(s): {lines}", hint="run `zhcls data check CONFIG` for where, fix them, or pass --force")
+
+
+def _train_stage(cfg: RunConfig, run: Path, stage: StageProgress, title: str) -> Path:
+    if not (run / "metrics.json").is_file():
+        with stage(title) as hook:
+            train(cfg, run, progress=hook)
+    return run
+
+
+def _export_stage(run: Path, bundle: Path, precision: str, stage: StageProgress, title: str) -> Path:
+    from ..export.onnx import export_bundle
+
+    if not (bundle / "manifest.json").is_file():
+        with stage(title):
+            export_bundle(run, bundle, quantize="int8" if precision == "int8" else "none")
+    return bundle
+
+
+def _is_neural(run: Path) -> bool:
+    return read_json(run / "metrics.json").get("model") in NEURAL
+
+
+def candidate_row(name: str, run: Path, bundle: Path, metric: str) -> dict[str, Any]:
+    metrics = read_json(run / "metrics.json")
+    manifest = read_json(bundle / "manifest.json")
+    dev = dict(metrics.get("dev", {}))
+    cross = metrics.get("fit", {}).get("dev_cross_fitted")
+    if cross:  # the ensemble: its combiner was fitted on dev, so its honest dev score is the cross-fitted one
+        dev = {"accuracy": cross["accuracy"], "macro_f1": cross["macro_f1"]}
+    test = metrics.get("test", {})
+    return {
+        "name": name,
+        "model": metrics.get("model"),
+        "run": str(run),
+        "bundle": str(bundle),
+        "dev": round(float(dev.get(metric, 0.0)), 6),
+        "test": round(float(test.get(metric, 0.0)), 6) if test else None,
+        "test_accuracy": test.get("accuracy"),
+        "p50_ms": manifest["latency"]["p50_ms"],
+        "p99_ms": manifest["latency"]["p99_ms"],
+        "size_mb": round(manifest["total_bytes"] / 2**20, 3),
+        "precision": manifest.get("precision", "fp32"),
+    }
+
+
+def within(row: dict[str, Any], budget_ms: float | None, budget_mb: float | None) -> bool:
+    return (budget_ms is None or row["p50_ms"] <= budget_ms) and (budget_mb is None or row["size_mb"] <= budget_mb)
+
+
+def select(rows: list[dict[str, Any]], budget_ms: float | None, budget_mb: float | None) -> tuple[dict[str, Any], str]:
+    """The best dev score among the candidates within budget; ties go to the smaller bundle (size, unlike
+    latency, is the same in every rerun, so the same data and seed give the same choice). If none fits, the
+    fastest, and the reason says so: a build always gives something to serve, and says when it is over budget."""
+    ok = [r for r in rows if within(r, budget_ms, budget_mb)]
+    if not ok:
+        fastest = min(rows, key=lambda r: (r["p50_ms"], -r["dev"]))
+        return fastest, f"no candidate meets the budget ({_budget(budget_ms, budget_mb)}); {fastest['name']} is the fastest ({fastest['p50_ms']} ms p50, {fastest['size_mb']} MB)"
+    best = max(ok, key=lambda r: (r["dev"], -r["size_mb"]))
+    others = sorted((r for r in rows if r is not best and r["dev"] > best["dev"]), key=lambda r: -r["dev"])
+    why = f"{best['name']} has the best dev score ({best['dev']:.4f}) of the {len(ok)} of {len(rows)} candidates within budget ({_budget(budget_ms, budget_mb)})"
+    if others:
+        why += "; better on dev but over budget: " + ", ".join(f"{r['name']} ({r['dev']:.4f}, {r['p50_ms']} ms, {r['size_mb']} MB)" for r in others[:3])
+    return best, why
+
+
+def _budget(budget_ms: float | None, budget_mb: float | None) -> str:
+    parts = [f"p50 <= {budget_ms} ms" if budget_ms is not None else "", f"size <= {budget_mb} MB" if budget_mb is not None else ""]
+    return ", ".join(p for p in parts if p) or "no budget"
+
+
+def build_report(summary: dict[str, Any], out: Path) -> str:
+    metric = summary["metric"]
+    lines = [
+        "# zhcls build",
+        "",
+        f"**Chosen: `{summary['chosen']}`** — {summary['reason']}.",
+        "",
+        f"Budget: {_budget(summary['budget_ms'], summary['budget_mb'])}. Latency is one text at a time on one thread, tokenization included, "
+        "measured at export on this machine. Selection uses dev only (the ensemble's dev score is cross-fitted); test is shown, never used.",
+        "",
+        f"| candidate | dev {metric} | test {metric} | test accuracy | p50 ms | p99 ms | size MB | within budget |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in sorted(summary["candidates"], key=lambda r: -r["dev"]):
+        mark = "**" if r["chosen"] else ""
+        test = f"{100 * r['test']:.2f}" if r["test"] is not None else "—"
+        acc = f"{100 * r['test_accuracy']:.2f}" if r.get("test_accuracy") is not None else "—"
+        lines.append(f"| {mark}{r['name']}{mark} | {100 * r['dev']:.2f} | {test} | {acc} | {r['p50_ms']} | {r['p99_ms']} | {r['size_mb']} | {'yes' if r['within_budget'] else 'no'} |")
+    if _figure(summary, out / "build.png"):
+        lines += ["", "![dev score against latency](build.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def _figure(summary: dict[str, Any], path: Path) -> bool:
+    """Dev score against p50 latency, the Pareto front drawn; skipped quietly without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    rows = summary["candidates"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        ax.scatter(r["p50_ms"], 100 * r["dev"], color="tab:red" if r["chosen"] else "tab:blue", zorder=3)
+        ax.annotate(r["name"], (r["p50_ms"], 100 * r["dev"]), fontsize=8, xytext=(4, 3), textcoords="offset points")
+    front, best = [], -1.0
+    for r in sorted(rows, key=lambda r: r["p50_ms"]):
+        if r["dev"] > best:
+            front.append(r)
+            best = r["dev"]
+    ax.plot([r["p50_ms"] for r in front], [100 * r["dev"] for r in front], color="tab:gray", linestyle="--", label="Pareto front")
+    if summary["budget_ms"] is not None:
+        ax.axvline(summary["budget_ms"], color="tab:red", linestyle=":", label=f"budget {summary['budget_ms']} ms")
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency per text, ms (1 thread, log scale)")
+    ax.set_ylabel(f"dev {summary['metric']} (%)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    tmp.replace(path)
+    return True
+
+
+def summary_json(result: BuildResult) -> str:
+    return json.dumps({"chosen": result.chosen["name"], "reason": result.reason}, ensure_ascii=False)

@@ -1,0 +1,121 @@
+"""`zhcls build` end to end on a tiny corpus: every stage, budget, resume after SIGKILL, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import make_corpus, write_jsonl
+from zhcls.training.build import select
+
+ZHCLS = [sys.executable, "-m", "zhcls"]
+
+
+def write_build_config(root: Path) -> Path:
+    write_jsonl(root / "train.json", make_corpus(12, seed=1))
+    write_jsonl(root / "dev.json", make_corpus(6, seed=2))
+    write_jsonl(root / "test.json", make_corpus(4, seed=3))
+    (root / "unlabeled.txt").write_text("\n".join(make_corpus(8, seed=4).texts) + "\n", encoding="utf-8")
+    cfg = root / "build.toml"
+    cfg.write_text(
+        f'[data]\ntrain = "{root / "train.json"}"\ndev = "{root / "dev.json"}"\ntest = "{root / "test.json"}"\n\n'
+        '[model]\nname = "textcnn.v1"\nembed_dim = 16\nnum_filters = 16\nbuckets = 1000\nbag_dim = 8\n\n'
+        "[training]\nbatch_size = 8\nmetric = \"accuracy\"\n\n"
+        f'[build]\ncandidates = ["tfidf.v1", "fasttext.v1", "textcnn.v1"]\nepochs = 6\npatience = 2\nint8 = false\nunlabeled = ["{root / "unlabeled.txt"}"]\n',
+        encoding="utf-8",
+    )
+    return cfg
+
+
+def run(args, **kw):
+    return subprocess.run([*ZHCLS, *args], capture_output=True, text=True, timeout=300, **kw)
+
+
+def scores(out: Path) -> dict:
+    summary = json.loads((out / "build.json").read_text())
+    return {"chosen": summary["chosen"], "rows": {r["name"]: (r["dev"], r["test"], r["size_mb"]) for r in summary["candidates"]}}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("build")
+    cfg = write_build_config(root)
+    done = run(["build", str(cfg), "-o", str(root / "out"), "--quiet"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root, cfg, done
+
+
+def test_every_stage_runs_and_the_choice_is_served(built):
+    from zhcls.serve.predictor import Predictor
+
+    root, _, done = built
+    out = root / "out"
+    summary = json.loads((out / "build.json").read_text())
+    names = {r["name"] for r in summary["candidates"]}
+    assert names == {"tfidf.v1", "fasttext.v1", "textcnn.v1", "ensemble", "distill-textcnn.v1"}
+    assert (out / "check.json").is_file() and (out / "build.md").is_file()
+    metrics = json.loads((out / "runs" / "distill-textcnn.v1" / "metrics.json").read_text())
+    unlabeled = len((root / "unlabeled.txt").read_text().splitlines())
+    assert metrics["distill"]["transfer"]["unlabeled"] == unlabeled  # the student saw the unlabeled texts
+    chosen = next(r for r in summary["candidates"] if r["chosen"])
+    assert chosen["name"] == summary["chosen"] and chosen["dev"] == max(r["dev"] for r in summary["candidates"])
+    assert Predictor(out / "bundle").manifest["model"] == chosen["model"]
+    assert "chosen:" in done.stdout and summary["chosen"] in done.stdout
+
+
+def test_a_candidate_over_budget_is_never_chosen(built):
+    root, cfg, _ = built
+    rows = json.loads((root / "out" / "build.json").read_text())["candidates"]
+    best = max(rows, key=lambda r: r["dev"])
+    budget = min(r["p50_ms"] for r in rows)  # only the fastest candidate fits
+    chosen, reason = select(rows, budget, None)
+    assert chosen["p50_ms"] <= budget and "within budget" in reason
+    if best["p50_ms"] > budget:
+        assert chosen is not best
+    done = run(["build", str(cfg), "-o", str(root / "out"), "--quiet", "--budget-mb", "0.000001"])  # cached: only selection reruns
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((root / "out" / "build.json").read_text())
+    assert summary["budget_mb"] == 0.000001 and not any(r["within_budget"] for r in summary["candidates"])
+    assert "no candidate meets the budget" in summary["reason"]
+
+
+def test_select_prefers_dev_then_size_and_ignores_test():
+    rows = [
+        {"name": "a", "dev": 0.8, "test": 0.99, "p50_ms": 0.05, "size_mb": 1.0},
+        {"name": "b", "dev": 0.9, "test": 0.10, "p50_ms": 0.50, "size_mb": 9.0},
+        {"name": "c", "dev": 0.9, "test": 0.10, "p50_ms": 0.40, "size_mb": 3.0},
+    ]
+    assert select(rows, None, None)[0]["name"] == "c"
+    assert select(rows, 0.1, None)[0]["name"] == "a"
+    assert select(rows, None, 2.0)[0]["name"] == "a"
+
+
+def test_sigkill_mid_build_resumes_to_the_same_result(built, tmp_path):
+    root, cfg, _ = built
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*ZHCLS, "build", str(cfg), "-o", str(out), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (out / "runs" / "fasttext.v1" / "checkpoint").exists() and proc.poll() is None:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "build.json").exists(), "killed before the end"
+    done = run(["build", str(cfg), "-o", str(out), "--quiet"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert scores(out) == scores(root / "out")  # same seed, same data: same scores and the same choice
+
+
+def test_data_errors_stop_the_build_unless_forced(tmp_path):
+    cfg = write_build_config(tmp_path)
+    write_jsonl(tmp_path / "dev.json", make_corpus(12, seed=1))  # dev = train: leakage
+    done = run(["build", str(cfg), "-o", str(tmp_path / "out"), "--quiet"])
+    assert done.returncode == 2 and "data check" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out" / "runs").exists()
