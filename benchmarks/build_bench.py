@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import foundation as fd
-from _env import cpu_model
-from _env import git_state
+from _env import cpu_model, git_state
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -164,10 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     for task in tasks:
         cell = results["tasks"].setdefault(task.name, {})
         runners = {
-            "baseline.tfidf_lr": lambda: fd.run_tfidf_baseline(task, args.data_dir, args.work_dir / task.name / "tfidf_lr", args),
-            "baseline.svm": lambda: run_svm(task, args.data_dir),
-            "baseline.fasttext": lambda: fd.run_fasttext_baseline(task, args.data_dir, args.work_dir / task.name / "fasttext", args),
-            "build": lambda: run_build(task, args.data_dir, args.work_dir / task.name / "build", args.budget_ms),
+            "baseline.tfidf_lr": lambda task=task: fd.run_tfidf_baseline(task, args.data_dir, args.work_dir / task.name / "tfidf_lr", args),
+            "baseline.svm": lambda task=task: run_svm(task, args.data_dir),
+            "baseline.fasttext": lambda task=task: fd.run_fasttext_baseline(task, args.data_dir, args.work_dir / task.name / "fasttext", args),
+            "build": lambda task=task: run_build(task, args.data_dir, args.work_dir / task.name / "build", args.budget_ms),
         }
         for key, run in runners.items():
             if key in cell and "error" not in cell[key]:
