@@ -56,6 +56,9 @@ class BenchSettings:
     threads: tuple[int, ...] = THREADS
 
 
+BenchProgress = Callable[[str, int, int], None]  # (what is measured next, measurements done, total)
+
+
 @dataclass
 class Variant:
     """One way to turn texts into probabilities; `make(threads)` gives a `predict_proba` for that thread count."""
@@ -246,15 +249,18 @@ def bench(
     run: str | Path | None = None,
     data: Sequence[Example] | None = None,
     settings: BenchSettings = BenchSettings(),
+    progress: BenchProgress | None = None,
 ) -> dict[str, Any]:
     """Measure the bundle (and, with `run`, its other precision and PyTorch eager) and return the results:
     `variants` (per variant: latency, throughput[threads][batch], quality), `rows` (the table: one row per
-    measurement, a value and a speed-up over PyTorch eager per variant) and `tokenize` (the text pipeline alone)."""
+    measurement, a value and a speed-up over PyTorch eager per variant) and `tokenize` (the text pipeline alone).
+    `progress(what, done, total)` is called before each measurement and once at the end (done == total)."""
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
     examples = bench_texts(bundle, run, data)
     texts = [e.text for e in examples]
     variants = [_bundle_variant(bundle)]
+    steps = _Steps(progress, settings, n_variants=1 if run is None else 3, export=run is not None)
     with tempfile.TemporaryDirectory(prefix="zhcls-bench-") as tmp:
         if run is not None:
             if manifest["backend"] != "onnx":
@@ -266,14 +272,36 @@ def bench(
 
             other = "none" if manifest["precision"] == "int8" else "int8"
             log.info("exporting the %s variant of %s into a temporary directory", "fp32" if other == "none" else "int8", run)
+            steps("export the " + ("fp32" if other == "none" else "int8") + " variant")
             with _quiet_logging():  # onnxruntime's quantizer logs advice on the root logger
                 export_bundle(run, Path(tmp) / "other", quantize=other, data=examples[:2000], latency_texts=20)  # type: ignore[arg-type]
             variants.append(_bundle_variant(Path(tmp) / "other"))
             variants.append(_torch_variant(run, Featurizer.from_json(read_json(bundle / "tokenizer.json"))))
             variants.sort(key=lambda v: ("onnx_fp32", "onnx_int8", TORCH).index(v.name))
-        result = _measure(variants, examples, texts, bundle, settings)
+        result = _measure(variants, examples, texts, bundle, settings, steps)
+    steps.finish()
     result.update(bundle=str(bundle), run=None if run is None else str(run), model=manifest["model"], precision=manifest["precision"])
     return result
+
+
+class _Steps:
+    """Counts the measurements for a progress hook: `steps(what)` before each, `finish()` at the end."""
+
+    def __init__(self, hook: BenchProgress | None, s: BenchSettings, n_variants: int, export: bool) -> None:
+        latency = (s.rounds if n_variants > 1 else 1) * n_variants
+        throughputs = len(s.threads) * n_variants * len(s.batch_sizes)
+        # export, latency rounds, throughput passes, quality per variant, tokenization, matmul peak per thread count
+        self.total = int(export) + latency + throughputs + n_variants + 1 + len(s.threads)
+        self.hook, self.done = hook, 0
+
+    def __call__(self, what: str) -> None:
+        if self.hook is not None:
+            self.hook(what, min(self.done, self.total), self.total)
+        self.done += 1
+
+    def finish(self) -> None:
+        if self.hook is not None:
+            self.hook("done", self.total, self.total)
 
 
 class CpuShare:
@@ -310,12 +338,18 @@ def _own_seconds() -> float:
     return t.user + t.system
 
 
-def _measure(variants: list[Variant], examples: Sequence[Example], texts: list[str], bundle: Path, s: BenchSettings) -> dict[str, Any]:
+def _measure(
+    variants: list[Variant], examples: Sequence[Example], texts: list[str], bundle: Path, s: BenchSettings, steps: _Steps | None = None
+) -> dict[str, Any]:
     import os
 
+    steps = steps or _Steps(None, s, len(variants), export=False)
     with CpuShare() as share:
-        result = _measure_all(variants, examples, texts, bundle, s)
-        peaks = {str(t): matmul_peak(t) for t in s.threads}
+        result = _measure_all(variants, examples, texts, bundle, s, steps)
+        peaks = {}
+        for t in s.threads:
+            steps(f"matmul peak, {t} thread{'s' if t > 1 else ''}")
+            peaks[str(t)] = matmul_peak(t)
         result["peak"] = {t: p for t, p in peaks.items() if p is not None} or None
     manifest = load_manifest(bundle, verify=False)
     result["flops"] = model_flops(manifest, _id_lengths(bundle, texts))
@@ -328,7 +362,9 @@ def _measure(variants: list[Variant], examples: Sequence[Example], texts: list[s
     return result
 
 
-def _measure_all(variants: list[Variant], examples: Sequence[Example], texts: list[str], bundle: Path, s: BenchSettings) -> dict[str, Any]:
+def _measure_all(
+    variants: list[Variant], examples: Sequence[Example], texts: list[str], bundle: Path, s: BenchSettings, steps: _Steps
+) -> dict[str, Any]:
     lat_texts = _cycle(texts, min(s.latency_texts, max(len(texts), 1)))
     tp_texts = _cycle(texts, s.throughput_texts)
     predictors = {v.name: {t: v.make(t) for t in s.threads} for v in variants}
@@ -337,12 +373,19 @@ def _measure_all(variants: list[Variant], examples: Sequence[Example], texts: li
     for r in range(s.rounds if len(variants) > 1 else 1):
         order = variants if r % 2 == 0 else variants[::-1]  # alternate, so a drift in load hits every variant alike
         for v in order:
+            steps(f"latency {VARIANT_TITLES.get(v.name, v.name)}")
             samples[v.name].append(latency_ms(predictors[v.name][one], lat_texts, s.warmup))
     rates: dict[str, dict[int, dict[int, float]]] = {v.name: {} for v in variants}
     for t in s.threads:
         for v in variants:
-            rates[v.name][t] = {b: throughput(predictors[v.name][t], tp_texts, b, s.rounds, s.warmup) for b in s.batch_sizes}
-    probas = {v.name: np.concatenate([predictors[v.name][one](texts[i : i + 256]) for i in range(0, len(texts), 256)]) for v in variants}
+            rates[v.name][t] = {}
+            for b in s.batch_sizes:
+                steps(f"throughput {VARIANT_TITLES.get(v.name, v.name)}, batch {b}, {t} thread{'s' if t > 1 else ''}")
+                rates[v.name][t][b] = throughput(predictors[v.name][t], tp_texts, b, s.rounds, s.warmup)
+    probas = {}
+    for v in variants:
+        steps(f"agreement {VARIANT_TITLES.get(v.name, v.name)}")
+        probas[v.name] = np.concatenate([predictors[v.name][one](texts[i : i + 256]) for i in range(0, len(texts), 256)])
     labels = load_manifest(bundle, verify=False)["labels"]
     quality = _quality(probas, labels, examples)
     out_variants = {}
@@ -356,6 +399,7 @@ def _measure_all(variants: list[Variant], examples: Sequence[Example], texts: li
             "quality": quality[v.name],
         }
     featurizer = _tokenize_variant(bundle)
+    steps("tokenization alone")
     tokenize = _summary(latency_ms(featurizer, lat_texts, s.warmup)) if featurizer is not None else None
     return {
         "variants": out_variants,
@@ -510,6 +554,16 @@ def table_rows(variants: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             n: (None if ref is None or not v else (v / ref) if row["higher_is_better"] else (ref / v)) for n, v in row["values"].items()
         }
     return rows
+
+
+def table_legend(result: dict[str, Any]) -> str:
+    """One line saying what the columns and cells of format_table's table are."""
+    ratio = TORCH in result["variants"] and len(result["variants"]) > 1
+    return (
+        "One column per variant (the bundle" + (", its other precision and PyTorch eager on the run" if ratio else "") + "); "
+        "latency in ms per text (lower is better), throughput in texts/s (higher is better)"
+        + ("; (xN) is the speed-up over PyTorch eager, above 1 is faster." if ratio else ".")
+    )
 
 
 def format_table(result: dict[str, Any]) -> str:

@@ -48,8 +48,10 @@ def augment(
     text_field: Optional[str] = _common.TextFieldOption,
     label_field: Optional[str] = _common.LabelFieldOption,
 ) -> None:
-    """Write N augmented copies of every example of INPUT to OUTPUT (same format, same labels, with
-    provenance). Without rate options the default recipe is used (docs/augmentation.md)."""
+    """Write N augmented copies of every example of INPUT.
+
+    OUTPUT has the same format and labels, with provenance per row. Without rate options the default
+    recipe is used (docs/augmentation.md)."""
     from ..augment.files import augment_file
     from ..augment.pipeline import DEFAULT_RECIPE, Augmenter
     from ..data.readers import ReadOptions

@@ -30,16 +30,19 @@ def bench(
     fmt: str = _common.FormatOption,
     text_field: Optional[str] = _common.TextFieldOption,
 ) -> None:
-    """Time single-text latency (p50/p99, 1 thread, tokenization included) and throughput at batch 1/32/256
-    with 1 and 2 threads; print a table with speed-ups over PyTorch eager."""
-    from ..bench import BenchSettings, format_table
+    """Time a bundle's latency and throughput.
+
+    Single-text latency (p50/p99, 1 thread, tokenization included) and throughput at batch 1/32/256
+    with 1 and 2 threads; prints a table with speed-ups over PyTorch eager."""
+    from ..bench import BenchSettings, format_table, table_legend
     from ..bench import bench as run_bench
     from ..data.readers import ReadOptions, read_examples
 
     _common.setup_logging()
     examples = read_examples(data, ReadOptions(fmt, text_field, None)) if data is not None else None
     settings = BenchSettings(latency_texts=latency_texts, throughput_texts=throughput_texts, rounds=rounds)
-    result = run_bench(bundle, run=run, data=examples, settings=settings)
+    with _common.step_progress("bench") as hook:
+        result = run_bench(bundle, run=run, data=examples, settings=settings, progress=hook)
     machine = result["machine"]
     print(
         f"{result['model']} bundle {bundle} ({result['precision']}), {result['texts']['n']} texts (mean {result['texts']['mean_chars']} chars)"
@@ -53,6 +56,8 @@ def bench(
             else f", other processes used {busy:.2f} cores while measuring" + (" (timings are inflated)" if busy > 0.25 else "")
         )
     )
+    print(table_legend(result))
+    print()
     print(format_table(result))
     if json_out is not None:
         from ..artifact import write_text

@@ -38,17 +38,24 @@ format = "auto"                  # auto | jsonl | tsv | csv | paddle | lines
 
 @app.command("init")
 def init(model: str = typer.Option("textcnn.v1", "--model", help="Registered model name.")) -> None:
-    """Print a commented starter config for MODEL with every default spelled out."""
+    """Print a commented starter config for MODEL.
+
+    Every setting is spelled out with its default, lr included."""
     import tomli_w
 
-    from ..config import TrainingConfig
+    from ..config import TrainingConfig, resolved_training
     from ..registry import models
 
     entry = models.get(model)
     params = entry.params().model_dump(mode="json", exclude_none=True)
     model_toml = tomli_w.dumps({"name": model, **params}).strip()
-    training_toml = tomli_w.dumps(TrainingConfig().model_dump(mode="json", exclude_none=True)).strip()
-    print(STARTER.format(model=model_toml, training=training_toml))
+    training = resolved_training(TrainingConfig(), model)
+    lines = tomli_w.dumps(training).strip().splitlines()
+    # lr is the one per-model default: say so, so that a changed [model] name is not left with this lr.
+    lines = [f"{line}  # {model}'s default; delete the line to use the model's own" if line.startswith("lr = ") else line for line in lines]
+    if "lr" not in training:
+        lines.append(f"# lr: not used by {model}")
+    print(STARTER.format(model=model_toml, training="\n".join(lines)))
 
 
 @app.command("show")
@@ -61,7 +68,9 @@ def show(config: Path, set_: list[str] = _common.SetOption) -> None:
 
 @app.command("validate")
 def validate(config: Path, set_: list[str] = _common.SetOption) -> None:
-    """Check CONFIG (sections, keys, types, model name) without reading data or training."""
+    """Check CONFIG without reading data or training.
+
+    Sections, keys, types and the model name are checked."""
     from ..config import load_config
 
     cfg = load_config(config, set_)

@@ -31,7 +31,9 @@ def check(
     show: int = typer.Option(5, "--show", min=0, help="Locations listed per problem (0: all)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Counts, label distribution, text lengths and problems of the train/dev/test data.
+    """Counts, labels, lengths and problems of the data.
+
+    Checks the train/dev/test splits of a run config, or the files given.
 
     Errors: empty texts, missing labels, one text under different labels, train texts repeated
     in dev/test (leakage), dev/test labels absent from train. Warnings: duplicates, full-width
@@ -96,15 +98,15 @@ def _resolve(source: Path, dev, test, fmt: str, text_field, label_field, set_: l
     except ValidationError as exc:
         hint = "--format is one of auto, jsonl, tsv, csv, paddle, lines"
         raise ConfigError(f"data options: {format_validation_error(exc)}", hint=hint) from None
+    data.check_data_dir()
     return data, settings, notes
 
 
 def print_report(report, notes: list[str], code: int) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    out = Console(highlight=False)
+    out = _common.make_console()
     out.print(f"tokenizer {report.tokenizer}, max_len {report.max_len}; texts compared after normalization")
     for note in notes:
         out.print(f"note: {escape(note)}")

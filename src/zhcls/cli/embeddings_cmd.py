@@ -24,7 +24,9 @@ def train(
     seed: int = typer.Option(42, "--seed"),
     text_field: Optional[str] = _common.TextFieldOption,
 ) -> None:
-    """Train word2vec (skip-gram) vectors on your own unlabeled text with gensim."""
+    """Train word2vec vectors on your own unlabeled text.
+
+    Skip-gram vectors with gensim, for `[model] vectors`."""
     from ..data.readers import ReadOptions, read_examples
     from ..embeddings import train_vectors
 

@@ -23,15 +23,18 @@ def evaluate(
     text_field: Optional[str] = _common.TextFieldOption,
     label_field: Optional[str] = _common.LabelFieldOption,
 ) -> None:
-    """Accuracy, macro/micro/weighted P/R/F1, a per-class table and the confusion matrix."""
+    """Score a run on labeled data.
+
+    Accuracy, macro/micro/weighted P/R/F1, a per-class table and the confusion matrix."""
     from ..data.readers import ReadOptions, read_examples, require_labeled
     from ..models.base import load_model
-    from ..training.run import evaluate_examples
+    from ..training.run import evaluate_examples, warn_unseen_labels
 
     _common.setup_logging()
     model = load_model(run)
     examples = read_examples(data, ReadOptions(fmt, text_field, label_field))
     require_labeled(examples, str(data))
+    warn_unseen_labels(model, examples, str(data))
     metrics = evaluate_examples(model, examples)
     if as_json:
         print(json.dumps(metrics, ensure_ascii=False, indent=2))
@@ -40,10 +43,9 @@ def evaluate(
 
 
 def print_metrics(m: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    out = Console(highlight=False)
+    out = _common.make_console()
     out.print(f"n = {m['n']}   accuracy = {m['accuracy']:.4f}")
     summary = Table(show_edge=False)
     for col in ("average", "precision", "recall", "f1"):

@@ -22,7 +22,10 @@ def export(
     fmt: str = _common.FormatOption,
     text_field: Optional[str] = _common.TextFieldOption,
 ) -> None:
-    """Write a self-contained bundle (ONNX graph, tokenizer, labels, manifest) and check it matches the model."""
+    """Export a run as a self-contained bundle.
+
+    The bundle holds the ONNX graph, tokenizer, labels and manifest; export checks that it matches
+    the model."""
     from ..data.readers import ReadOptions, read_examples
     from ..errors import ConfigError
     from ..export.onnx import export_bundle
@@ -41,4 +44,5 @@ def export(
     lat = m["latency"]
     print(f"latency (1 text, 1 thread): p50 {lat['p50_ms']:.3f} ms, p99 {lat['p99_ms']:.3f} ms")
     print(f"size: {sum(m['size_bytes'].values()) / 1e6:.1f} MB")
+    print(f"digest: {m['digest']}")  # of the manifest, which covers every file: pin it to detect any change
     print(f"bundle: {output}")

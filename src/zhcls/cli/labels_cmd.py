@@ -26,8 +26,10 @@ def find(
     filter_by: str = typer.Option("both", "--filter-by", help="cleanlab's filter: both (default: fewer, surer), prune_by_noise_rate (cleanlab's default, more recall), prune_by_class, confident_learning, predicted_neq_given."),
     set_: list[str] = _common.SetOption,
 ) -> None:
-    """Rank likely label errors in DATA (confident learning on out-of-fold probabilities) and list
-    near-duplicate texts that carry different labels."""
+    """Rank likely label errors in DATA.
+
+    Confident learning on out-of-fold probabilities, and near-duplicate texts that carry different
+    labels."""
     from ..artifact import write_json
     from ..config import load_config
     from ..errors import ConfigError
@@ -62,7 +64,9 @@ def clean(
     text_field: Optional[str] = _common.TextFieldOption,
     label_field: Optional[str] = _common.LabelFieldOption,
 ) -> None:
-    """Relabel or drop the rows an issues file (or a reviewed CSV) names; every other byte of DATA is kept."""
+    """Relabel or drop the rows an issues file names.
+
+    The issues file is `labels find` output or a reviewed CSV; every other byte of DATA is kept."""
     from ..data.readers import read_examples
     from ..errors import ConfigError
     from ..quality.clean import apply_changes, plan_changes
@@ -143,11 +147,10 @@ def fold_progress(description: str) -> Iterator[Any]:
 
 
 def print_summary(summary: dict[str, Any], output: Path, sidecar: Path, csv_out: Optional[Path]) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    out = Console(highlight=False)
+    out = _common.make_console()
     n, k = summary["n_examples"], summary["n_issues"]
     kinds = ", ".join(f"{v} {name}" for name, v in summary["kinds"].items()) or "none"
     source = f"soft labels {summary['soft_labels']}" if "soft_labels" in summary else f"{summary['folds']}-fold {summary['model']}"

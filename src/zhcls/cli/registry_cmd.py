@@ -10,7 +10,7 @@ import typer
 
 from . import _common
 
-app = typer.Typer(help="Model registry: immutable bundle versions and movable aliases (registry://NAME@production).",
+app = typer.Typer(help="Model registry of bundle versions and aliases.\n\nVersions are immutable; aliases move (registry://NAME@production).",
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 RootOption = typer.Option(None, "--root", help="Registry directory (default: $ZHCLS_REGISTRY, else ./registry).")
 
@@ -26,7 +26,9 @@ def add(
     version: Optional[str] = typer.Option(None, "--version", help="Version id (default: a UTC timestamp with a random tail)."),
     root: Optional[Path] = RootOption,
 ) -> None:
-    """Copy a verified bundle into the registry as a new, immutable version; print NAME@VERSION."""
+    """Add a bundle to the registry as a new version.
+
+    The bundle is verified and copied; the version is immutable. Prints NAME@VERSION."""
     from ..registry_store import ModelRegistry
 
     row = ModelRegistry(root).add(bundle, name, version)
@@ -40,7 +42,9 @@ def list_(
     root: Optional[Path] = RootOption,
     as_json: bool = typer.Option(False, "--json", help="Print the versions as JSON."),
 ) -> None:
-    """Registered versions, oldest first, with their aliases and test metrics."""
+    """List registered versions with aliases and metrics.
+
+    Oldest first, with their aliases and test metrics."""
     from ..registry_store import ModelRegistry
 
     rows = ModelRegistry(root).list(name)
@@ -79,7 +83,6 @@ def resolve(
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(show_edge=False)
@@ -89,4 +92,4 @@ def _table(rows: list[dict[str, Any]]) -> None:
         test = (r.get("metrics") or {}).get("test") or {}
         cells = [f"{test[k]:.4f}" if isinstance(test.get(k), (int, float)) else "–" for k in ("accuracy", "macro_f1")]
         table.add_row(r["name"], r["version"], ", ".join(r["aliases"]) or "–", r["model"] or "?", *cells, r["created"][:19])
-    Console(highlight=False, width=200).print(table)
+    _common.make_console().print(table)

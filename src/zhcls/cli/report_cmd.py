@@ -30,7 +30,9 @@ def report(
     fmt: Optional[str] = typer.Option(None, "--format", help="md, html (one self-contained file) or json; default from the file suffix."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Exported bundle whose latency and size to show (default: RUN/bundle if present)."),
 ) -> None:
-    """A Markdown/HTML report of a run, compared with a baseline; exit code 3 when the quality gate fails."""
+    """Write a Markdown/HTML report of a run.
+
+    Compared with a baseline when given; exit code 3 when the quality gate fails."""
     from ..report import DEFAULT_GATE, ReportError, build_report, write_report
 
     _common.setup_logging()

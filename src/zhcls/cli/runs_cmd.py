@@ -22,7 +22,9 @@ def list_(
     runs_dir: Path = typer.Argument(Path("runs"), help="Directory holding run directories."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
-    """One row per finished run: name, model, data fingerprint, git commit, dev/test metrics, date."""
+    """One row per finished run.
+
+    Name, model, data fingerprint, git commit, dev/test metrics and date."""
     from ..report.runs import list_runs
 
     rows = list_runs(runs_dir)
@@ -43,7 +45,9 @@ def compare(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG of the metric across the runs, in date order."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
-    """The runs' metrics side by side, with the change against the first run."""
+    """Compare runs' metrics side by side.
+
+    With the change against the first run."""
     from ..report.runs import compare_runs
 
     result = compare_runs(runs, metric, split)
@@ -67,7 +71,6 @@ def compare(
 
 
 def _table(rows: list[dict[str, Any]], metrics: list[tuple[str, str]], title: str | None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     seen: list[tuple[str, str]] = []
@@ -80,7 +83,7 @@ def _table(rows: list[dict[str, Any]], metrics: list[tuple[str, str]], title: st
     for r in rows:
         cells = [_fmt(r[k], signed=k == "delta") for k, _ in seen]
         table.add_row(r["name"], r["model"] or "?", r["data"] or "–", (r["git_commit"] or "–")[:10], *cells, r["date"])
-    Console(highlight=False, width=200).print(table)
+    _common.make_console().print(table)
 
 
 def _fmt(value: Any, signed: bool = False) -> str:

@@ -30,7 +30,9 @@ def serve(
     max_chars: int = typer.Option(MAX_CHARS, "--max-chars", min=1, help="Most characters in one text (more: 413)."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request to stderr (costs throughput)."),
 ) -> None:
-    """Serve a bundle over HTTP: POST /v1/predict, GET /v1/model, /healthz, /metrics, and a try-it page at /."""
+    """Serve a bundle over HTTP.
+
+    POST /v1/predict, GET /v1/model, /healthz, /metrics, and a try-it page at /."""
     from ..errors import ZhclsError
     from ..registry_store import resolve_bundle
     from ..serve.predictor import Predictor

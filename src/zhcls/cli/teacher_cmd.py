@@ -9,7 +9,7 @@ import typer
 
 from . import _common
 
-app = typer.Typer(help="Teachers for distillation: label a transfer set with soft targets.", no_args_is_help=True)
+app = typer.Typer(help="Teachers for distillation.\n\nLabel a transfer set with soft targets.", no_args_is_help=True)
 
 
 @app.command("label")
@@ -24,7 +24,9 @@ def label(
     fmt: str = _common.FormatOption,
     text_field: Optional[str] = _common.TextFieldOption,
 ) -> None:
-    """Write soft targets (probabilities, and logits where the teacher has them) for every text of DATA.
+    """Write a teacher's soft targets for every text of DATA.
+
+    Probabilities, and logits where the teacher has them.
 
     Rerunning after an interruption continues where it stopped; a second run with the same teacher and
     texts is served from the cache without running the teacher."""

@@ -19,7 +19,9 @@ def train(
     set_: list[str] = _common.SetOption,
     force: bool = typer.Option(False, "--force", help="Delete whatever OUTPUT holds and train from scratch."),
 ) -> None:
-    """Train the model CONFIG describes; rerunning the same command resumes an interrupted run."""
+    """Train the model CONFIG describes.
+
+    Rerunning the same command resumes an interrupted run."""
     from ..config import load_config
     from ..training.run import train as run_train
 

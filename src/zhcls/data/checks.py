@@ -132,6 +132,19 @@ def check_data(
     return DataReport(tokenizer, max_len, lowercase, stats, problems)
 
 
+def training_problems(splits: dict[str, Sequence[Example]], params: object) -> list[Problem]:
+    """The errors and warnings `zhcls data check` would report for a run's splits, checked with the
+    model's text settings (`params`: its Params). Info lines are left out, and so are lengths for a
+    model that cuts no text at max_len (tfidf.v1) or counts tokens its own way (transformer.v1)."""
+    settings = {"tokenizer": getattr(params, "tokenizer", "char.v1"), "max_len": getattr(params, "max_len", None),
+                "lowercase": getattr(params, "lowercase", True)}
+    cuts = isinstance(settings["max_len"], int) and isinstance(settings["tokenizer"], str)
+    if not cuts:
+        settings.update(tokenizer="char.v1", max_len=10**9)
+    report = check_data(splits, max_locations=1, **settings)
+    return [p for p in report.problems if p.severity != "info" and (cuts or p.code != "truncated")]
+
+
 def file_of(source: str) -> str:
     """The path part of an Example.source ("path:line")."""
     path, sep, line = source.rpartition(":")
