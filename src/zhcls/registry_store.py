@@ -84,24 +84,47 @@ class ModelRegistry:
     def _transaction(self, write: bool) -> Iterator[sqlite3.Connection]:
         """One transaction; a writer takes the database's write lock up front (BEGIN IMMEDIATE), so two
         concurrent writers queue instead of failing half-way. Rolled back on any error."""
+        self._check_root()
         if not write and not (self.root / DB_FILE).is_file():
             raise RegistryError(f"{self.root}: no model registry here", hint=f"add a bundle with `zhcls registry add BUNDLE --name NAME`, or set --root / ${ENV}")
         self.root.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.root / DB_FILE, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            conn = sqlite3.connect(self.root / DB_FILE, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._db_error(exc) from None
+        try:
             try:
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 if write:
                     for statement in _statements():
                         conn.execute(statement)
+            except sqlite3.DatabaseError as exc:  # "file is not a database", a truncated or locked file
+                raise self._db_error(exc) from None
+            try:
                 yield conn
+            except sqlite3.DatabaseError as exc:
+                conn.execute("ROLLBACK")
+                raise self._db_error(exc) from None
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
         finally:
             conn.close()
+
+    def _check_root(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise RegistryError(f"{self.root}: is a file, not a registry directory", hint=f"pass another --root (or ${ENV}), or move the file away")
+        db = self.root / DB_FILE
+        if db.exists() and not db.is_file():
+            raise RegistryError(f"{db}: is not a file", hint="remove it; a registry keeps its index in this file")
+
+    def _db_error(self, exc: Exception) -> RegistryError:
+        return RegistryError(
+            f"{self.root / DB_FILE}: the registry index cannot be read ({exc})",
+            hint="restore registry.db from a backup; the bundles themselves are in NAME/VERSION/ beside it",
+        )
 
     # -- commands --------------------------------------------------------------------------------
     def add(self, bundle: str | Path, name: str, version: str | None = None) -> dict[str, Any]:
@@ -110,6 +133,7 @@ class ModelRegistry:
         from .serve.bundle import BundleError, load_manifest
 
         _check_id(name, "model name")
+        self._check_root()
         version = _check_id(version, "version") if version is not None else new_version_id()
         if version == LATEST:
             raise RegistryError(f"version {LATEST!r} is reserved", hint="it always means the newest version")
@@ -162,6 +186,7 @@ class ModelRegistry:
         return self.get(name, version)
 
     def list(self, name: str | None = None) -> list[dict[str, Any]]:
+        self._check_root()
         if not (self.root / DB_FILE).is_file():
             return []
         with self._transaction(write=False) as db:
@@ -182,8 +207,19 @@ class ModelRegistry:
         return self._row(row, aliases)
 
     def path(self, name: str, ref: str = DEFAULT_ALIAS) -> Path:
-        """The directory of NAME at `ref`: an alias, a version, or `latest`."""
-        return Path(self.get(name, ref)["path"])
+        """The directory of NAME at `ref`: an alias, a version, or `latest`. Its manifest must still be the
+        one registered (its digest covers every file, which the loader checks in turn)."""
+        row = self.get(name, ref)
+        path = Path(row["path"])
+        manifest = path / "manifest.json"
+        if not manifest.is_file():
+            raise RegistryError(f"{name}@{row['version']}: {path} is missing", hint="the registry's files were moved or deleted; add the bundle again")
+        if _sha256(manifest) != row["manifest_sha256"]:
+            raise RegistryError(
+                f"{name}@{row['version']}: {manifest} is not the manifest that was registered",
+                hint="the registered copy was changed; add the bundle again from its export",
+            )
+        return path
 
     def _resolve(self, db: sqlite3.Connection, name: str, ref: str) -> str:
         if not _has_tables(db) or not db.execute("SELECT 1 FROM versions WHERE name = ?", (name,)).fetchone():

@@ -6,10 +6,12 @@ import json
 import sys
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import BinaryIO, Iterable, Iterator, Optional
 
+import numpy as np
 import typer
 
+from ..errors import DataError, RunError
 from . import _common
 
 BATCH = 512
@@ -42,17 +44,33 @@ def predict(
         model = load_model(run)
     if source == "-":
         # stdin is read in batches as it arrives, so `tail -f log | zhcls predict RUN` streams
-        stripped = (line.strip() for line in sys.stdin)
-        texts: Iterable[str] = (line for line in stripped if line)
+        texts: Iterable[str] = stdin_texts(getattr(sys.stdin, "buffer", sys.stdin))  # bytes, so a bad one has a line number
     else:
         texts = [e.text for e in read_examples(Path(source), ReadOptions(fmt, text_field, None))]
     labels = model.classes_.labels
     out = sys.stdout
     iterator = iter(texts)
     while chunk := list(islice(iterator, BATCH)):
-        for text, row in zip(chunk, model.predict_proba(chunk)):
+        proba = model.predict_proba(chunk)
+        if not np.isfinite(proba).all():  # NaN is not JSON, and no label is "the most probable" of NaNs
+            raise RunError(f"{run}: the model's probabilities are not finite (NaN or inf); its weights are damaged", hint="train the model again (with a lower training.lr if its loss diverged)")
+        for text, row in zip(chunk, proba):
             order = row.argsort()[::-1][: top_k or len(labels)]
             scores = {labels[i]: round(float(row[i]), 6) for i in order}
             best = int(order[0])
-            out.write(json.dumps({"text": text, "label": labels[best], "score": round(float(row[best]), 6), "scores": scores}, ensure_ascii=False) + "\n")
+            out.write(json.dumps({"text": text, "label": labels[best], "score": round(float(row[best]), 6), "scores": scores}, ensure_ascii=False, allow_nan=False) + "\n")
         out.flush()
+
+
+def stdin_texts(stream: BinaryIO | Iterable[str]) -> Iterator[str]:
+    """Non-blank lines of `stream` as UTF-8 text; bytes that are not UTF-8 are an error naming the line."""
+    for lineno, raw in enumerate(stream, 1):
+        try:
+            line = (raw if isinstance(raw, str) else raw.decode("utf-8-sig" if lineno == 1 else "utf-8")).strip()
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"<stdin>:{lineno}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
+                hint="convert the input first, e.g. `iconv -f GB18030 -t UTF-8 FILE | zhcls predict RUN`",
+            ) from None
+        if line:
+            yield line

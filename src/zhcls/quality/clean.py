@@ -266,6 +266,8 @@ def apply_changes(
     path, output = Path(path), Path(output)
     if path.is_dir():
         path = path / "train.txt"
+    if output.is_dir():
+        raise ConfigError(f"{output}: is a directory; the output is a file", hint=f"name a file, e.g. {output / path.name}")
     if output.resolve() == path.resolve():
         raise ConfigError(f"{output}: the output would overwrite the input", hint="write the cleaned data to a new file; the change log refers to the original")
     raw = path.read_bytes()

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..artifact import write_text
 from ..data.example import Example, LabelSet
+from ..data.readers import lines as physical_lines
 from ..data.readers import read_text
 from ..errors import DataError
 from ..text.normalize import normalize
@@ -58,7 +59,7 @@ def read_issues(path: str | Path) -> list[dict[str, Any]]:
     """The rows of an issues.jsonl file; each needs `line`, `given_label` and `suggested_label`."""
     path = Path(path)
     rows = []
-    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+    for lineno, line in enumerate(physical_lines(read_text(path)), 1):
         if not line.strip():
             continue
         try:
@@ -70,9 +71,29 @@ def read_issues(path: str | Path) -> list[dict[str, Any]]:
         missing = [k for k in ("line", "given_label", "suggested_label") if k not in row]
         if missing:
             raise DataError(f"{path}:{lineno}: field(s) {missing} missing", hint="pass the file `zhcls labels find -o` wrote")
+        for key in NUMBER_FIELDS:
+            row[key] = _number(row.get(key), f"{path}:{lineno}", key)
         row["_where"] = f"{path}:{lineno}"
         rows.append(row)
     return rows
+
+
+NUMBER_FIELDS = ("quality", "given_prob", "suggested_prob")
+
+
+def _number(value: Any, where: str, key: str) -> float | None:
+    """A score of an issues row: a finite number, or absent. Anything else would be compared with the
+    --threshold later and fail there, far from the row that is wrong."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataError(f"{where}: field {key!r} is not a number", hint="keep the scores as `zhcls labels find` wrote them, or leave the field empty")
+    return float(value)
 
 
 def parse_accept(value: str, where: str) -> bool | None:
@@ -113,11 +134,8 @@ def read_reviewed(path: str | Path) -> list[dict[str, Any]]:
             raise DataError(f"{where}: field 'line' is {record['line']!r}, not a line number", hint="keep the line column as `zhcls labels find --csv` wrote it") from None
         record["accept"] = parse_accept(record.get("accept", ""), where)
         record["_where"] = where
-        for key in ("quality", "given_prob", "suggested_prob"):
-            try:
-                record[key] = float(record[key]) if record.get(key, "") != "" else None
-            except ValueError:
-                record[key] = None
+        for key in NUMBER_FIELDS:
+            record[key] = _number(record.get(key), where, key)
         rows.append(record)
     return rows
 
@@ -141,7 +159,7 @@ def read_soft_labels(path: str | Path, examples: Sequence[Example], classes: Lab
     dropped: set[str] = set()
     keyed: bool | None = None
     order = 0
-    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+    for lineno, line in enumerate(physical_lines(read_text(path)), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"

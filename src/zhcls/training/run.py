@@ -173,6 +173,17 @@ def _out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
 
 
+def warn_unseen_labels(model: Classifier, examples: list[Example], what: str) -> list[str]:
+    """Log (and return) the labels of `examples` the model never saw in training: it cannot predict them,
+    so every such row counts as wrong."""
+    known = set(model.classes_.labels)
+    unseen = sorted({e.label for e in examples if e.label is not None} - known)
+    if unseen:
+        n = sum(e.label in unseen for e in examples)
+        log.warning("%s: %d row(s) have labels the model never saw in training (always counted wrong): %s", what, n, ", ".join(unseen[:20]))
+    return unseen
+
+
 def evaluate_examples(model: Classifier, examples: list[Example]) -> dict[str, Any]:
     pred = model.predict([e.text for e in examples])
     return classification_metrics([e.label for e in examples], pred, model.classes_.labels)
