@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,12 +67,15 @@ def test_quickstart_small(tmp_path, capsys):
     pytest.importorskip("snownlp")
     out = tmp_path / "qs"
     code, stdout, err = run_cli(
-        ["quickstart", "-o", out, "--model", "fasttext.v1", "--set", "training.epochs=1", "--set", "model.max_len=32", "--set", "training.threads=1", "--quiet"], capsys
+        ["quickstart", "-o", out, "--set", 'build.candidates=["fasttext.v1"]', "--set", "build.epochs=1", "--set", "build.int8=false",
+         "--set", "model.max_len=32", "--set", "training.threads=1", "--quiet"], capsys
     )
     assert code == 0, err
-    assert "test: accuracy" in stdout and str(out / "model-best") in stdout
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["test"]["accuracy"] > 0.7  # a real corpus, learnt in one epoch
+    assert "chosen:" in stdout and str(out / "bundle") in stdout
+    summary = json.loads((out / "build.json").read_text())
+    assert [r["name"] for r in summary["candidates"]] == ["fasttext.v1"]  # the full candidate set: tests/test_build.py
+    metrics = json.loads((Path(summary["chosen_run"]) / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.8  # a real corpus, learnt in one epoch
     counts = {name: sum(1 for _ in open(tmp_path / "qs-data" / f"{name}.tsv", encoding="utf-8")) for name in ("train", "dev", "test")}
     assert counts["train"] > 10_000 and counts["dev"] > 1000 and counts["test"] > 1000
     texts = {name: {l.rsplit("\t", 1)[0] for l in open(tmp_path / "qs-data" / f"{name}.tsv", encoding="utf-8")} for name in counts}

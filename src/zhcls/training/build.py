@@ -70,7 +70,7 @@ def build(
         runs["ensemble"] = _train_stage(ens, out / "runs" / "ensemble", stage, "ensemble")
         teacher = runs["ensemble"]
     else:
-        teacher = runs[members[0]] if members else None
+        teacher = next(iter(runs.values()), None)
     if teacher is not None:
         for student in opts.students:
             runs[f"distill-{student}"] = _train_stage(student_config(cfg, student, teacher), out / "runs" / f"distill-{student}", stage, f"distill {student}")
@@ -88,7 +88,7 @@ def build(
         row["chosen"] = row is chosen
     with atomic_dir(out / "bundle") as tmp:
         shutil.copytree(chosen["bundle"], tmp, dirs_exist_ok=True)
-    summary = {"budget_ms": budget_ms, "budget_mb": budget_mb, "metric": cfg.training.metric, "chosen": chosen["name"], "reason": reason, "candidates": rows}
+    summary = {"budget_ms": budget_ms, "budget_mb": budget_mb, "metric": cfg.training.metric, "chosen": chosen["name"], "chosen_run": chosen["run"], "reason": reason, "candidates": rows}
     write_json(out / "build.json", summary)
     write_text(out / "build.md", build_report(summary, out))
     return BuildResult(out, chosen, rows, reason)
@@ -103,12 +103,13 @@ def candidate_names(opts: BuildConfig) -> list[str]:
 
 def candidate_config(cfg: RunConfig, name: str) -> RunConfig:
     """The data and training settings of `cfg` for model `name`: [model] options apply to the model they
-    name; every candidate gets the build's epoch budget, large enough that early stopping ends training."""
+    name; every candidate gets the build's epoch budget and patience ([build] epochs, patience), large
+    enough by default that early stopping, not the budget, ends training."""
     raw = resolved_dict(cfg)
     model = dict(raw["model"]) if raw["model"]["name"] == name else {"name": name}
     if name == "transformer.v1":
         model.setdefault("path", cfg.build.transformer)
-    training = {**raw["training"], "epochs": max(raw["training"]["epochs"], cfg.build.epochs), "patience": max(raw["training"]["patience"], cfg.build.patience)}
+    training = {**raw["training"], "epochs": cfg.build.epochs, "patience": cfg.build.patience}
     if raw["model"]["name"] != name:
         training.pop("lr", None)  # another model's learning rate is no default for this one
     return config_from_dict({**raw, "model": model, "training": training, "distill": None})
