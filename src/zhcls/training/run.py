@@ -144,7 +144,7 @@ def load_splits(cfg: RunConfig) -> dict[str, list[Example]]:
     for name in ("train", "dev", "test"):
         examples = read_split(cfg.data, name)
         if examples is not None:
-            require_labeled(examples, f"{name} data")
+            require_labeled(examples, f"{name} data ({cfg.data.path(name) or cfg.data.path('train')})")
             splits[name] = examples
     classes = {e.label for e in splits["train"]}
     if len(classes) < 2:
