@@ -338,3 +338,20 @@ def test_sigkill_during_export_leaves_nothing_loadable(built, tmp_path):
 
     export_bundle(built / "model", tmp_path / "b", data=[Example("足球")] * 3, latency_texts=3)
     assert not partial.exists() and Predictor(tmp_path / "b").predict(["足球"])[0].label
+
+
+# -- 9. the server ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("encoding", ["gbk", "latin-1"])
+def test_server_answers_an_undecodable_body_with_422(built, encoding):
+    import warnings
+
+    from zhcls.serve.http import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    client = TestClient(create_app(Predictor(built / "bundle")), raise_server_exceptions=False)
+    body = '{"texts": ["足球比赛", "café"]}'.encode(encoding, errors="replace")
+    r = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "UTF-8" in r.json()["detail"], r.text

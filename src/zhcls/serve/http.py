@@ -284,6 +284,9 @@ def create_app(
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         detail = exc.detail
+        if exc.status_code == 400 and str(detail).startswith("There was an error parsing the body"):
+            # FastAPI's answer to a body it cannot decode (GBK, Latin-1): a malformed request like any other
+            return _error(422, "invalid_request", "body: not UTF-8 JSON; send the texts as UTF-8 with Content-Type: application/json")
         if exc.status_code == 404:
             detail = f"no endpoint {request.url.path}; see /docs or /openapi.json"
         elif exc.status_code == 405:
