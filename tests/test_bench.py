@@ -72,41 +72,35 @@ def test_bench_refuses_a_run_the_bundle_did_not_come_from(exported, tiny_corpus,
         bench(root / "bundle", run=tmp_path / "other", data=examples, settings=FAST)
 
 
-def test_cli_prints_the_table_and_writes_json(exported, tmp_path):
-    import typer
-    from typer.testing import CliRunner
-
-    from conftest import make_corpus, write_jsonl
-    from zhcls.cli import bench_cmd
+def test_cli_prints_the_table_and_writes_json(exported, tmp_path, capsys):
+    from conftest import make_corpus, run_cli, write_jsonl
 
     root, _ = exported
-    app = typer.Typer()
-    bench_cmd.register(app)
-    app.command("noop")(lambda: None)  # two commands, so typer keeps `bench` as a subcommand name
     data = write_jsonl(tmp_path / "texts.json", make_corpus(4, seed=5))
     out = tmp_path / "bench.json"
-    args = [
-        "bench",
-        str(root / "bundle"),
-        "--run",
-        str(root / "model"),
-        "--data",
-        str(data),
-        "--json",
-        str(out),
-        "--latency-texts",
-        "10",
-        "--throughput-texts",
-        "32",
-        "--rounds",
-        "1",
-    ]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert "| measurement | ONNX fp32 | ONNX int8 | PyTorch eager |" in result.output
-    assert "latency p50" in result.output and "(x" in result.output
+    args = ["bench", root / "bundle", "--run", root / "model", "--data", data, "--json", out,
+            "--latency-texts", "10", "--throughput-texts", "32", "--rounds", "1"]
+    code, stdout, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert "| measurement | ONNX fp32 | ONNX int8 | PyTorch eager |" in stdout
+    assert "latency p50" in stdout and "(x" in stdout
+    legend = stdout.splitlines()[stdout.splitlines().index("| measurement | ONNX fp32 | ONNX int8 | PyTorch eager |") - 2]
+    assert "One column per variant" in legend and "speed-up over PyTorch eager" in legend
+    # The progress bar on stderr counted every measurement: export, 3 variants x (1 latency round + 2 threads
+    # x 3 batch sizes + agreement), tokenization, the matmul peak at 1 and 2 threads.
+    total = 1 + 3 * (1 + 6 + 1) + 1 + 2
+    assert f"{total}/{total}" in err and "bench" in err
     saved = json.loads(out.read_text(encoding="utf-8"))
     assert set(saved["variants"]) == {"onnx_fp32", "onnx_int8", TORCH} and saved["texts"]["n"] == 12
+
+
+def test_bench_progress_counts_up_to_its_total(exported):
+    root, examples = exported
+    calls = []
+    bench(root / "bundle", data=examples, settings=FAST, progress=lambda what, done, total: calls.append((what, done, total)))
+    total = 1 + 6 + 1 + 1 + 2  # one variant: latency, 2 threads x 3 batch sizes, agreement, tokenization, 2 matmul peaks
+    assert [c[1] for c in calls] == list(range(total)) + [total] and {c[2] for c in calls} == {total}
+    assert calls[0][0] == "latency ONNX fp32" and calls[-1][0] == "done"
 
 
 def test_bench_reports_the_matmul_peak_and_the_fraction_of_it(exported):

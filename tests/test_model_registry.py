@@ -8,20 +8,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-import typer
 
 from conftest import make_corpus, run_cli, write_config, write_jsonl
 
 
 @pytest.fixture()
-def cli(monkeypatch):
-    import zhcls.cli
-    from zhcls.cli import registry_cmd
-
-    app = typer.Typer(pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
-    app.callback()(lambda: None)
-    registry_cmd.register(app)
-    monkeypatch.setattr(zhcls.cli, "app", app)
+def cli():
+    """The real `zhcls` app, run in-process through zhcls.cli.main (same exit-code mapping)."""
     return run_cli
 
 

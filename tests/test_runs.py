@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 
 from conftest import make_corpus, run_cli, write_config, write_jsonl
 
@@ -16,14 +15,8 @@ DATES = {"c-small": "2025-03-01T10:00:00+00:00", "c-mid": "2025-01-01T10:00:00+0
 
 
 @pytest.fixture()
-def cli(monkeypatch):
-    import zhcls.cli
-    from zhcls.cli import runs_cmd
-
-    app = typer.Typer(pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
-    app.callback()(lambda: None)
-    runs_cmd.register(app)
-    monkeypatch.setattr(zhcls.cli, "app", app)
+def cli():
+    """The real `zhcls` app, run in-process through zhcls.cli.main (same exit-code mapping)."""
     return run_cli
 
 

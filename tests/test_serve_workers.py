@@ -36,11 +36,33 @@ def test_several_workers_answer_in_milliseconds(tmp_path):
     )
     export_bundle(tmp_path / "m", tmp_path / "b", data=[Example(t) for t in corpus.texts], latency_texts=5)
     with serving(tmp_path / "b", "--workers", "2") as (base, _):
-        times = []
-        with httpx.Client() as client:  # one keep-alive connection, as a load generator uses
-            for _ in range(25):
-                start = time.perf_counter()
-                assert client.post(f"{base}/v1/predict", json={"texts": ["足球比赛冠军"]}, timeout=10).status_code == 200
-                times.append(time.perf_counter() - start)
-        # with the stall every request took >= 40 ms; without it a few ms, even on a busy machine
-        assert np.median(times) < 0.03, f"median {np.median(times) * 1e3:.1f} ms per request"
+        fast = fastest_quarter_ms(base)
+    assert fast < STALL_MS - 5, f"the fastest quarter of requests took >= {fast:.1f} ms: the Nagle / delayed-ACK stall is back"
+
+
+STALL_MS = 40  # Linux's smallest delayed ACK: with the stall, every request waits at least this long
+
+
+def request_ms(client: httpx.Client, base: str, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        assert client.post(f"{base}/v1/predict", json={"texts": ["足球比赛冠军"]}, timeout=10).status_code == 200
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def fastest_quarter_ms(base: str, attempts: int = 3) -> float:
+    """The 25th percentile of request times on one keep-alive connection (as a load generator uses), best of
+    `attempts` rounds. The stall adds >= 40 ms to every request, so it keeps even the fastest quarter above
+    40 ms in every round; a loaded machine slows some requests, but not the fastest quarter of three rounds.
+    The first requests are left out: Linux ACKs a new connection's first segments at once (quick-ack), which
+    would hide the stall there."""
+    best = float("inf")
+    with httpx.Client() as client:
+        request_ms(client, base, 10)
+        for _ in range(attempts):
+            best = min(best, float(np.percentile(request_ms(client, base, 40), 25)))
+            if best < STALL_MS - 5:
+                break
+    return best

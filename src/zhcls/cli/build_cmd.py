@@ -21,7 +21,9 @@ def build(
     set_: list[str] = _common.SetOption,
     force: bool = typer.Option(False, "--force", help="Build even if `data check` finds errors."),
 ) -> None:
-    """Train every candidate, ensemble and distill them, export, pick the best bundle within budget."""
+    """Build the best bundle within a budget from one config.
+
+    Trains every candidate, ensembles and distills them, exports, and picks the best bundle within budget."""
     from ..config import load_config
     from ..training.build import build as run_build
 
