@@ -106,6 +106,21 @@ def test_train_prints_the_data_problems_data_check_finds(tmp_path, capsys):
     assert "run:" in out
 
 
+def test_a_caller_that_checked_the_data_can_turn_the_warnings_off(tmp_path, caplog):
+    from zhcls import load_config, train
+
+    data = make_corpus(12, seed=1)
+    data.texts.append(data.texts[0])
+    data.labels.append("财经" if data.labels[0] != "财经" else "体育")
+    cfg = load_config(write_config(tmp_path / "c.toml", write_jsonl(tmp_path / "train.json", data), None, model="tfidf.v1"))
+    with caplog.at_level("WARNING", logger="zhcls"):
+        train(cfg, tmp_path / "checked", check=False)
+    assert "conflicting-labels" not in caplog.text
+    with caplog.at_level("WARNING", logger="zhcls"):
+        train(cfg, tmp_path / "unchecked")
+    assert "data error [conflicting-labels]" in caplog.text  # the library logs; the CLI decides how it looks
+
+
 def test_train_on_clean_data_prints_no_data_warnings(tiny_files, tmp_path, capsys):
     code, _, err = run_cli(["train", _config(tmp_path, tiny_files, ), "-o", tmp_path / "run", "--set", "training.epochs=1", "--quiet"], capsys)
     assert code == 0, err

@@ -40,7 +40,11 @@ class RunResult:
     resumed_from: int | None = None
 
 
-def train(cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress: ProgressHook | None = None) -> RunResult:
+def train(
+    cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress: ProgressHook | None = None, check: bool = True
+) -> RunResult:
+    """Train `cfg` into `out_dir` (resuming an interrupted run there). `check` logs what `zhcls data check`
+    finds in the data as warnings first; a caller that checked the data already (`zhcls build`) turns it off."""
     out = Path(out_dir)
     if force and out.exists():
         shutil.rmtree(out)
@@ -51,7 +55,8 @@ def train(cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress:
 
     require_mlflow(cfg.track)
     splits = load_splits(cfg)
-    warn_data_problems(cfg, splits)
+    if check:
+        warn_data_problems(cfg, splits)
     train_ex, dev_ex, test_ex = splits["train"], splits.get("dev"), splits.get("test")
     train_ex, augment_info = augment_for_run(cfg, splits)  # [[augment]]: copies of train only, none equal to a dev/test text
     config_text = dump_config(cfg)
