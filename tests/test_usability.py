@@ -220,6 +220,25 @@ def test_output_off_a_terminal_is_not_wrapped_at_80_columns(tmp_path, capsys):
     assert len(line) > 150 and str(files["dev"]) in line  # one line, the path in one piece
 
 
+def test_log_lines_go_to_the_stderr_of_the_moment(monkeypatch):
+    """Off a terminal log lines are plain `warning: ...` lines on whatever sys.stderr is when they are
+    written: a stream captured earlier (a finished test's, now closed) must not be kept."""
+    import io
+    import logging
+    import sys
+
+    from zhcls.cli import _common
+
+    _common.setup_logging()
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logging.getLogger("zhcls.test").warning("one")
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("zhcls.test").warning("two")
+    assert second.getvalue() == "warning: two\n"
+
+
 # -- CI prints the slowest tests, with exactly the README's command ------------------------------------------
 
 def test_ci_runs_the_readme_test_command_and_pytest_reports_durations():

@@ -54,12 +54,25 @@ class _PlainFormatter(logging.Formatter):
         return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the sys.stderr of the moment, not the one at setup: a later redirect (or a test's
+    capture, closed when the test ends) would otherwise get a closed or stale stream."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging() -> None:
     level = logging.DEBUG if STATE.debug else logging.WARNING if STATE.quiet else logging.INFO
     if console.is_terminal:
         handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False)
     else:  # rich's log layout pads and wraps every line to the console's width: plain lines off a terminal
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(_PlainFormatter("%(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
