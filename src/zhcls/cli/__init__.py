@@ -22,7 +22,8 @@ from . import _common
 # Which install extra brings a missing package (a serving install has no torch or scikit-learn).
 EXTRAS = {"torch": "train", "sklearn": "train", "gensim": "train", "jieba": "jieba", "onnx": "export",
           "onnxruntime": "serve", "fastapi": "serve", "uvicorn": "serve", "snownlp": "demo", "matplotlib": "report",
-          "cleanlab": "labels", "mlflow": "track", "transformers": "teacher", "pypinyin": "augment"}
+          "cleanlab": "labels", "mlflow": "track", "transformers": "teacher", "pypinyin": "augment",
+          "model_signing": "sign", "OpenSSL": "sign", "cryptography": "sign"}
 
 app = typer.Typer(
     name="zhcls",

@@ -1,4 +1,4 @@
-"""zhcls export RUN -o BUNDLE [--quantize int8] [--data FILE]"""
+"""zhcls export RUN -o BUNDLE [--quantize int8] [--data FILE] [--sign KEY];  zhcls verify BUNDLE [--key PUB]"""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from . import _common
 
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
+    app.command("verify")(verify)
 
 
 def export(
     run: Path = typer.Argument(..., help="Run directory or model directory."),
     output: Path = typer.Option(..., "-o", "--output", help="Bundle directory to write."),
     quantize: str = typer.Option("none", "--quantize", help="none or int8 (dynamic int8 weights)."),
+    sign: Optional[Path] = typer.Option(None, "--sign", metavar="PRIVATE_KEY", help="Sign the bundle with this PEM elliptic-curve key (needs zhcls[sign])."),
     data: Optional[Path] = typer.Option(None, "--data", help="Texts to check the export on (default: the run's dev set)."),
     fmt: str = _common.FormatOption,
     text_field: Optional[str] = _common.TextFieldOption,
@@ -33,6 +35,10 @@ def export(
     _common.setup_logging()
     if quantize not in ("none", "int8"):
         raise ConfigError(f"--quantize {quantize!r} is not supported", hint="use --quantize int8, or leave it out")
+    if sign is not None:  # before the export's minutes, not after them with an unsigned bundle
+        from ..serve.signing import check_private_key
+
+        check_private_key(sign)
     examples = read_examples(data, ReadOptions(fmt, text_field, None)) if data is not None else None
     m = export_bundle(run, output, quantize=quantize, data=examples)  # type: ignore[arg-type]
     fp32 = m["parity"]["fp32"]
@@ -45,4 +51,27 @@ def export(
     print(f"latency (1 text, 1 thread): p50 {lat['p50_ms']:.3f} ms, p99 {lat['p99_ms']:.3f} ms")
     print(f"size: {sum(m['size_bytes'].values()) / 1e6:.1f} MB")
     print(f"digest: {m['digest']}")  # of the manifest, which covers every file: pin it to detect any change
+    if sign is not None:
+        from ..serve.signing import sign_bundle
+
+        print(f"signature: {sign_bundle(output, sign)}")
     print(f"bundle: {output}")
+
+
+def verify(
+    bundle: Path = typer.Argument(..., help="Bundle directory, or registry://NAME@ALIAS."),
+    key: Optional[Path] = typer.Option(None, "--key", metavar="PUBLIC_KEY", help="Also check the bundle's signature with this PEM public key."),
+) -> None:
+    """Check a bundle: its manifest's digest, every file's sha256, and with --key its signature."""
+    from ..registry_store import resolve_bundle
+    from ..serve.bundle import load_manifest
+    from ..serve.signing import is_signed, verify_signature
+
+    bundle = resolve_bundle(bundle)
+    manifest = verify_signature(bundle, key) if key is not None else load_manifest(bundle)
+    print(f"bundle: {bundle} ({manifest['model']}, {len(manifest['files'])} files verified)")
+    print(f"digest: {manifest['digest']}")
+    if key is not None:
+        print(f"signature: valid for {key}")
+    else:
+        print(f"signature: {'present, not checked (pass --key PUBLIC_KEY)' if is_signed(bundle) else 'none'}")

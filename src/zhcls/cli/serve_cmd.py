@@ -6,6 +6,7 @@ import ipaddress
 import os
 import socket
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -29,6 +30,9 @@ def serve(
     max_texts: int = typer.Option(MAX_TEXTS, "--max-texts", min=1, help="Most texts in one request (more: 413)."),
     max_chars: int = typer.Option(MAX_CHARS, "--max-chars", min=1, help="Most characters in one text (more: 413)."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request to stderr (costs throughput)."),
+    require_signature: Optional[Path] = typer.Option(
+        None, "--require-signature", metavar="PUBLIC_KEY", help="Serve only a bundle whose signature verifies with this PEM public key."
+    ),
 ) -> None:
     """Serve a bundle over HTTP.
 
@@ -38,6 +42,10 @@ def serve(
     from ..serve.predictor import Predictor
 
     bundle = resolve_bundle(bundle)
+    if require_signature is not None:
+        from ..serve.signing import verify_signature
+
+        verify_signature(bundle, require_signature)  # an unsigned or re-signed bundle fails here, exit 2
 
     try:
         import uvicorn

@@ -26,6 +26,7 @@ from ..artifact import is_temp_dir, read_json
 from ..errors import ZhclsError
 
 MANIFEST = "manifest.json"
+SIGNATURE = "model.sig"  # an optional signature over every file (serve/signing.py); not in `files`
 FORMAT = "zhcls-bundle"
 SCHEMA_VERSION = 1
 DIGEST = "digest"
@@ -109,7 +110,7 @@ def _verify(path: Path, manifest: dict[str, Any], files: dict[str, str]) -> None
     for name in ("tokenizer.json", *REQUIRED_FILES.get(str(backend), ())):
         if name not in files:
             raise BundleError(f"{path / MANIFEST}: `files` does not cover {name}, which the {backend} backend reads", hint=_EXPORT_AGAIN)
-    present = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() or p.is_symlink()} - {MANIFEST}
+    present = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() or p.is_symlink()} - {MANIFEST, SIGNATURE}
     extra = sorted(present - set(files))
     if extra:
         raise BundleError(
