@@ -62,7 +62,9 @@ def verify(
     bundle: Path = typer.Argument(..., help="Bundle directory, or registry://NAME@ALIAS."),
     key: Optional[Path] = typer.Option(None, "--key", metavar="PUBLIC_KEY", help="Also check the bundle's signature with this PEM public key."),
 ) -> None:
-    """Check a bundle: its manifest's digest, every file's sha256, and with --key its signature."""
+    """Check a bundle's digests, and with --key its signature.
+
+    The manifest's digest and every file's sha256; with --key also the bundle's signature."""
     from ..registry_store import resolve_bundle
     from ..serve.bundle import load_manifest
     from ..serve.signing import is_signed, verify_signature
