@@ -355,3 +355,44 @@ def test_server_answers_an_undecodable_body_with_422(built, encoding):
     body = '{"texts": ["足球比赛", "café"]}'.encode(encoding, errors="replace")
     r = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 422 and "UTF-8" in r.json()["detail"], r.text
+
+
+# -- damaged run files ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from zhcls import load_config, train
+
+    root = tmp_path_factory.mktemp("run")
+    cfg = write_config(root / "c.toml", write_jsonl(root / "train.json", make_corpus(6, seed=1)), write_jsonl(root / "dev.json", make_corpus(2, seed=2)), model="tfidf.v1")
+    return train(load_config(cfg), root / "run").run_dir
+
+
+@pytest.mark.parametrize(
+    "name, content, command",
+    [
+        ("metrics.json", b"{bad", ["runs", "compare", "RUN"]),
+        ("metrics.json", b"{bad", ["runs", "list", "RUN"]),
+        ("log.jsonl", b"\xff\xfe", ["report", "RUN", "-o", "OUT"]),
+        ("log.jsonl", b'{"step": 1}\n[1]\n', ["report", "RUN", "-o", "OUT"]),
+        ("config.toml", b"x = [", ["report", "RUN", "-o", "OUT"]),
+    ],
+)
+def test_damaged_run_files_are_named(finished_run, tmp_path, capsys, name, content, command):
+    run = _copy(finished_run, tmp_path / "run")
+    (run / name).write_bytes(content)
+    args = [str(run) if a == "RUN" else str(tmp_path / "report.md") if a == "OUT" else a for a in command]
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and name in err and "Traceback" not in err and "unexpected" not in err, err
+
+
+def test_a_damaged_checkpoint_is_named(tiny_files, tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.toml", tiny_files["train"], None)
+    run = tmp_path / "run"
+    run.mkdir()
+    from zhcls.config import dump_config, load_config
+
+    (run / "config.toml").write_text(dump_config(load_config(cfg)), encoding="utf-8")
+    (run / "checkpoint").mkdir()
+    (run / "checkpoint" / "state.json").write_text("{bad", encoding="utf-8")
+    code, _, err = run_cli(["train", cfg, "-o", run, "--quiet"], capsys)
+    assert code == 2 and "damaged checkpoint" in err and "--force" in err, err

@@ -62,10 +62,12 @@ def load_source(path: str | Path) -> Source:
             raise ReportError(f"{path}: no metrics.json; this is not a finished run", hint="train it to the end with `zhcls train`, or pass the run directory")
         src = Source(path, path.name, _read_json(path / "metrics.json"), run_dir=path)
         if (path / "config.toml").is_file():
-            src.config = tomllib.loads((path / "config.toml").read_text(encoding="utf-8"))
+            try:
+                src.config = tomllib.loads((path / "config.toml").read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ReportError(f"{path / 'config.toml'}: unreadable ({exc})", hint=_DAMAGED) from None
         if (path / "log.jsonl").is_file():
-            lines = (path / "log.jsonl").read_text(encoding="utf-8").splitlines()
-            src.log = [json.loads(line) for line in lines if line.strip()]
+            src.log = _read_log(path / "log.jsonl")
         if (path / "model-best" / "zhcls.json").is_file():
             src.meta = _read_json(path / "model-best" / "zhcls.json")
         return src
@@ -347,14 +349,42 @@ def _training_metric(src: Source) -> str:
     return ((src.config or {}).get("training") or {}).get("metric") or "macro_f1"
 
 
+_DAMAGED = "the run's files were damaged or edited; train it again, or restore them from a copy"
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = read_json(path)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path}: not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ReportError(f"{path}: not valid JSON ({exc})", hint=_DAMAGED) from None
     if not isinstance(data, dict):
-        raise ReportError(f"{path}: expected a JSON object of metrics")
+        raise ReportError(f"{path}: expected a JSON object of metrics", hint=_DAMAGED)
     return data
+
+
+read_json_object = _read_json
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    """log.jsonl: one JSON object per dev evaluation."""
+    from ..data.readers import lines
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"{path}: not UTF-8 ({exc})", hint=_DAMAGED) from None
+    out = []
+    for lineno, line in enumerate(lines(text), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise ReportError(f"{path}:{lineno}: not valid JSON ({exc})", hint=_DAMAGED) from None
+        if not isinstance(record, dict):
+            raise ReportError(f"{path}:{lineno}: expected a JSON object", hint=_DAMAGED)
+        out.append(record)
+    return out
 
 
 def _short(exc: BaseException) -> str:

@@ -6,8 +6,7 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..artifact import read_json
-from .build import ReportError
+from .build import ReportError, read_json_object
 
 KEY_METRICS = ("accuracy", "macro_f1")
 FINGERPRINT_CHARS = 12
@@ -29,9 +28,9 @@ def summarize(run: str | Path, name: str | None = None) -> dict[str, Any]:
     run = Path(run)
     if not (run / "metrics.json").is_file():
         raise ReportError(f"{run}: no metrics.json; not a finished run", hint="list the runs with `zhcls runs list DIR`")
-    metrics = read_json(run / "metrics.json")
+    metrics = read_json_object(run / "metrics.json")
     meta_path = run / "model-best" / "zhcls.json"
-    meta = read_json(meta_path) if meta_path.is_file() else {}
+    meta = read_json_object(meta_path) if meta_path.is_file() else {}
     data = meta.get("data", {})
     created = meta.get("created") or _dt.datetime.fromtimestamp((run / "metrics.json").stat().st_mtime, _dt.timezone.utc).isoformat(timespec="seconds")
     row: dict[str, Any] = {

@@ -159,7 +159,15 @@ class Trainer:
         best_state = _copy(module)
         resumed_from = None
         if self.work_dir is not None:
-            loaded = self._load_checkpoint(module, optimizers, fingerprint)
+            try:
+                loaded = self._load_checkpoint(module, optimizers, fingerprint)
+            except RunError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a truncated or garbled file raises whatever its parser does
+                raise RunError(
+                    f"{self.work_dir / CHECKPOINT}: damaged checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
+                    hint="start the run over with --force, or train into a new directory",
+                ) from None
             if loaded is not None:
                 state, best_state = loaded
                 resumed_from = state.step
