@@ -396,3 +396,23 @@ def test_a_damaged_checkpoint_is_named(tiny_files, tmp_path, capsys):
     (run / "checkpoint" / "state.json").write_text("{bad", encoding="utf-8")
     code, _, err = run_cli(["train", cfg, "-o", run, "--quiet"], capsys)
     assert code == 2 and "damaged checkpoint" in err and "--force" in err, err
+
+
+def test_output_paths_of_the_wrong_kind(built, finished_run, tiny_files, tmp_path, capsys):
+    a_dir = tmp_path / "a_dir"
+    a_dir.mkdir()
+    a_file = tmp_path / "a_file.txt"
+    a_file.write_text("keep me", encoding="utf-8")
+    cfg = write_config(tmp_path / "c.toml", tiny_files["train"], None, model="tfidf.v1")
+    cases = [
+        (["report", finished_run, "-o", a_dir], "is a directory"),
+        (["teacher", "label", finished_run, tiny_files["train"], "-o", a_dir], "is a directory"),
+        (["export", built / "model", "-o", a_file, "--data", built / "texts.txt"], "is a file"),
+        (["train", cfg, "-o", a_file], "is a file"),
+        (["train", cfg, "-o", a_file, "--force"], "is a file"),
+        (["augment", tiny_files["train"], "/proc/no/such/out.json"], "cannot write here"),
+    ]
+    for args, message in cases:
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and message in err and "Traceback" not in err, (args, err)
+    assert a_file.read_text(encoding="utf-8") == "keep me" and not (tmp_path / ".a_file.txt.old").exists()

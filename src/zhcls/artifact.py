@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import DataError
+from .errors import DataError, ZhclsError
 
 CHECKSUMS = "SHA256SUMS"  # `sha256sum -c SHA256SUMS` checks a model directory by hand too
 # .NAME.PID-RANDOM.tmp: the temporary directory of atomic_dir while `path` is being written, by process PID
@@ -22,10 +22,16 @@ LEGACY_TEMP_AGE_S = 3600.0  # temp dirs of zhcls before the pid was in the name:
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`."""
+    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`. An output
+    path that is a directory, or a place that cannot be written, is a ZhclsError naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise ZhclsError(f"{path}: is a directory; the output is a file", hint=f"name a file, e.g. {path / 'out'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ZhclsError(f"{path}: cannot write here ({exc.strerror or exc})", hint="choose a directory you can write to") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -100,9 +106,14 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it replaces `path` in two renames. Temporary
     directories that killed writers of `path` left behind are removed first."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_dirs(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent))
+    if path.exists() and not path.is_dir():  # replacing it would hide the user's file as .NAME.old
+        raise ZhclsError(f"{path}: is a file; the output is a directory", hint="choose a new directory name, or move the file away")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_dirs(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise ZhclsError(f"{path}: cannot write here ({exc.strerror or exc})", hint="choose a directory you can write to") from None
     os.chmod(tmp, 0o755)  # mkdtemp makes 0700
     try:
         yield tmp

@@ -46,6 +46,8 @@ def train(
     """Train `cfg` into `out_dir` (resuming an interrupted run there). `check` logs what `zhcls data check`
     finds in the data as warnings first; a caller that checked the data already (`zhcls build`) turns it off."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: is a file; a run is a directory", hint="choose a new output directory")
     if force and out.exists():
         shutil.rmtree(out)
     if (out / "metrics.json").is_file():
