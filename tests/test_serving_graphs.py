@@ -58,8 +58,8 @@ def test_serving_graph_matches_the_trained_net(name, params, graph, tmp_path):
 
 
 def test_textcnn_tables_fall_back_to_the_conv_graph_over_the_size_limit(tmp_path, monkeypatch):
-    from zhcls.models import graphs
     from zhcls.export.onnx import export_bundle
+    from zhcls.models import graphs
 
     corpus, examples = _examples()
     build_model("textcnn.v1", {"embed_dim": 8, "num_filters": 8}, TrainingConfig(epochs=2, batch_size=8)).fit(corpus.texts, corpus.labels).save(
