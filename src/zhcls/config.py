@@ -68,6 +68,9 @@ class TrainingConfig(Section):
     patience: int = Field(3, ge=0)  # evaluations without improvement before stopping; 0: never stop early
     metric: Literal["accuracy", "macro_f1"] = "macro_f1"
     class_weights: Literal["none", "balanced"] = "none"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # hard-label loss only; soft targets are used as they are
+    schedule: Literal["constant", "linear"] | None = None  # None: the model's own (linear warmup + decay for transformer.v1)
+    warmup_ratio: float | None = Field(None, ge=0.0, lt=1.0)  # share of the steps warmed up ("linear"); None: the model's own
     threads: int = Field(1, ge=1)
 
 

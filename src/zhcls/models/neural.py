@@ -47,9 +47,11 @@ class TorchClassifier(Classifier):
     def build_net(self, num_ids: int, n_classes: int):  # -> torch.nn.Module
         raise NotImplementedError
 
+    sparse_lr_scale = 1.0  # the learning rate of the sparse n-gram embeddings, relative to training.lr
+
     def trainer_options(self) -> dict[str, Any]:
         """Extra keyword arguments for Trainer.fit (a transformer asks for warmup and accumulation)."""
-        return {}
+        return {"sparse_lr": (self.training.lr or self.default_lr) * self.sparse_lr_scale}
 
     def _featurizer_for(self, texts: Sequence[str]) -> Featurizer:
         text = TextParams.model_validate({k: getattr(self.params, k) for k in TextParams.model_fields})

@@ -94,7 +94,9 @@ def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     return len(y) / (n_classes * np.maximum(counts, 1))
 
 
-def make_optimizers(module: torch.nn.Module, lr: float, weight_decay: float) -> tuple[list[torch.optim.Optimizer], list[torch.nn.Parameter]]:
+def make_optimizers(
+    module: torch.nn.Module, lr: float, weight_decay: float, sparse_lr: float | None = None
+) -> tuple[list[torch.optim.Optimizer], list[torch.nn.Parameter]]:
     """AdamW for dense parameters; SparseAdam for sparse embeddings, whose rows are updated only when a
     batch uses them. A fastText table of 200k hashed n-grams would otherwise be rewritten in full at
     every step, which made it slower to train than a CNN."""
@@ -103,7 +105,7 @@ def make_optimizers(module: torch.nn.Module, lr: float, weight_decay: float) -> 
     sparse = [p for p in module.parameters() if id(p) in sparse_ids]
     optimizers: list[torch.optim.Optimizer] = [torch.optim.AdamW(dense, lr=lr, weight_decay=weight_decay)]
     if sparse:
-        optimizers.append(torch.optim.SparseAdam(sparse, lr=lr))
+        optimizers.append(torch.optim.SparseAdam(sparse, lr=sparse_lr or lr))
     return optimizers, dense
 
 
@@ -128,17 +130,22 @@ class Trainer:
         warmup_ratio: float = 0.0,
         schedule: str = "constant",
         grad_accum: int = 1,
+        sparse_lr: float | None = None,
     ) -> FitResult:
         """`y` holds -1 for rows without a hard label (they need `soft`). `soft`: teacher targets per row
         (distillation). schedule "linear": warmup over `warmup_ratio` of the steps, then linear decay to 0.
-        `grad_accum`: each batch is run as that many micro-batches whose gradients add up before one step."""
+        `grad_accum`: each batch is run as that many micro-batches whose gradients add up before one step.
+        `sparse_lr`: the learning rate of sparse embeddings (default `lr`); [training] schedule and warmup_ratio,
+        when set, win over the model's."""
         cfg = self.cfg
         torch.set_num_threads(cfg.threads)
         y_t = torch.as_tensor(np.asarray(y), dtype=torch.long)
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         labeled_y = np.asarray(y)[np.asarray(y) >= 0]
         weight = torch.tensor(balanced_weights(labeled_y, n_classes), dtype=torch.float32) if cfg.class_weights == "balanced" else None
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        schedule = cfg.schedule or schedule
+        warmup_ratio = cfg.warmup_ratio if cfg.warmup_ratio is not None else warmup_ratio
         target = soft.target_tensor() if soft is not None else None
         if soft is None and len(labeled_y) < len(y):
             raise ValueError("rows without a hard label (y = -1) need soft targets")
@@ -150,7 +157,7 @@ class Trainer:
                 return loss_fn(logits, y_t[idx])
             return distill_loss(logits, y_t[idx], target[idx], temperature=soft.temperature, alpha=soft.alpha, kind=soft.loss, class_weight=weight)
 
-        optimizers, dense = make_optimizers(module, lr, cfg.weight_decay)
+        optimizers, dense = make_optimizers(module, lr, cfg.weight_decay, sparse_lr=sparse_lr)
 
         steps_per_epoch = (len(seqs) + cfg.batch_size - 1) // cfg.batch_size
         total = steps_per_epoch * cfg.epochs
@@ -195,9 +202,9 @@ class Trainer:
                 if cfg.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(dense, cfg.max_grad_norm)
                 if schedule == "linear":
-                    for opt in optimizers:
+                    for opt, base in zip(optimizers, (lr, sparse_lr or lr)):
                         for group in opt.param_groups:
-                            group["lr"] = lr * linear_schedule(state.step, total, warmup)
+                            group["lr"] = base * linear_schedule(state.step, total, warmup)
                 for opt in optimizers:
                     opt.step()
                 state.step, state.batch = state.step + 1, b + 1
@@ -251,18 +258,20 @@ class Trainer:
             return
         ckpt = self.work_dir / CHECKPOINT
         tensors: dict[str, torch.Tensor] = {"__torch_rng__": torch.get_rng_state()}
-        param_groups = []
+        param_groups, int_slots = [], []
         for k, optimizer in enumerate(optimizers):
             opt = optimizer.state_dict()
             param_groups.append(opt["param_groups"])
             for idx, slots in opt["state"].items():
                 for name, value in slots.items():
+                    if isinstance(value, int):  # SparseAdam counts steps in a Python int; restored as one, or its
+                        int_slots.append(f"{k}.{idx}.{name}")  # bias correction runs in float32 and resume is not exact
                     tensors[f"{k}.{idx}.{name}"] = torch.as_tensor(value).clone()
         with atomic_dir(ckpt) as tmp:
             save_file(_contiguous(module.state_dict()), str(tmp / "model.safetensors"))
             save_file(_contiguous(best_state), str(tmp / "best.safetensors"))
             save_file(tensors, str(tmp / "optimizer.safetensors"))
-            (tmp / "state.json").write_text(json.dumps({**state.__dict__, "param_groups": param_groups}), encoding="utf-8")
+            (tmp / "state.json").write_text(json.dumps({**state.__dict__, "param_groups": param_groups, "int_slots": int_slots}), encoding="utf-8")
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in state.history)
         write_text(self.work_dir / "log.jsonl", lines)
 
@@ -277,6 +286,7 @@ class Trainer:
                 hint="use a new output directory, or --force to start this one over",
             )
         param_groups = raw.pop("param_groups")
+        int_slots = set(raw.pop("int_slots", []))
         state = _State(**raw)
         module.load_state_dict(load_file(str(ckpt / "model.safetensors")))
         tensors = load_file(str(ckpt / "optimizer.safetensors"))
@@ -284,7 +294,7 @@ class Trainer:
         slots: list[dict[int, dict[str, torch.Tensor]]] = [{} for _ in optimizers]
         for key, value in tensors.items():
             k, idx, name = key.split(".", 2)
-            slots[int(k)].setdefault(int(idx), {})[name] = value
+            slots[int(k)].setdefault(int(idx), {})[name] = int(value) if key in int_slots else value
         for optimizer, opt_slots, groups in zip(optimizers, slots, param_groups):
             optimizer.load_state_dict({"state": opt_slots, "param_groups": groups})
         return state, load_file(str(ckpt / "best.safetensors"))
