@@ -83,7 +83,8 @@ def test_long_texts_are_read_up_to_max_len_and_marked(bundles):
     client = TestClient(create_app(Predictor(bundles["onnx"]), max_chars=1000))
     preds = _post(client, {"texts": ["足球比赛", LONG, "球" * MAX_LEN, "球" * (MAX_LEN + 1)]}).json()["predictions"]
     assert [p["truncated"] for p in preds] == [False, True, False, True]
-    assert preds[1]["scores"] == _post(client, {"texts": [LONG[:MAX_LEN]]}).json()["predictions"][0]["scores"]  # what it read
+    alone = _post(client, {"texts": [LONG[:MAX_LEN]]}).json()["predictions"][0]["scores"]  # what it read
+    assert preds[1]["scores"] == pytest.approx(alone, abs=1e-5)  # padded in a batch: equal up to float32 summation order
     assert "zhcls_texts_truncated_total 2" in client.get("/metrics").text
     linear = TestClient(create_app(Predictor(bundles["linear"]), max_chars=1000))  # TF-IDF reads the whole text
     assert _post(linear, {"texts": [LONG]}).json()["predictions"][0]["truncated"] is False

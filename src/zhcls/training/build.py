@@ -142,7 +142,7 @@ def _check(cfg: RunConfig, out: Path, force: bool) -> None:
 def _train_stage(cfg: RunConfig, run: Path, stage: StageProgress, title: str) -> Path:
     if not (run / "metrics.json").is_file():
         with stage(title) as hook:
-            train(cfg, run, progress=hook)
+            train(cfg, run, progress=hook, check=False)  # checked once, before the first candidate
     return run
 
 
