@@ -377,3 +377,13 @@ def test_clean_cli_exit_codes_for_bad_input(tmp_path, capsys):
     code, _, err = run_cli(["labels", "clean", data, "--issues", issues, "-o", tmp_path / "out.tsv"], capsys)
     assert code == 2 and "not a label of the data" in err
     assert not (tmp_path / "out.tsv").exists()
+
+
+def test_a_config_without_a_model_cross_fits_tfidf(tmp_path, capsys):
+    texts, labels, flipped = planted()
+    data = write_rows(tmp_path / "train.json", texts, labels, "jsonl")
+    cfg = tmp_path / "data-only.toml"
+    cfg.write_text(f'[data]\ntrain = "{data}"\n', encoding="utf-8")
+    code, _, err = run_cli(["labels", "find", data, "-c", cfg, "-o", tmp_path / "issues.jsonl", "--quiet"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "issues.summary.json").read_text(encoding="utf-8"))["model"] == "tfidf.v1"

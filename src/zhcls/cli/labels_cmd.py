@@ -17,7 +17,7 @@ app = typer.Typer(help="Find and fix mislabeled examples.", no_args_is_help=True
 @app.command("find")
 def find(
     data: Path = typer.Argument(..., help="Labeled data file (JSON lines, TSV or CSV), read with the config's [data] field mapping."),
-    config: Path = typer.Option(..., "--config", "-c", help="Run config: [data] for the field mapping, [model]/[training] for the cross-fitted model."),
+    config: Path = typer.Option(..., "--config", "-c", help="Run config: [data] for the field mapping, [model]/[training] for the cross-fitted model (no [model]: tfidf.v1)."),
     output: Path = typer.Option(..., "-o", "--output", help="issues.jsonl to write (and ISSUES.summary.json beside it)."),
     folds: int = typer.Option(5, "--folds", min=2, help="Folds of out-of-fold cross-fitting."),
     soft: Optional[Path] = typer.Option(None, "--soft", help="Teacher probabilities (JSON lines, see docs/labels.md) instead of cross-fitting."),
@@ -40,7 +40,9 @@ def find(
     if filter_by not in FILTERS:  # checked before any model trains
         raise ConfigError(f"--filter-by {filter_by!r} is not a cleanlab filter", hint=f"one of {', '.join(FILTERS)}")
     cfg = load_config(config, set_)
-    with fold_progress(f"{folds}-fold {cfg.model.name}" if soft is None else "soft labels") as hook:
+    from ..quality.label_issues import oof_model
+
+    with fold_progress(f"{folds}-fold {oof_model(cfg)[0]}" if soft is None else "soft labels") as hook:
         result = find_in_file(str(data), cfg, folds=folds, soft=None if soft is None else str(soft), duplicates=not no_duplicates, filter_by=filter_by, progress=hook)
     write_issues(output, result.issues)
     write_json(summary_path(output), result.summary)

@@ -266,6 +266,20 @@ class FindResult:
     summary: dict[str, Any]
 
 
+DEFAULT_OOF_MODEL = "tfidf.v1"
+
+
+def oof_model(cfg: Any) -> tuple[str, Any]:
+    """The model to cross-fit: the config's [model], or tfidf.v1 when the config has none. Confident learning
+    is only as good as its out-of-fold probabilities: a default TextCNN (66% accurate on news titles) flagged
+    1,281 rows at precision 0.45 there; TF-IDF + LR is stronger on small data and fits in seconds."""
+    from ..config import model_params
+
+    if "model" not in cfg.model_fields_set:
+        return DEFAULT_OOF_MODEL, {}
+    return cfg.model.name, model_params(cfg)
+
+
 def find_in_file(
     data: str,
     cfg: Any,  # RunConfig: [data] says how to read DATA, [model]/[training] what to cross-fit
@@ -280,7 +294,6 @@ def find_in_file(
     the configured model, or teacher soft labels from `soft`), and list the suspects."""
     from pathlib import Path
 
-    from ..config import model_params
     from ..data.readers import ReadOptions, fingerprint, read_examples, require_labeled
     from .review import read_soft_labels
 
@@ -293,10 +306,9 @@ def find_in_file(
         proba = read_soft_labels(soft, examples, classes)
         how: dict[str, Any] = {"soft_labels": str(soft)}
     else:
-        proba = out_of_fold_proba(
-            [e.text for e in examples], labels, cfg.model.name, model_params(cfg), cfg.training, folds, cfg.training.seed, progress,
-        )
-        how = {"model": cfg.model.name, "folds": folds, "seed": cfg.training.seed}
+        name, params = oof_model(cfg)
+        proba = out_of_fold_proba([e.text for e in examples], labels, name, params, cfg.training, folds, cfg.training.seed, progress)
+        how = {"model": name, "folds": folds, "seed": cfg.training.seed}
     issues = build_issues(examples, proba, classes, duplicates=duplicates, filter_by=filter_by)
     y = np.asarray(classes.encode(labels))
     file = split_source(examples[0].source)[0]
