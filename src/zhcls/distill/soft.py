@@ -70,11 +70,8 @@ def label_texts(
     if not use_cache and out is None:
         raise ValueError("label_texts needs an output file when the cache is off")
     texts = list(texts)
-    key = content_key(teacher.identity, texts)
-    header = {
-        "zhcls_soft_targets": FORMAT_VERSION, "key": key, "teacher": teacher.identity, "teacher_paths": teacher.paths,
-        "labels": list(teacher.labels), "n": len(texts),
-    }
+    header = soft_header(teacher, texts)
+    key = header["key"]
     final = cache_root(cache_dir) / f"{key}.jsonl" if use_cache else Path(out)
     if use_cache and final.is_file():
         result = read_soft_targets(final)
@@ -84,8 +81,19 @@ def label_texts(
         if out is not None:
             write_bytes(out, final.read_bytes())
         return result
+    done = label_into(final, header, teacher, texts, batch_size=batch_size, progress=progress)
+    result = read_soft_targets(final)  # what a cache hit would return, to the last digit
+    result.resumed_rows = done
+    if use_cache and out is not None:
+        write_bytes(out, final.read_bytes())
+    return result
+
+
+def label_into(final: Path, header: dict, teacher: Teacher, texts: Sequence[str], *, batch_size: int, progress: Progress | None = None) -> int:
+    """Label `texts` into `final` (header line, then one row per text) through `final`.partial, resuming the
+    rows an interrupted run wrote there; returns how many rows were found written already."""
     work = final.with_name(final.name + ".partial")
-    done = _resume(work, header, texts)
+    done = _resume(work, header, list(texts))
     with open(work, "ab") as f:
         if progress:
             progress(done, len(texts))
@@ -104,11 +112,15 @@ def label_texts(
             if progress:
                 progress(start + len(batch), len(texts))
     os.replace(work, final)
-    result = read_soft_targets(final)  # what a cache hit would return, to the last digit
-    result.resumed_rows = done
-    if use_cache and out is not None:
-        write_bytes(out, final.read_bytes())
-    return result
+    return done
+
+
+def soft_header(teacher: Teacher, texts: Sequence[str]) -> dict:
+    """The header line of `teacher`'s soft targets for `texts` (its key is also the cache key)."""
+    return {
+        "zhcls_soft_targets": FORMAT_VERSION, "key": content_key(teacher.identity, texts), "teacher": teacher.identity,
+        "teacher_paths": teacher.paths, "labels": list(teacher.labels), "n": len(texts),
+    }
 
 
 def read_soft_targets(path: str | Path) -> SoftLabels:
