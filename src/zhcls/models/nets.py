@@ -30,10 +30,14 @@ class NgramBag(nn.Module):
         # sparse: a step updates only the rows of the n-grams in its batch (SparseAdam, see the trainer)
         self.embedding = nn.Embedding(num_ids, dim, padding_idx=0, sparse=True)
 
-    def split(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(token ids with n-gram positions set to padding, number of tokens per text)."""
+    def split(self, ids: torch.Tensor, min_width: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token ids, number of tokens per text): the token columns only, n-gram positions set to padding.
+        Cutting the columns the tokens never reach matters: a text of n characters has about 3n ids with
+        tri-grams, and the CNN or GRU would otherwise run over all of them (measured: 3x the step time)."""
         is_token = ids < self.vocab_size
-        return ids.masked_fill(~is_token, 0), ((ids > 0) & is_token).sum(dim=1)
+        n_tokens = ((ids > 0) & is_token).sum(dim=1)
+        width = torch.clamp(n_tokens.max(), min=min_width) if ids.shape[0] else ids.shape[1]
+        return ids.masked_fill(~is_token, 0)[:, :width], n_tokens
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = _mask(lengths, ids.shape[1]).unsqueeze(-1).to(torch.float32)
@@ -58,7 +62,7 @@ class TextCNNNet(nn.Module):
         self.out = nn.Linear(num_filters * len(self.kernel_sizes) + bag_dim, n_classes)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        tokens, n_tokens = self.bag.split(ids) if self.bag is not None else (ids, lengths)
+        tokens, n_tokens = self.bag.split(ids, max(self.kernel_sizes)) if self.bag is not None else (ids, lengths)
         x = self.embedding(tokens).transpose(1, 2)  # [B, E, T]
         pooled = []
         for k, conv in zip(self.kernel_sizes, self.convs):
