@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import zlib
 from typing import Any, Sequence
 
@@ -25,13 +26,25 @@ class TextParams(BaseModel):
 
 
 class Featurizer:
-    def __init__(self, tokenizer: str, lowercase: bool, max_len: int, vocab: Vocab, ngrams: int = 1, buckets: int = 0) -> None:
+    """`kept_buckets`: after pruning (zhcls compress), the hash buckets that keep a row of their own, in
+    order; every other bucket shares one last row, as a token outside the vocabulary shares UNK's."""
+
+    def __init__(
+        self, tokenizer: str, lowercase: bool, max_len: int, vocab: Vocab, ngrams: int = 1, buckets: int = 0,
+        kept_buckets: Sequence[int] | None = None,
+    ) -> None:
         self.tokenizer_name = tokenizer
         self.lowercase = lowercase
         self.max_len = max_len
         self.vocab = vocab
         self.ngrams = ngrams
         self.buckets = buckets
+        self.kept_buckets = None if kept_buckets is None else np.unique(np.asarray(kept_buckets, dtype=np.int64))
+        self._rows: list[int] | None = None  # hash bucket -> id, when buckets were pruned
+        if self.kept_buckets is not None:
+            rows = np.full(buckets, len(self.kept_buckets), dtype=np.int64)
+            rows[self.kept_buckets] = np.arange(len(self.kept_buckets))
+            self._rows = (rows + len(vocab)).tolist()  # a list: indexing it per n-gram is faster than numpy's
         self._tokenize = get_tokenizer(tokenizer)
 
     @classmethod
@@ -47,7 +60,12 @@ class Featurizer:
     @property
     def num_ids(self) -> int:
         """Rows the embedding table needs: the vocabulary, then the hashed n-gram buckets."""
-        return len(self.vocab) + self.buckets
+        return len(self.vocab) + self.bucket_rows
+
+    @property
+    def bucket_rows(self) -> int:
+        """Rows of the n-gram part: one per bucket, or one per kept bucket and one shared by the rest."""
+        return self.buckets if self.kept_buckets is None else len(self.kept_buckets) + 1
 
     def full_tokens(self, text: str) -> list[str]:
         return self._tokenize(normalize(text, lowercase=self.lowercase))
@@ -62,14 +80,14 @@ class Featurizer:
         """Ids of already truncated tokens, then their hashed n-grams (all 2-grams, then all 3-grams, ...)."""
         ids = self.vocab.encode(tokens)
         if self.buckets and self.ngrams > 1 and len(tokens) > 1:
-            ids += hashed_ngrams(tokens, self.ngrams, len(self.vocab), self.buckets)
+            ids += hashed_ngrams(tokens, self.ngrams, len(self.vocab), self.buckets, self._rows)
         return ids or [1]  # an all-unknown text still gets one (UNK) position
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         return [self.encode(t) for t in texts]
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": "featurizer",
             "normalize": {"nfkc": True, "lowercase": self.lowercase},
             "tokenizer": self.tokenizer_name,
@@ -78,20 +96,32 @@ class Featurizer:
             "buckets": self.buckets,
             "vocab": self.vocab.tokens,
         }
+        if self.kept_buckets is not None:  # a bitmap over the buckets: 12.5 kB for 100k, where a list of ids is ~300 kB
+            bits = np.zeros(self.buckets, dtype=bool)
+            bits[self.kept_buckets] = True
+            out["kept_buckets"] = {"count": len(self.kept_buckets), "bitmap": base64.b64encode(np.packbits(bits).tobytes()).decode("ascii")}
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Featurizer":
+        kept = None
+        if data.get("kept_buckets") is not None:
+            packed = np.frombuffer(base64.b64decode(data["kept_buckets"]["bitmap"]), dtype=np.uint8)
+            kept = np.flatnonzero(np.unpackbits(packed)[: data["buckets"]])
+            if len(kept) != data["kept_buckets"]["count"]:
+                raise ValueError(f"kept_buckets: the bitmap has {len(kept)} buckets, its count says {data['kept_buckets']['count']}")
         return cls(
-            data["tokenizer"], data["normalize"]["lowercase"], data["max_len"], Vocab(data["vocab"]), data["ngrams"], data["buckets"]
+            data["tokenizer"], data["normalize"]["lowercase"], data["max_len"], Vocab(data["vocab"]), data["ngrams"], data["buckets"], kept
         )
 
 
 NGRAM_SEP = b"\x1f"
 
 
-def hashed_ngrams(tokens: Sequence[str], max_n: int, base: int, buckets: int) -> list[int]:
+def hashed_ngrams(tokens: Sequence[str], max_n: int, base: int, buckets: int, rows: Sequence[int] | None = None) -> list[int]:
     r"""base + crc32("\x1f".join(gram).encode("utf-8")) % buckets for every n-gram of 2..max_n tokens, in
-    order of n, then position. crc32, not hash(): Python's str hash changes per process, ids must not.
+    order of n, then position (`rows`: rows[crc % buckets] instead, the ids of pruned buckets). crc32, not
+    hash(): Python's str hash changes per process, ids must not.
 
     The crc of each n-gram continues the crc of its (n-1)-gram prefix (zlib.crc32(data, start) extends a
     crc), so no n-gram string is ever built; the ids are those of hashing the joined strings.
@@ -105,7 +135,7 @@ def hashed_ngrams(tokens: Sequence[str], max_n: int, base: int, buckets: int) ->
         if not last:
             break
         full = [crc(e, p) for e, p in zip(last, prefix)]  # crc of "t_i\x1f...\x1ft_{i+n-1}"
-        out += [base + h % buckets for h in full]
+        out += [base + h % buckets for h in full] if rows is None else [rows[h % buckets] for h in full]
         prefix = [crc(NGRAM_SEP, h) for h in full]
     return out
 

@@ -1,0 +1,219 @@
+"""`search(run, out, budget_ms=X, budget_mb=Y)`: the most accurate compressed variant within a budget.
+
+Candidates are widths x vocabulary sizes (fractions of the parent's vocabulary) x precision (fp32, int8),
+the parent itself included. Latency and size depend on the architecture, not on the weights, so each
+pruned model is exported and timed before recovery, and only those that meet the budget in some precision
+are recovered (distillation costs minutes; a variant over budget cannot be chosen anyway). Every recovered
+variant is exported again and timed; the choice is the best dev score among bundles whose own measured
+p50 and size are within budget (ties: the smaller bundle). Test scores are shown, never used.
+
+out/
+  config.toml, metrics.json, log.jsonl, model-best/, model-last/   the chosen variant, an ordinary run
+  bundle/                   its bundle (int8 when that was chosen)
+  compress/candidates/NAME/ every recovered variant, a run;  compress/pruned/NAME/ the pruned models
+  compress/bundles/NAME/    every bundle that was measured
+  compress/search.json, search.md, search.png   the table of every candidate and the accuracy-vs-latency figure
+
+When no variant meets the budget, nothing is chosen: the table is written and CompressError says which
+variant came closest. Every stage is cached by its output, so a rerun (another budget, or after a kill)
+only does what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Sequence
+
+import numpy as np
+
+from ..artifact import atomic_dir, read_json, write_json, write_text
+from ..config import dump_config
+from ..eval.metrics import classification_metrics
+from ..training.run import load_splits
+from .report import search_report
+from .run import WORK, CompressError, _check_out, bundle_stats, finish, load_parent, parse_width, prune_for, recovery_config, width_label
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WIDTHS = ("1", "2/3", "1/2", "1/4")
+DEFAULT_VOCABS = ("1", "1/2")
+Stage = Callable[[str], ContextManager[Any]]
+
+
+@dataclass
+class SearchResult:
+    out: Path
+    chosen: dict[str, Any]
+    candidates: list[dict[str, Any]]
+    reason: str
+
+
+def search(
+    run: str | Path,
+    out: str | Path,
+    *,
+    budget_ms: float | None = None,
+    budget_mb: float | None = None,
+    widths: Sequence[str | float] = DEFAULT_WIDTHS,
+    vocabs: Sequence[str | float] = DEFAULT_VOCABS,
+    int8: bool = True,
+    recover_epochs: int = 10,
+    vocab_by: str = "frequency",
+    unlabeled: Sequence[str | Path] = (),
+    metric: str = "accuracy",
+    force: bool = False,
+    stage: Stage | None = None,
+) -> SearchResult:
+    import contextlib
+
+    from ..export.onnx import export_bundle
+
+    if budget_ms is None and budget_mb is None:
+        raise CompressError("a budget search needs --budget-ms or --budget-mb", hint="or compress to one width with --width")
+    out = Path(out)
+    if force and out.exists():
+        shutil.rmtree(out)
+    if not (out / WORK / "search.json").is_file():  # an earlier search here: its candidates are reused, the choice is made again
+        _check_out(out, False)
+    stage = stage or (lambda title: contextlib.nullcontext(None))
+    parent, cfg, model = load_parent(run)
+    splits = load_splits(cfg)
+    dev = splits.get("dev")
+    if not dev:
+        raise CompressError(f"{parent}: its config has no dev split, which the search chooses on", hint="set [data] dev in the run's config and train it again")
+    test = splits.get("test")
+    work = out / WORK
+    precisions = ["fp32", "int8"] if int8 else ["fp32"]
+    n_vocab = len(model.featurizer_.vocab) if hasattr(model.featurizer_, "vocab") else None  # type: ignore[attr-defined]
+    budget = {"budget_ms": budget_ms, "budget_mb": budget_mb}
+
+    def measured(name: str, model_dir: Path, precision: str, **extra: Any) -> dict[str, Any]:
+        bundle = work / "bundles" / (name if precision == "fp32" else f"{name}+int8")
+        if not (bundle / "manifest.json").is_file():
+            with stage(f"export {bundle.name}"):
+                export_bundle(model_dir, bundle, quantize="int8" if precision == "int8" else "none")
+        return candidate_row(name, bundle, dev, test, metric, precision=precision, **extra)
+
+    rows = [measured("parent", parent, p, width=1.0, max_vocab=None, vocab=n_vocab, recovered=None, run=str(parent)) for p in precisions]
+    for w in [parse_width(x) for x in widths]:
+        for v in [float(Fraction(str(x))) for x in vocabs]:
+            if w == 1.0 and v >= 1.0:
+                continue  # the parent
+            if v < 1.0 and (n_vocab is None or not getattr(model, "prunes_vocab", True)):
+                log.info("%s cannot prune its vocabulary; skipping vocabulary %s", model.name, width_label(v))
+                continue
+            max_vocab = None if v >= 1.0 else max(10, int(round(v * n_vocab)))
+            name = f"w{width_label(w).replace('/', '_')}-v{width_label(v).replace('/', '_')}"
+            cand = work / "candidates" / name
+            extra = {"width": w, "max_vocab": max_vocab, "run": str(cand)}
+            if (cand / "metrics.json").is_file():
+                rows += [measured(name, cand, p, recovered=True, **extra) for p in precisions]
+                continue
+            pruned_dir = work / "pruned" / name
+            pruned = None
+            if not (pruned_dir / "zhcls.json").is_file():
+                with stage(f"prune {name}"):
+                    pruned = prune_for(model, w, max_vocab, splits["train"], vocab_by)
+                    pruned.meta = {"metrics": {}, "data": {}}
+                    pruned.save(pruned_dir, config_toml=dump_config(recovery_config(cfg, parent, pruned, recover_epochs, unlabeled)))
+            first = [measured(f"{name}.pruned", pruned_dir, p, recovered=False, **extra) for p in precisions]
+            if not any(within(r, budget_ms, budget_mb) for r in first):
+                rows += [{**r, "name": name, "note": "over budget as pruned; not recovered"} for r in first]
+                continue
+            if pruned is None:
+                pruned = prune_for(model, w, max_vocab, splits["train"], vocab_by)
+            with stage(f"recover {name}") as hook:
+                finish(parent, cfg, splits, model, pruned, cand, width=w, max_vocab=max_vocab, vocab_by=vocab_by, recover_epochs=recover_epochs,
+                       unlabeled=unlabeled, export=False, progress=hook, cache_dir=work / "soft-targets")
+            rows += [measured(name, cand, p, recovered=True, **extra) for p in precisions]
+
+    for r in rows:
+        r["within_budget"] = within(r, budget_ms, budget_mb)
+        r["eligible"] = r["within_budget"] and r["recovered"] is not False
+    ok = [r for r in rows if r["eligible"]]
+    summary: dict[str, Any] = {"parent": str(parent), "model": model.name, "metric": metric, **budget, "recover_epochs": recover_epochs, "candidates": rows}
+    if not ok:
+        closest = min(rows, key=lambda r: (r["p50_ms"] if budget_ms is not None else 0, r["size_mb"]))
+        reason = (f"no variant meets the budget ({_budget(budget_ms, budget_mb)}); the smallest and fastest is {closest['name']} "
+                  f"{closest['precision']} ({closest['p50_ms']} ms p50, {closest['size_mb']} MB)")
+        _write_summary(work, {**summary, "chosen": None, "reason": reason})
+        raise CompressError(reason, hint=f"raise the budget or add smaller widths (--widths ...,1/8); every candidate is in {work / 'search.md'}")
+    chosen = max(ok, key=lambda r: (r["dev"], -r["size_mb"]))
+    better = [r for r in rows if r["dev"] > chosen["dev"] and not r["within_budget"]]
+    reason = f"{chosen['name']} {chosen['precision']} has the best dev {metric} ({chosen['dev']:.4f}) of the {len(ok)} of {len(rows)} candidates within budget ({_budget(budget_ms, budget_mb)})"
+    if better:
+        reason += "; better on dev but over budget: " + ", ".join(f"{r['name']} {r['precision']} ({r['dev']:.4f}, {r['p50_ms']} ms, {r['size_mb']} MB)" for r in better[:3])
+    for r in rows:
+        r["chosen"] = r is chosen
+    summary.update(chosen=f"{chosen['name']} {chosen['precision']}", reason=reason)
+    _write_summary(work, summary)
+    _materialize(out, chosen, next(r for r in rows if r["name"] == "parent" and r["precision"] == "fp32"), summary)
+    return SearchResult(out, chosen, rows, reason)
+
+
+def candidate_row(name: str, bundle: Path, dev, test, metric: str, **extra: Any) -> dict[str, Any]:
+    """One bundle: its dev score (from the bundle's own predictions, so an int8 bundle is scored as int8),
+    test accuracy, p50 latency and size."""
+    from ..serve.predictor import Predictor
+
+    manifest = read_json(bundle / "manifest.json")
+    predictor = Predictor(bundle)
+    row: dict[str, Any] = {"name": name.removesuffix(".pruned"), **extra, "bundle": str(bundle), **_scores(predictor, dev, "dev", metric)}
+    if test:
+        row.update(_scores(predictor, test, "test", metric))
+    stats = bundle_stats(manifest)
+    row.update(p50_ms=stats["p50_ms"], p99_ms=stats["p99_ms"], size_mb=round(stats["total_bytes"] / 2**20, 4), graph=stats["graph"])
+    return row
+
+
+def _scores(predictor, examples, split: str, metric: str) -> dict[str, float]:
+    labels = predictor.labels
+    proba = predictor.predict_proba([e.text for e in examples])
+    m = classification_metrics([e.label for e in examples], [labels[i] for i in np.argmax(proba, axis=1)], labels)
+    out = {f"{split}_accuracy": round(m["accuracy"], 6), f"{split}_macro_f1": round(m["macro_f1"], 6)}
+    if split == "dev":
+        out["dev"] = round(m[metric], 6)
+    return out
+
+
+def within(row: dict[str, Any], budget_ms: float | None, budget_mb: float | None) -> bool:
+    return (budget_ms is None or row["p50_ms"] <= budget_ms) and (budget_mb is None or row["size_mb"] <= budget_mb)
+
+
+def _budget(budget_ms: float | None, budget_mb: float | None) -> str:
+    parts = ([f"p50 <= {budget_ms} ms"] if budget_ms is not None else []) + ([f"size <= {budget_mb} MB"] if budget_mb is not None else [])
+    return ", ".join(parts)
+
+
+def _write_summary(work: Path, summary: dict[str, Any]) -> None:
+    write_json(work / "search.json", summary)
+    write_text(work / "search.md", search_report(summary, work / "search.png"))
+
+
+def _materialize(out: Path, chosen: dict[str, Any], parent_row: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Copy the chosen variant's run and bundle to `out`, and record the search in its metrics.json."""
+    src = Path(chosen["run"])
+    for name in ("model-best", "model-last"):
+        with atomic_dir(out / name) as tmp:
+            shutil.copytree(src / name, tmp, dirs_exist_ok=True)
+    for name in ("config.toml", "log.jsonl"):
+        if (src / name).is_file():
+            write_text(out / name, (src / name).read_text(encoding="utf-8"))
+    with atomic_dir(out / "bundle") as tmp:
+        shutil.copytree(chosen["bundle"], tmp, dirs_exist_ok=True)
+    metrics = read_json(src / "metrics.json")
+    keep = ("name", "width", "max_vocab", "precision", "dev", "dev_accuracy", "test_accuracy", "p50_ms", "size_mb")
+    info = dict(metrics.get("compress") or {"parent": summary["parent"], "parent_model": summary["model"], "width": 1.0, "max_vocab": None})
+    info["search"] = {
+        "budget_ms": summary["budget_ms"], "budget_mb": summary["budget_mb"], "metric": summary["metric"], "reason": summary["reason"],
+        "candidates": len(summary["candidates"]), "table": f"{WORK}/search.md",
+        "chosen": {k: chosen.get(k) for k in keep}, "parent": {k: parent_row.get(k) for k in keep},
+    }
+    info["precision"] = chosen["precision"]
+    info["ratios"] = {"size": round(chosen["size_mb"] / parent_row["size_mb"], 4), "p50": round(chosen["p50_ms"] / parent_row["p50_ms"], 4)}
+    metrics["compress"] = info
+    write_json(out / "metrics.json", metrics)  # last: the run is complete

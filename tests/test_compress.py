@@ -1,0 +1,158 @@
+"""zhcls compress: width and vocabulary pruning, recovery by distillation, the budget search (docs/compression.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_corpus, run_cli, write_config, write_jsonl
+from zhcls.config import TrainingConfig, load_config
+from zhcls.models.base import build_model, load_model
+
+TINY = {
+    "textcnn.v1": {"embed_dim": 16, "num_filters": 16, "buckets": 1000, "bag_dim": 8},
+    "bigru.v1": {"embed_dim": 16, "hidden_size": 16, "buckets": 1000, "bag_dim": 8, "num_layers": 2},
+    "fasttext.v1": {"embed_dim": 16, "buckets": 1000},
+}
+FAST = TrainingConfig(epochs=2, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def textcnn_run(tmp_path_factory) -> dict[str, Path]:
+    """A finished TextCNN run on the tiny corpus, and its compression to width 1/2 with 20 tokens."""
+    from zhcls.compress import compress
+    from zhcls.training.run import train
+
+    root = tmp_path_factory.mktemp("compress")
+    train_file = write_jsonl(root / "train.json", make_corpus(12, seed=1))
+    dev = write_jsonl(root / "dev.json", make_corpus(4, seed=2))
+    test = write_jsonl(root / "test.json", make_corpus(4, seed=3))
+    model = "".join(f"{k} = {v}\n" for k, v in TINY["textcnn.v1"].items())
+    config = root / "c.toml"
+    config.write_text(
+        f'[data]\ntrain = "{train_file}"\ndev = "{dev}"\ntest = "{test}"\n\n[model]\nname = "textcnn.v1"\n{model}\n'
+        "[training]\nepochs = 3\nbatch_size = 8\n",
+        encoding="utf-8",
+    )
+    train(load_config(config), root / "run")
+    compress(root / "run", root / "small", width=0.5, max_vocab=20, recover_epochs=3, quantize="none")
+    return {"root": root, "run": root / "run", "small": root / "small", "train": train_file, "dev": dev}
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_width_one_leaves_outputs_unchanged(name, tiny_corpus):
+    clf = build_model(name, TINY[name], FAST).fit(tiny_corpus.texts, tiny_corpus.labels)
+    same = clf.prune(1.0, texts=tiny_corpus.texts, labels=tiny_corpus.labels)
+    np.testing.assert_allclose(same.predict_proba(tiny_corpus.texts), clf.predict_proba(tiny_corpus.texts), atol=1e-6)
+    assert same.featurizer_.to_json() == clf.featurizer_.to_json()
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_pruned_model_has_the_promised_shapes(name, tiny_corpus, tmp_path):
+    clf = build_model(name, TINY[name], FAST).fit(tiny_corpus.texts, tiny_corpus.labels)
+    small = clf.prune(0.5, 20, texts=tiny_corpus.texts, labels=tiny_corpus.labels)
+    state = {k: tuple(v.shape) for k, v in small.net_.state_dict().items()}
+    assert len(small.featurizer_.vocab) == 20 and state["embedding.weight"][0] in (20, small.featurizer_.num_ids)
+    assert small.featurizer_.bucket_rows == 500 + 1  # half the buckets, and one row the other half shares
+    if name == "textcnn.v1":
+        assert small.params.num_filters == 8 and all(state[f"convs.{i}.weight"][0] == 8 for i in range(3))
+        assert state["out.weight"] == (3, 8 * 3 + 8)
+    if name == "bigru.v1":
+        assert small.params.hidden_size == 8 and state["forward_layers.1.weight_ih_l0"] == (24, 16) and state["out.weight"] == (3, 16 + 8)
+    small.save(tmp_path / "m")
+    np.testing.assert_allclose(load_model(tmp_path / "m").predict_proba(tiny_corpus.texts), small.predict_proba(tiny_corpus.texts), atol=1e-6)
+
+
+def test_compressed_run_is_an_ordinary_run_and_exports_with_parity(textcnn_run, capsys):
+    small = textcnn_run["small"]
+    metrics = json.loads((small / "metrics.json").read_text(encoding="utf-8"))
+    c = metrics["compress"]
+    assert c["parent"] == str(textcnn_run["run"]) and c["width"] == 0.5 and c["max_vocab"] == 20
+    assert c["pruned"]["num_filters"] == [16, 8] and c["pruned"]["vocab"][1] == 20
+    assert {"dev", "test", "bundle"} <= set(c["before"]) and {"dev", "test", "bundle"} <= set(c["after"])
+    assert c["after"]["bundle"]["total_bytes"] < c["before"]["bundle"]["total_bytes"] and c["ratios"]["size"] < 1
+    manifest = json.loads((small / "bundle" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["parity"]["fp32"]["max_abs_diff"] <= 1e-4 and manifest["input"]["graph"] == "textcnn_tables"
+    assert load_model(small).params.num_filters == 8
+    code, out, err = run_cli(["evaluate", small, textcnn_run["dev"]], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["export", small, "-o", textcnn_run["root"] / "int8", "--quantize", "int8"], capsys)
+    assert code == 0, err
+
+
+def test_recovery_lowers_the_distillation_loss(textcnn_run):
+    rec = json.loads((textcnn_run["small"] / "metrics.json").read_text(encoding="utf-8"))["compress"]["recovery"]
+    assert rec["loss_after"] < rec["loss_before"]
+    assert (textcnn_run["small"] / "log.jsonl").is_file()
+
+
+def test_vocabulary_pruning_maps_removed_tokens_to_unk_in_training_and_serving(textcnn_run):
+    from zhcls.serve.predictor import Predictor
+
+    parent, small = load_model(textcnn_run["run"]), load_model(textcnn_run["small"])
+    kept = set(small.featurizer_.vocab.tokens)
+    removed = [t for t in parent.featurizer_.vocab.tokens if t not in kept]
+    assert removed
+    text = "".join(removed[:3]) + small.featurizer_.vocab.tokens[2]
+    served = Predictor(textcnn_run["small"] / "bundle").featurizer
+    trained = small.featurizer_
+    assert served.encode(text) == trained.encode(text)
+    assert trained.encode(text)[:3] == [1, 1, 1] and trained.encode(text)[3] == 2
+    # the recovered run's config names the parent as the teacher of its recovery
+    assert load_config(textcnn_run["small"] / "config.toml").distill.teacher == [str(textcnn_run["run"].resolve())]
+
+
+def test_budget_search_never_exceeds_the_budget(textcnn_run, capsys):
+    out = textcnn_run["root"] / "searched"
+    parent_mb = json.loads((textcnn_run["small"] / "metrics.json").read_text(encoding="utf-8"))["compress"]["before"]["bundle"]["total_bytes"] / 2**20
+    budget_mb = round(0.8 * parent_mb, 4)  # the parent is over it; half its width is not
+    args = ["compress", textcnn_run["run"], "-o", out, "--budget-ms", "1000", "--budget-mb", budget_mb, "--widths", "1/2,1/4", "--vocabs", "1",
+            "--no-int8", "--recover-epochs", "1"]
+    code, stdout, err = run_cli(args, capsys)
+    assert code == 0, err
+    summary = json.loads((out / "compress" / "search.json").read_text(encoding="utf-8"))
+    chosen = [r for r in summary["candidates"] if r["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["size_mb"] <= budget_mb and chosen[0]["p50_ms"] <= 1000
+    assert all(r["within_budget"] == (r["size_mb"] <= budget_mb) for r in summary["candidates"])
+    assert max(r["dev"] for r in summary["candidates"] if r["within_budget"] and r["recovered"] is not False) == chosen[0]["dev"]
+    assert (out / "metrics.json").is_file() and (out / "bundle" / "manifest.json").is_file() and (out / "compress" / "search.md").is_file()
+    assert json.loads((out / "bundle" / "manifest.json").read_text(encoding="utf-8"))["total_bytes"] / 2**20 <= budget_mb
+    # a budget nothing meets: exit 2, nothing chosen, the table written
+    code, stdout, err = run_cli([*args[:3], textcnn_run["root"] / "none", "--budget-mb", "0.0001", "--widths", "1/4", "--vocabs", "1", "--no-int8"], capsys)
+    assert code == 2 and "no variant meets the budget" in err
+    assert not (textcnn_run["root"] / "none" / "metrics.json").exists() and (textcnn_run["root"] / "none" / "compress" / "search.md").is_file()
+
+
+def test_models_that_cannot_be_pruned_are_refused_with_exit_2(tiny_files, tmp_path, capsys):
+    config = write_config(tmp_path / "t.toml", tiny_files["train"], tiny_files["dev"], model="tfidf.v1")
+    assert run_cli(["train", config, "-o", tmp_path / "tfidf"], capsys)[0] == 0
+    code, out, err = run_cli(["compress", tmp_path / "tfidf", "-o", tmp_path / "small", "--width", "1/2"], capsys)
+    assert code == 2 and "tfidf.v1 models cannot be pruned" in err and "hint:" in err
+    code, out, err = run_cli(["compress", tmp_path / "tfidf", "-o", tmp_path / "small", "--width", "3/2"], capsys)
+    assert code == 2 and "outside (0, 1]" in err
+
+
+def test_tiny_random_bert_prunes_heads_and_ffn_and_still_exports(tiny_corpus, tmp_path):
+    from zhcls.data.example import Example
+    from zhcls.export.onnx import export_bundle
+    from zhcls.models.transformer import Transformer, encoder_layers
+
+    clf = build_model("transformer.v1", Transformer.tiny_params(tmp_path, tiny_corpus.texts, tiny_corpus.labels), TrainingConfig(epochs=1, batch_size=8))
+    clf.fit(tiny_corpus.texts, tiny_corpus.labels)
+    same = clf.prune(1.0, texts=tiny_corpus.texts, labels=tiny_corpus.labels)
+    np.testing.assert_allclose(same.predict_proba(tiny_corpus.texts), clf.predict_proba(tiny_corpus.texts), atol=1e-6)
+    small = clf.prune(0.5, texts=tiny_corpus.texts, labels=tiny_corpus.labels)
+    layers = encoder_layers(small.net_.model)
+    assert [layer.attention.self.num_attention_heads for layer in layers] == [1, 1]  # of 2
+    assert [tuple(layer.attention.self.query.weight.shape) for layer in layers] == [(16, 32)] * 2
+    assert [layer.intermediate.dense.out_features for layer in layers] == [32, 32]  # of 64
+    small.save(tmp_path / "small")
+    reloaded = load_model(tmp_path / "small")
+    np.testing.assert_allclose(reloaded.predict_proba(tiny_corpus.texts), small.predict_proba(tiny_corpus.texts), atol=1e-6)
+    manifest = export_bundle(tmp_path / "small", tmp_path / "bundle", data=[Example(t, l) for t, l in zip(tiny_corpus.texts, tiny_corpus.labels)])
+    assert manifest["parity"]["fp32"]["max_abs_diff"] <= 1e-4
+    with pytest.raises(Exception, match="vocabulary pruning is not supported"):
+        clf.prune(0.5, 100, texts=tiny_corpus.texts, labels=tiny_corpus.labels)
