@@ -13,8 +13,9 @@ from conftest import make_corpus, run_cli, write_jsonl
 from zhcls.config import TrainingConfig, config_from_dict
 from zhcls.distill import label_texts, load_teacher, read_soft_targets
 from zhcls.distill.transfer import build_transfer_set, dedupe_unlabeled
+from zhcls.eval.probs import SoftTargets, temper
 from zhcls.models.base import build_model, load_model
-from zhcls.training.losses import SoftTargets, distill_loss, kd_loss, temper
+from zhcls.models.losses import distill_loss, kd_loss
 from zhcls.training.run import load_splits, train
 
 SMALL_CNN = {"name": "textcnn.v1", "embed_dim": 16, "num_filters": 16}

@@ -110,14 +110,14 @@ def test_char_ngram_tfidf_equals_scikit_learn():
 def test_balanced_class_weights_match_scikit_learn():
     from sklearn.utils.class_weight import compute_class_weight
 
-    from zhcls.training.trainer import balanced_weights
+    from zhcls.models.trainer import balanced_weights
 
     y = np.array([0, 0, 0, 0, 1, 2, 2])
     np.testing.assert_allclose(balanced_weights(y, 3), compute_class_weight("balanced", classes=np.arange(3), y=y))
 
 
 def test_epoch_batches_cover_every_example_once_and_are_seeded():
-    from zhcls.training.trainer import epoch_batches
+    from zhcls.models.trainer import epoch_batches
 
     lengths = np.random.default_rng(0).integers(1, 50, size=203)
     a = epoch_batches(lengths, 16, seed=1, epoch=0)

@@ -29,7 +29,7 @@ import numpy as np
 from .artifact import read_json
 from .data.example import Example
 from .errors import ZhclsError
-from .models.base import softmax
+from .eval.probs import softmax
 from .serve.bundle import load_manifest
 from .serve.predictor import Predictor
 from .text.featurizer import Featurizer, pad
@@ -351,8 +351,7 @@ def _measure(
             steps(f"matmul peak, {t} thread{'s' if t > 1 else ''}")
             peaks[str(t)] = matmul_peak(t)
         result["peak"] = {t: p for t, p in peaks.items() if p is not None} or None
-    manifest = load_manifest(bundle, verify=False)
-    result["flops"] = model_flops(manifest, _id_lengths(bundle, texts))
+    result["flops"] = bundle_flops(bundle, texts)
     add_peak_fractions(result)
     result["machine"] = {
         "loadavg": [round(x, 2) for x in os.getloadavg()],
@@ -466,38 +465,48 @@ def _id_lengths(bundle: Path, texts: Sequence[str]) -> list[int] | None:
     return [len(f.encode(t)) for t in texts]
 
 
+def bundle_flops(bundle: Path, texts: Sequence[str]) -> dict[str, Any] | None:
+    """model_flops of the bundle's model over `texts`; an ensemble's is the sum of its members', each counted
+    over its own ids (None when a member does not count its FLOPs: a partial sum would understate it)."""
+    manifest = load_manifest(bundle, verify=False)
+    if manifest["backend"] != "ensemble":
+        return model_flops(manifest, _id_lengths(bundle, texts))
+    parts = [bundle_flops(bundle / m["dir"], texts) for m in manifest["input"]["members"]]
+    if not parts or any(p is None for p in parts):
+        return None
+    out: dict[str, Any] = {
+        "per_text": sum(p["per_text"] for p in parts),
+        "mean_ids": None,
+        "basis": "the sum of the members': " + "; ".join(f"{m['model']}: {p['basis']}" for m, p in zip(manifest["input"]["members"], parts)),
+    }
+    if any("graph_per_text" in p for p in parts):
+        out["graph_per_text"] = sum(p.get("graph_per_text", p["per_text"]) for p in parts)
+    return out
+
+
 def model_flops(manifest: dict[str, Any], id_lengths: Sequence[int] | None) -> dict[str, Any] | None:
-    """FLOPs per text of the model as trained (a multiply-add counts 2), averaged over the texts' id counts.
+    """FLOPs per text of the model as trained (a multiply-add counts 2), averaged over the texts' id counts:
+    the model's own count (Classifier.flops_per_text), asked of a model rebuilt from the manifest's params.
 
     The dense computation the model defines, the same for every variant: the ONNX table graphs precompute
     the convolution or the output layer into tables and execute far fewer operations than this."""
-    p, name = manifest.get("params") or {}, manifest["model"]
-    if id_lengths is None or not id_lengths or not p:
+    from .models.base import build_model
+
+    params = manifest.get("params")
+    if id_lengths is None or not id_lengths or not params:
         return None
-    n_classes = len(manifest["labels"])
-    lengths = np.asarray(id_lengths, dtype=np.float64)
-    if name == "textcnn.v1":
-        d, f, ks = p["embed_dim"], p["num_filters"], p["kernel_sizes"]
-        per = sum(np.maximum(lengths - k + 1, 1) * 2 * d * f * k for k in ks) + 2 * f * len(ks) * n_classes
-        basis = "convolutions as matrix products (2 D F k per window) + output layer"
-    elif name == "fasttext.v1":
-        d = p["embed_dim"]
-        per = lengths * d + 2 * d * n_classes
-        basis = "embedding sum (D per id, n-grams included) + output layer"
-    elif name == "bigru.v1":
-        d, h, layers = p["embed_dim"], p["hidden_size"], p["num_layers"]
-        step = sum(2 * 2 * 3 * ((d if i == 0 else 2 * h) + h) * h for i in range(layers))  # 2 directions, 3 gates
-        per = lengths * (step + 2 * 2 * h) + 2 * 2 * h * n_classes
-        basis = "GRU gates (both directions, every layer) + attention + output layer"
-    else:
+    model = build_model(manifest["model"], params)
+    n_classes, graph = len(manifest["labels"]), (manifest.get("input") or {}).get("graph")
+    counts = [model.flops_per_text(int(n), n_classes, graph) for n in id_lengths]
+    if counts[0] is None:
         return None
-    out = {"per_text": round(float(per.mean())), "mean_ids": round(float(lengths.mean()), 1), "basis": basis}
-    graph = (manifest.get("input") or {}).get("graph")
-    if graph == "textcnn_tables":  # per window: one table row of all filters per tap, added; then the output layer
-        cols = p["num_filters"] * len(p["kernel_sizes"])
-        out["graph_per_text"] = round(float((np.maximum(lengths, max(p["kernel_sizes"])) * max(p["kernel_sizes"]) * cols).mean() + 2 * cols * n_classes))
-    elif graph == "bag_folded":  # one row of class scores per id, added
-        out["graph_per_text"] = round(float((lengths * n_classes).mean() + n_classes))
+    out = {
+        "per_text": round(float(np.mean([c["per_text"] for c in counts]))),
+        "mean_ids": round(float(np.mean(id_lengths)), 1),
+        "basis": counts[0]["basis"],
+    }
+    if "graph_per_text" in counts[0]:
+        out["graph_per_text"] = round(float(np.mean([c["graph_per_text"] for c in counts])))
     return out
 
 
@@ -603,7 +612,7 @@ def _peak_lines(result: dict[str, Any]) -> str:
     lines = [
         "",
         "",
-        f"Model: {flops['per_text'] / 1e6:.3f} MFLOP per text ({flops['basis']}; mean {flops['mean_ids']} ids)"
+        f"Model: {flops['per_text'] / 1e6:.3f} MFLOP per text ({flops['basis']}" + (f"; mean {flops['mean_ids']} ids)" if flops.get("mean_ids") else ")")
         + (
             f"; the exported table graph executes {flops['graph_per_text'] / 1e6:.3f} MFLOP of it (the rest is precomputed into its tables, "
             "so a fraction above 100% is possible)"

@@ -332,7 +332,7 @@ def default_lr(model_name: str) -> float | None:
     `default_lr`); None for a model without one (tfidf.v1 has no learning rate)."""
     from .registry import models
 
-    lr = getattr(models.get(model_name).factory, "default_lr", None)
+    lr = models.get(model_name).factory.default_lr
     return None if lr is None else float(lr)
 
 

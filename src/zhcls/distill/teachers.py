@@ -15,7 +15,8 @@ from typing import Literal, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..models.base import Classifier, load_model, resolve_model_dir, softmax
+from ..eval.probs import softmax
+from ..models.base import Classifier, load_model, resolve_model_dir
 
 
 @dataclass

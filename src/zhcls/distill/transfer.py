@@ -19,9 +19,8 @@ from ..config import DistillConfig, RunConfig, expand_path
 from ..data.example import Example
 from ..data.readers import ReadOptions, read_examples
 from ..errors import ConfigError, DataError
-from ..models.base import Classifier, EvalSet, ProgressHook
+from ..eval.probs import SoftTargets
 from ..text.normalize import normalize
-from ..training.losses import SoftTargets
 from .soft import SoftLabels, label_texts, read_soft_targets
 from .teachers import load_teacher
 
@@ -122,25 +121,21 @@ def soft_labels_for(cfg: RunConfig, texts: list[str], dev: tuple[list[str], list
     return SoftLabels(labels, list(texts), probs, logits, None, cached=True)
 
 
-def distill_fit(
-    model: Classifier,
-    cfg: RunConfig,
-    splits: dict[str, list[Example]],
-    *,
-    eval_set: EvalSet | None = None,
-    work_dir: str | Path | None = None,
-    progress: ProgressHook | None = None,
-    augmented: list[Example] | None = None,
-) -> dict[str, Any]:
-    """Fit `model` (a neural student) on the teacher's soft targets; returns what to record in metrics.json."""
-    from ..models.neural import TorchClassifier
+@dataclass
+class DistillSet:
+    """What a student fits on: texts, their hard labels (None for unlabeled text) and the teacher's soft
+    targets, row for row; `info` is what metrics.json records about them."""
 
+    texts: list[str]
+    labels: list[str | None]
+    targets: SoftTargets
+    info: dict[str, Any]
+
+
+def distill_set(cfg: RunConfig, splits: dict[str, list[Example]], *, augmented: list[Example] | None = None) -> DistillSet:
+    """The transfer set of `cfg`'s [distill] section with the teacher's soft targets (train() then calls
+    the student's fit with them: distillation is a change of targets, not of training procedure)."""
     d = _distill(cfg)
-    if not isinstance(model, TorchClassifier):
-        raise ConfigError(
-            f"[distill] needs a neural student; {cfg.model.name} is not trained by gradient descent",
-            hint="use textcnn.v1, bigru.v1, fasttext.v1 or transformer.v1 as [model]",
-        )
     ts = build_transfer_set(cfg, splits, augmented)
     dev = ([e.text for e in splits["dev"]], [e.label for e in splits["dev"]]) if splits.get("dev") else None
     soft = soft_labels_for(cfg, ts.texts, dev)
@@ -160,8 +155,7 @@ def distill_fit(
         "unlabeled_low_confidence": int((~keep).sum()), **ts.info,
     }
     log.info("distilling on %d texts (%s)", len(texts), ", ".join(f"{k} {v}" for k, v in counts.items()))
-    model.fit(texts, labels, eval_set=eval_set, work_dir=work_dir, progress=progress, targets=targets)
-    return info
+    return DistillSet(texts, labels, targets, info)
 
 
 def _distill(cfg: RunConfig) -> DistillConfig:

@@ -37,6 +37,8 @@ class Classifier:
 
     name: str = ""
     params_type: type[BaseModel]
+    default_lr: float | None = None  # training.lr when the config leaves it out (None: the model takes no lr)
+    learns_from_soft_targets = False  # fit(..., targets=SoftTargets) works: the model can be a [distill] student
 
     def __init__(self, params: BaseModel | dict | None = None, training: TrainingConfig | None = None) -> None:
         self.params = _validate_params(type(self), params)
@@ -76,8 +78,26 @@ class Classifier:
         return {}
 
     def fit_report(self) -> dict[str, Any]:
-        """What fitting chose and how it ended (best step, C, ensemble weights ...), for metrics.json."""
+        """What fitting chose and how it ended (best step, C, ensemble weights ...), for metrics.json. The keys
+        in RUN_KEYS are also copied to the top level of metrics.json (`best_step`, `truncation` ...)."""
         return {}
+
+    def fit_history(self) -> list[dict[str, Any]]:
+        """One record per dev evaluation during fit ({"step", "epoch", "dev_<metric>", ...}), for log.jsonl."""
+        return []
+
+    def last_model(self) -> "Classifier":
+        """The model as training ended, for model-last/. A model that keeps its best evaluation's weights
+        returns a copy with the last ones; a model fitted in one go is its own last model."""
+        return self
+
+    def flops_per_text(self, n_ids: int, n_classes: int, graph: str | None = None) -> dict[str, Any] | None:
+        """FLOPs of one forward pass over a text of `n_ids` input ids (a multiply-add counts 2), from the params
+        alone (bench asks a model rebuilt from a bundle's manifest): {"per_text", "basis"}, and where the
+        exported `graph` precomputes part of it into tables, "graph_per_text" (what that graph executes).
+        None when the model does not count its FLOPs (tfidf.v1's sparse features; an ensemble's members
+        count for it, each over its own ids)."""
+        return None
 
     def export_serving(self, out: Path, export_part: PartExporter) -> dict[str, Any]:
         """Write the files a bundle serves this model from into `out` (always `tokenizer.json`) and return
@@ -139,6 +159,10 @@ class Classifier:
         )
 
 
+# fit_report keys that metrics.json also carries at its top level, where reports and `runs compare` read them.
+RUN_KEYS = ("best_step", "steps", "resumed_from", "truncation")
+
+
 def _validate_params(cls: type[Classifier], params: BaseModel | dict | None) -> BaseModel:
     if isinstance(params, cls.params_type):
         return params
@@ -147,12 +171,6 @@ def _validate_params(cls: type[Classifier], params: BaseModel | dict | None) -> 
         return cls.params_type.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, prefix="model"), hint=f"valid keys for {cls.name}: {', '.join(cls.params_type.model_fields)}") from None
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def check_fit_input(texts: Sequence[str], labels: Sequence[str]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from ..registry import models
@@ -22,6 +24,11 @@ class BiGRU(TorchClassifier):
     def tiny_params(cls, work_dir, texts, labels):
         return {"embed_dim": 16, "hidden_size": 16, "buckets": 1000, "bag_dim": 8}
     default_lr = 2e-3
+
+    def flops_per_text(self, n_ids: int, n_classes: int, graph: str | None = None) -> dict[str, Any]:
+        d, h, layers = self.params.embed_dim, self.params.hidden_size, self.params.num_layers
+        step = sum(2 * 2 * 3 * ((d if i == 0 else 2 * h) + h) * h for i in range(layers))  # 2 directions, 3 gates
+        return {"per_text": n_ids * (step + 2 * 2 * h) + 2 * 2 * h * n_classes, "basis": "GRU gates (both directions, every layer) + attention + output layer"}
 
     def build_net(self, num_ids: int, n_classes: int):
         from .nets import BiGRUNet

@@ -28,8 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..artifact import read_json, write_json
 from ..data.example import LabelSet
 from ..errors import ConfigError, DataError
+from ..eval.probs import softmax
 from ..registry import models
-from .base import Classifier, EvalSet, PartExporter, ProgressHook, check_fitted, load_model, resolve_model_dir, softmax
+from .base import Classifier, EvalSet, PartExporter, ProgressHook, check_fitted, load_model, resolve_model_dir
 
 COMBINER_FILE = "ensemble.json"
 EPS = 1e-7  # probabilities are clipped here before a log: a member that is sure and wrong must not give -inf
@@ -117,6 +118,9 @@ class Ensemble(Classifier):
         if hasattr(self, "dev_report_"):
             report["dev_cross_fitted"] = self.dev_report_
         return report
+
+    def fit_history(self) -> list[dict[str, Any]]:
+        return list(getattr(self, "history_", []))
 
     # -- files ----------------------------------------------------------------------------------
     def _save_files(self, path: Path) -> None:

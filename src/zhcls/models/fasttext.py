@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from ..registry import models
@@ -24,6 +26,13 @@ class FastText(TorchClassifier):
     def tiny_params(cls, work_dir, texts, labels):
         return {"embed_dim": 16, "buckets": 1000}
     default_lr = 1e-2  # a bag of embeddings with no hidden layer wants a larger step than a CNN
+
+    def flops_per_text(self, n_ids: int, n_classes: int, graph: str | None = None) -> dict[str, Any]:
+        d = self.params.embed_dim
+        out: dict[str, Any] = {"per_text": n_ids * d + 2 * d * n_classes, "basis": "embedding sum (D per id, n-grams included) + output layer"}
+        if graph == "bag_folded":  # one row of class scores per id, added
+            out["graph_per_text"] = n_ids * n_classes + n_classes
+        return out
 
     def build_net(self, num_ids: int, n_classes: int):
         from .nets import BagNet

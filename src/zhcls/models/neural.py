@@ -11,11 +11,12 @@ from pydantic import Field
 
 from ..data.example import LabelSet
 from ..errors import ConfigError, DataError
+from ..eval.probs import softmax
 from ..text.featurizer import Featurizer, TextParams
-from .base import Classifier, EvalSet, ProgressHook, check_fit_input, check_fitted, softmax
+from .base import Classifier, EvalSet, ProgressHook, check_fit_input, check_fitted
 
 if TYPE_CHECKING:
-    from ..training.losses import SoftTargets
+    from ..eval.probs import SoftTargets
 
 TOKENIZER_FILE = "tokenizer.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -43,6 +44,7 @@ class TorchClassifier(Classifier):
     params_type = NeuralParams
     min_len = 1  # every batch is padded to at least this many positions
     default_lr = 1e-3
+    learns_from_soft_targets = True
 
     def build_net(self, num_ids: int, n_classes: int):  # -> torch.nn.Module
         raise NotImplementedError
@@ -80,7 +82,7 @@ class TorchClassifier(Classifier):
         and a label may be None for a text that has only soft targets (unlabeled transfer text)."""
         import torch
 
-        from ..training.trainer import Trainer, fingerprint_of
+        from .trainer import Trainer, fingerprint_of
 
         if targets is None:
             check_fit_input(texts, labels)
@@ -112,7 +114,7 @@ class TorchClassifier(Classifier):
         return self
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
-        from ..training.trainer import predict_logits
+        from .trainer import predict_logits
 
         check_fitted(self, "net_")
         return predict_logits(self.net_, self.featurizer_.encode_batch(texts), min_len=self.min_len)
@@ -128,6 +130,15 @@ class TorchClassifier(Classifier):
             "best_step": result.best_step, "steps": result.steps, "resumed_from": result.resumed_from,
             "stopped": result.stopped, "epochs": result.epochs,
         }
+
+    def fit_history(self) -> list[dict[str, Any]]:
+        result = getattr(self, "fit_result_", None)
+        return list(result.history) if result is not None else []
+
+    def last_model(self) -> "TorchClassifier":
+        """fit keeps the best evaluation's weights; model-last gets the weights training ended with."""
+        result = getattr(self, "fit_result_", None)
+        return self.with_state(result.last_state) if result is not None else self
 
     def export_serving(self, out: Path, export_part) -> dict[str, Any]:
         from ..artifact import write_json

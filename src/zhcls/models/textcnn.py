@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from ..registry import models
@@ -25,6 +27,16 @@ class TextCNN(TorchClassifier):
     @property
     def min_len(self) -> int:  # type: ignore[override]
         return max(self.params.kernel_sizes)
+
+    def flops_per_text(self, n_ids: int, n_classes: int, graph: str | None = None) -> dict[str, Any]:
+        p = self.params
+        d, f, ks = p.embed_dim, p.num_filters, p.kernel_sizes
+        per = sum(max(n_ids - k + 1, 1) * 2 * d * f * k for k in ks) + 2 * f * len(ks) * n_classes
+        out: dict[str, Any] = {"per_text": per, "basis": "convolutions as matrix products (2 D F k per window) + output layer"}
+        if graph == "textcnn_tables":  # per window: one table row of all filters per tap, added; then the output layer
+            cols, width = f * len(ks), max(ks)
+            out["graph_per_text"] = max(n_ids, width) * width * cols + 2 * cols * n_classes
+        return out
 
     def build_net(self, num_ids: int, n_classes: int):
         from .nets import TextCNNNet

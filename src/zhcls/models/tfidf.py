@@ -15,10 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..artifact import read_json, write_json
 from ..data.example import LabelSet
+from ..eval.probs import softmax
 from ..registry import models
 from ..text.charngrams import CharNgramTfidf
 from ..text.normalize import normalize
-from .base import Classifier, EvalSet, ProgressHook, check_fit_input, check_fitted, softmax
+from .base import Classifier, EvalSet, ProgressHook, check_fit_input, check_fitted
 
 C_GRID = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 
@@ -115,6 +116,9 @@ class Tfidf(Classifier):
 
     def fit_report(self) -> dict[str, Any]:
         return {"C": self.C_} if hasattr(self, "C_") else {}
+
+    def fit_history(self) -> list[dict[str, Any]]:
+        return list(getattr(self, "history_", []))  # one record per C tried on dev
 
     def export_serving(self, out: Path, export_part) -> dict[str, Any]:
         from safetensors.numpy import save_file

@@ -161,6 +161,12 @@ class Transformer(TorchClassifier):
                         t["truncated"], t["n"], 100 * t["truncated"] / t["n"], t["max_length"], t["longest"])
         return super().fit(texts, labels, eval_set=eval_set, work_dir=work_dir, progress=progress, targets=targets)  # type: ignore[return-value]
 
+    def fit_report(self) -> dict[str, Any]:
+        report = super().fit_report()
+        if getattr(self, "truncation_", None):  # texts cut at max_length (a run's metrics.json says how many)
+            report["truncation"] = self.truncation_
+        return report
+
     def export_serving(self, out: Path, export_part) -> dict[str, Any]:
         """The fine-tuned classifier as an ONNX graph (ids, lengths -> logits, the interface of every zhcls
         graph) and the checkpoint's fast tokenizer as `hf_tokenizer.json`, which the Predictor runs with the

@@ -24,9 +24,9 @@ from ..augment.pipeline import augment_for_run
 from ..config import RunConfig, dump_config, model_params
 from ..data.example import Example
 from ..data.readers import fingerprint, paddle_label_file, read_split, require_labeled
-from ..errors import DataError, RunError
+from ..errors import ConfigError, DataError, RunError
 from ..eval.metrics import classification_metrics, headline
-from ..models.base import Classifier, ProgressHook, build_model
+from ..models.base import RUN_KEYS, Classifier, ProgressHook, build_model
 from ..track import log_run, require_mlflow
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,17 @@ def train(
     distill_info = None
     try:
         if cfg.distill is not None:  # the same run, trained on a teacher's soft targets (docs/distillation.md)
-            from ..distill.transfer import distill_fit
+            from ..distill.transfer import distill_set
 
+            if not model.learns_from_soft_targets:
+                raise ConfigError(
+                    f"[distill] needs a neural student; {cfg.model.name} is not trained by gradient descent",
+                    hint="use textcnn.v1, bigru.v1, fasttext.v1 or transformer.v1 as [model]",
+                )
             copies = train_ex[len(splits["train"]) :] if cfg.distill.use_augment else []  # [[augment]] output joins the transfer set
-            distill_info = distill_fit(model, cfg, splits, eval_set=eval_set, work_dir=out, progress=progress, augmented=copies)
+            ds = distill_set(cfg, splits, augmented=copies)
+            distill_info = ds.info
+            model.fit(ds.texts, ds.labels, eval_set=eval_set, work_dir=out, progress=progress, targets=ds.targets)
         else:
             model.fit([e.text for e in train_ex], [e.label for e in train_ex], eval_set=eval_set, work_dir=out, progress=progress)
     except BaseException as exc:
@@ -102,16 +109,13 @@ def train(
         metrics["distill"] = distill_info
     if augment_info is not None:
         metrics["augment"] = augment_info
-    if getattr(model, "truncation_", None):
-        metrics["truncation"] = model.truncation_  # transformer.v1: texts cut at max_length
     report = model.fit_report()
     if report:
         metrics["fit"] = report
-    result = getattr(model, "fit_result_", None)
-    if result is not None:
-        metrics.update(best_step=result.best_step, steps=result.steps, resumed_from=result.resumed_from)
-    if getattr(model, "history_", None):
-        write_text(out / "log.jsonl", "".join(_jsonl(r) for r in model.history_))
+        metrics.update({k: report[k] for k in RUN_KEYS if k in report})
+    history = model.fit_history()
+    if history:
+        write_text(out / "log.jsonl", "".join(_jsonl(r) for r in history))
     for name, examples in (("dev", dev_ex), ("test", test_ex)):
         if examples:
             metrics[name] = evaluate_examples(model, examples)
@@ -120,13 +124,13 @@ def train(
         "data": {name: describe_split(cfg, name, ex) for name, ex in splits.items()},
     }
     best_dir = model.save(out / "model-best", config_toml=config_text)
-    last = model.with_state(result.last_state) if result is not None and hasattr(model, "with_state") else model
+    last = model.last_model()
     last.meta = model.meta
     last.save(out / "model-last", config_toml=config_text)
     write_json(out / "metrics.json", metrics)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
     if cfg.track.mlflow:
-        log_run(cfg, out, metrics, result.history if result is not None else getattr(model, "history_", []))
+        log_run(cfg, out, metrics, history)
     return RunResult(out, best_dir, metrics, metrics.get("resumed_from"))
 
 

@@ -19,9 +19,9 @@ from ..artifact import atomic_dir, read_json, recover_dir, write_text
 from ..config import TrainingConfig
 from ..errors import RunError
 from ..eval.metrics import score_from_proba
-from ..models.base import softmax
+from ..eval.probs import SoftTargets, softmax
 from ..text.featurizer import pad
-from .losses import SoftTargets, distill_loss
+from .losses import distill_loss
 
 CHECKPOINT = "checkpoint"
 Hook = Callable[[str, dict[str, Any]], None]
@@ -146,7 +146,7 @@ class Trainer:
         loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         schedule = cfg.schedule or schedule
         warmup_ratio = cfg.warmup_ratio if cfg.warmup_ratio is not None else warmup_ratio
-        target = soft.target_tensor() if soft is not None else None
+        target = torch.from_numpy(soft.target_array()) if soft is not None else None
         if soft is None and len(labeled_y) < len(y):
             raise ValueError("rows without a hard label (y = -1) need soft targets")
 
