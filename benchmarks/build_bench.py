@@ -94,6 +94,7 @@ def render(results: dict[str, Any]) -> str:
         f"- machine: {env['cpu']}, 2 cores (shared with other jobs while this ran)",
         f"- dates: {env['started']} to {results.get('updated', '')}",
         f"- git: {env['git']['commit'][:12]}{' (uncommitted changes)' if env['git']['dirty_tracked_files'] else ''}",
+        *(f"- resumed: {i['started']}, git {i['git']['commit'][:12]}: `{i['command']}`" for i in results.get("invocations", [])),
         "",
         "Test accuracy (%). Every choice is made on dev: fastText autotuned on dev, C of TF-IDF+LR and of the linear SVM on dev, "
         "and `zhcls build` picks its bundle by dev score (the ensemble's cross-fitted). Peers ran in the same invocation.",
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     results.setdefault("environment", {"command": " ".join([".venv/bin/python", "benchmarks/build_bench.py", *sys.argv[1:]]), "cpu": cpu_model(),
                                        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "git": git_state()})
     results.setdefault("tasks", {})
+    results.setdefault("invocations", []).append({"command": " ".join([".venv/bin/python", "benchmarks/build_bench.py", *sys.argv[1:]]),
+                                                  "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "git": git_state()})
     for task in tasks:
         cell = results["tasks"].setdefault(task.name, {})
         runners = {
