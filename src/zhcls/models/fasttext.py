@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from pydantic import Field
 
+from ..errors import ConfigError
 from ..registry import models
 from .neural import NeuralParams, TorchClassifier
+from .pruning import VocabBy
 
 
 class FastTextParams(NeuralParams):
@@ -38,3 +40,25 @@ class FastText(TorchClassifier):
         from .nets import BagNet
 
         return BagNet(num_ids, n_classes, self.params.embed_dim, self.params.dropout)
+
+    def prune(self, width: float, max_vocab: int | None = None, *, texts: Sequence[str], labels: Sequence[str] | None = None,
+              vocab_by: VocabBy = "frequency") -> "FastText":
+        """A copy with `width` of the hashed n-gram buckets and at most `max_vocab` tokens (zhcls compress), as
+        fastText's `quantize -cutoff` keeps the rows that matter: a bucket is ranked by how often `texts` use it
+        times how far its row moves the logits; the others share one row."""
+        from .base import check_fitted
+        from .pruning import check_width, plan_rows, pruned_like
+
+        check_fitted(self, "net_")
+        check_width(width, max_vocab)
+        f = self.featurizer_
+        if width < 1 and not f.buckets:
+            raise ConfigError("this fasttext.v1 model has no n-gram buckets, so it has no width to prune",
+                              hint="prune its vocabulary alone: --width 1 --max-vocab N")
+        state = self.net_.state_dict()
+        norms = (state["embedding.weight"] @ state["out.weight"].T).norm(dim=1).numpy()  # a row moves the logits by W @ row
+        n_vocab = len(f.vocab)
+        plan = plan_rows(f, texts, bucket_width=width, max_vocab=max_vocab, token_norms=norms[:n_vocab], bucket_norms=norms[n_vocab:], vocab_by=vocab_by)
+        new = {"embedding.weight": plan.table(state["embedding.weight"]), "out.weight": state["out.weight"], "out.bias": state["out.bias"]}
+        updates = {"max_vocab": len(plan.featurizer.vocab)} if plan.vocab_pruned else {}
+        return pruned_like(self, updates, plan.featurizer, new)

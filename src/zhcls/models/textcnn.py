@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from pydantic import Field
 
 from ..registry import models
 from .neural import NgramParams, TorchClassifier
+from .pruning import VocabBy
 
 
 class TextCNNParams(NgramParams):
@@ -43,3 +44,39 @@ class TextCNN(TorchClassifier):
 
         p = self.params
         return TextCNNNet(num_ids, n_classes, p.embed_dim, p.kernel_sizes, p.num_filters, p.dropout, **self._bag_shape())
+
+    def prune(self, width: float, max_vocab: int | None = None, *, texts: Sequence[str], labels: Sequence[str] | None = None,
+              vocab_by: VocabBy = "frequency") -> "TextCNN":
+        """A copy with `width` of the filters of each kernel size, `width` of the n-gram bag's buckets and at
+        most `max_vocab` tokens (zhcls compress). A filter's importance is the mean of its pooled activation
+        over `texts` times the norm of the output weights that read it: what the classifier takes from it."""
+        import torch
+
+        from .base import check_fitted
+        from .pruning import check_width, keep_count, out_input_means, plan_rows, pruned_like, top_k
+
+        check_fitted(self, "net_")
+        check_width(width, max_vocab)
+        net, state = self.net_, self.net_.state_dict()
+        n, nk = self.params.num_filters, len(net.kernel_sizes)
+        w_out = state["out.weight"]
+        score = out_input_means(net, self.featurizer_, texts, self.min_len) * w_out.norm(dim=0).double().numpy()
+        k = keep_count(n, width)
+        keep = [top_k(score[i * n : (i + 1) * n], k) for i in range(nk)]
+        bag = net.bag is not None
+        bag_norms = None
+        if bag:  # a bucket's row moves the logits by W_bag @ row
+            bag_norms = (state["bag.embedding.weight"][net.bag.vocab_size :] @ w_out[:, n * nk :].T).norm(dim=1).numpy()
+        plan = plan_rows(self.featurizer_, texts, bucket_width=width if bag else 1.0, max_vocab=max_vocab,
+                         token_norms=state["embedding.weight"].norm(dim=1).numpy(), bucket_norms=bag_norms, vocab_by=vocab_by)
+        new = {"embedding.weight": plan.token_table(state["embedding.weight"])}
+        for i, rows in enumerate(keep):
+            new[f"convs.{i}.weight"] = state[f"convs.{i}.weight"][rows]
+            new[f"convs.{i}.bias"] = state[f"convs.{i}.bias"][rows]
+        cols = [torch.as_tensor(i * n + rows) for i, rows in enumerate(keep)]
+        if bag:
+            new["bag.embedding.weight"] = plan.table(state["bag.embedding.weight"])
+            cols.append(torch.arange(n * nk, w_out.shape[1]))
+        new["out.weight"], new["out.bias"] = w_out[:, torch.cat(cols)], state["out.bias"]
+        updates = {"num_filters": k, "max_vocab": len(plan.featurizer.vocab)} if plan.vocab_pruned else {"num_filters": k}
+        return pruned_like(self, updates, plan.featurizer, new)

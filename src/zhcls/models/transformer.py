@@ -214,6 +214,137 @@ class Transformer(TorchClassifier):
         t = _transformers()
         tokenizer = t.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self.featurizer_ = HFEncoder(tokenizer, self.params.max_length)
-        model = t.AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
+        config = t.AutoConfig.from_pretrained(str(path), local_files_only=True)
+        if getattr(config, PRUNED_HEADS, None):  # transformers 5 no longer rebuilds pruned heads itself
+            from safetensors.torch import load_file
+
+            model = t.AutoModelForSequenceClassification.from_config(config)
+            n_heads = config.num_attention_heads
+            prune_structure(model, {int(layer): [h for h in range(n_heads) if h not in set(gone)] for layer, gone in getattr(config, PRUNED_HEADS).items()})
+            model.load_state_dict(load_file(str(path / "model.safetensors")))
+        else:
+            model = t.AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
         self.net_ = _net(model, self.featurizer_.pad_id)
         self.net_.eval()
+
+    prunes_vocab = False  # the checkpoint's tokenizer decides the ids; compress prunes heads and FFN neurons only
+
+    def prune(self, width: float, max_vocab: int | None = None, *, texts: Sequence[str], labels: Sequence[str], vocab_by: str = "frequency") -> "Transformer":
+        """A copy with `width` of the attention heads and of the FFN neurons of every layer (zhcls compress),
+        the ones that matter most on `texts`: Michel et al.'s importance, |dL/dm| summed over batches for a
+        mask m of ones on each head's output (and on each FFN neuron's), the loss being cross-entropy on
+        `labels`. Every layer keeps the same count, so one intermediate_size describes the pruned model."""
+        import copy
+
+        from .base import check_fitted
+        from .pruning import check_width, keep_count, top_k
+
+        check_fitted(self, "net_")
+        check_width(width, max_vocab)
+        if max_vocab is not None:
+            raise ConfigError("transformer.v1: vocabulary pruning is not supported (the tokenizer's own vocabulary decides the ids)",
+                              hint="prune heads and FFN neurons alone: leave out --max-vocab")
+        model = copy.deepcopy(self.net_.model)
+        layers = encoder_layers(model)
+        heads, ffn = head_importance(_net(model, self.featurizer_.pad_id), self.featurizer_, texts, labels, self.classes_.labels)
+        keep_heads = {i: top_k(heads[i], keep_count(len(heads[i]), width)).tolist() for i in range(len(layers))}
+        k_ffn = keep_count(ffn.shape[1], width)
+        keep_ffn = {i: top_k(ffn[i], k_ffn).tolist() for i in range(len(layers))}
+        prune_structure(model, keep_heads, keep_ffn)
+        n_heads = model.config.num_attention_heads
+        before = {int(k): set(v) for k, v in (getattr(model.config, PRUNED_HEADS, None) or {}).items()}
+        original = {i: [h for h in range(n_heads) if h not in before.get(i, set())] for i in range(len(layers))}  # ids in the unpruned model
+        model.config.intermediate_size = k_ffn
+        setattr(model.config, PRUNED_HEADS, {str(i): [h for h in range(n_heads) if h not in {original[i][j] for j in keep_heads[i]}] for i in range(len(layers))})
+        clf = type(self)(self.params, self.training)
+        clf.labels_, clf.featurizer_ = self.labels_, self.featurizer_
+        clf.net_ = _net(model, self.featurizer_.pad_id)
+        clf.net_.eval()
+        return clf
+
+
+PRUNED_HEADS = "pruned_heads"  # config.json: {layer: [removed heads]}, what transformers 4's prune_heads recorded
+
+
+def encoder_layers(model: Any) -> Any:
+    """The BERT-style layers (BERT, RoBERTa, ERNIE): encoder.layer[i] with attention.self/.output and
+    intermediate/output; pruning needs that layout."""
+    layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
+    need = lambda layer: all(hasattr(layer, a) for a in ("attention", "intermediate", "output")) and hasattr(layer.attention, "self")  # noqa: E731
+    if layers is None or not len(layers) or not all(need(layer) for layer in layers):
+        raise ConfigError(f"{type(model).__name__}: not a BERT-style encoder (encoder.layer[i].attention.self), which head pruning needs",
+                          hint="prune a BERT, RoBERTa or ERNIE checkpoint")
+    return layers
+
+
+def prune_structure(model: Any, heads: dict[int, list[int]], ffn: dict[int, list[int]] | None = None) -> None:
+    """Keep heads `heads[layer]` (indices among the layer's current heads) and FFN neurons `ffn[layer]`:
+    the query/key/value rows and attention-output columns of the other heads, and the intermediate rows and
+    output columns of the other neurons, are cut out, as transformers 4's prune_heads did (with its
+    prune_linear_layer)."""
+    import torch
+    from transformers.pytorch_utils import prune_linear_layer
+
+    for i, layer in enumerate(encoder_layers(model)):
+        att = layer.attention.self
+        d = att.attention_head_size
+        keep = heads.get(i)
+        if keep is not None and len(keep) < att.num_attention_heads:
+            idx = torch.cat([torch.arange(h * d, (h + 1) * d) for h in keep])
+            att.query, att.key, att.value = (prune_linear_layer(lin, idx) for lin in (att.query, att.key, att.value))
+            layer.attention.output.dense = prune_linear_layer(layer.attention.output.dense, idx, dim=1)
+            att.num_attention_heads, att.all_head_size = len(keep), len(keep) * d
+        neurons = (ffn or {}).get(i)
+        if neurons is not None and len(neurons) < layer.intermediate.dense.out_features:
+            idx = torch.as_tensor(neurons)
+            layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, idx)
+            layer.output.dense = prune_linear_layer(layer.output.dense, idx, dim=1)
+
+
+def head_importance(net: Any, encoder: HFEncoder, texts: Sequence[str], labels: Sequence[str], classes: Sequence[str],
+                    batch_size: int = 32, max_texts: int = 4096) -> tuple[list[Any], Any]:
+    """Michel et al. (2019): for masks of ones on every head's output and every FFN neuron, the gradient of
+    the loss with respect to the mask, |dL/dm| summed over batches. Returns ([heads] per layer, [layers, neurons])
+    as numpy arrays. Dropout is off, so the same model and texts give the same ranking."""
+    import numpy as np
+    import torch
+
+    from .trainer import to_tensors
+
+    layers = encoder_layers(net.model)
+    head_masks = [torch.ones(layer.attention.self.num_attention_heads, requires_grad=True) for layer in layers]
+    ffn_masks = [torch.ones(layer.intermediate.dense.out_features, requires_grad=True) for layer in layers]
+
+    def on_heads(mask):
+        def hook(module, args, out):
+            a = out[0]
+            a = (a.view(*a.shape[:-1], len(mask), -1) * mask[:, None]).view(a.shape)
+            return (a, *out[1:])
+        return hook
+
+    hooks = [layer.attention.self.register_forward_hook(on_heads(m)) for layer, m in zip(layers, head_masks)]
+    hooks += [layer.intermediate.register_forward_hook(lambda module, args, out, m=m: out * m) for layer, m in zip(layers, ffn_masks)]
+    index = {label: i for i, label in enumerate(classes)}
+    rows = [i for i, label in enumerate(labels) if label in index][:max_texts]
+    seqs = encoder.encode_batch([texts[i] for i in rows])
+    y = torch.as_tensor([index[labels[i]] for i in rows])
+    params = [p for p in net.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)  # only the masks need gradients
+    was_training = net.training
+    net.eval()
+    masks = head_masks + ffn_masks
+    total = [torch.zeros(len(m), dtype=torch.float64) for m in masks]
+    try:
+        for start in range(0, len(rows), batch_size):
+            ids, lengths = to_tensors(seqs[start : start + batch_size], 1)
+            loss = torch.nn.functional.cross_entropy(net(ids, lengths), y[start : start + batch_size])
+            for acc, g in zip(total, torch.autograd.grad(loss, masks)):
+                acc += g.abs().double()
+    finally:
+        for h in hooks:
+            h.remove()
+        for p in params:
+            p.requires_grad_(True)
+        net.train(was_training)
+    return [t.numpy() for t in total[: len(layers)]], np.stack([t.numpy() for t in total[len(layers) :]])
