@@ -50,6 +50,7 @@ def _register() -> None:
         augment_cmd,
         bench_cmd,
         build_cmd,
+        compress_cmd,
         config_cmd,
         data_cmd,
         embeddings_cmd,
@@ -66,7 +67,7 @@ def _register() -> None:
         train_cmd,
     )
 
-    for module in (quickstart_cmd, build_cmd, train_cmd, evaluate_cmd, predict_cmd, export_cmd, serve_cmd, bench_cmd, report_cmd, runs_cmd, registry_cmd, augment_cmd):
+    for module in (quickstart_cmd, build_cmd, train_cmd, compress_cmd, evaluate_cmd, predict_cmd, export_cmd, serve_cmd, bench_cmd, report_cmd, runs_cmd, registry_cmd, augment_cmd):
         module.register(app)
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(embeddings_cmd.app, name="embeddings")
