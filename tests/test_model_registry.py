@@ -32,8 +32,8 @@ def bundle(tmp_path_factory) -> Path:
 
 
 def test_add_promote_resolve_and_serve(bundle, tmp_path, cli, capsys, monkeypatch):
-    from zhcls.registry_store import ModelRegistry, resolve_bundle
     from zhcls.serve.bundle import load_manifest
+    from zhcls.serve.model_registry import ModelRegistry, resolve_bundle
     from zhcls.serve.predictor import Predictor
 
     root = tmp_path / "reg"
@@ -111,7 +111,7 @@ def test_versions_are_immutable_and_input_is_checked(bundle, tmp_path, cli, caps
 
 
 def _add_many(root: str, bundle: str, tag: str, n: int, barrier, results) -> None:
-    from zhcls.registry_store import ModelRegistry, RegistryError
+    from zhcls.serve.model_registry import ModelRegistry, RegistryError
 
     reg = ModelRegistry(root)
     barrier.wait()
@@ -128,8 +128,8 @@ def _add_many(root: str, bundle: str, tag: str, n: int, barrier, results) -> Non
 
 
 def test_concurrent_adds_never_corrupt_the_index(bundle, tmp_path):
-    from zhcls.registry_store import ModelRegistry
     from zhcls.serve.bundle import load_manifest
+    from zhcls.serve.model_registry import ModelRegistry
 
     ctx = multiprocessing.get_context("spawn")
     procs, per = 4, 3

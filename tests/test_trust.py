@@ -111,7 +111,7 @@ def test_changed_graph_digestless_and_unchecked_bundles_are_refused(built, tmp_p
 
 
 def test_registry_checks_the_manifest_it_registered(built, tmp_path, capsys, monkeypatch):
-    from zhcls.registry_store import ModelRegistry, RegistryError
+    from zhcls.serve.model_registry import ModelRegistry, RegistryError
 
     root = tmp_path / "reg"
     monkeypatch.setenv("ZHCLS_REGISTRY", str(root))

@@ -34,9 +34,9 @@ def bench(
 
     Single-text latency (p50/p99, 1 thread, tokenization included) and throughput at batch 1/32/256
     with 1 and 2 threads; prints a table with speed-ups over PyTorch eager."""
-    from ..bench import BenchSettings, format_table, table_legend
-    from ..bench import bench as run_bench
     from ..data.readers import ReadOptions, read_examples
+    from ..export.bench import BenchSettings, format_table, table_legend
+    from ..export.bench import bench as run_bench
 
     _common.setup_logging()
     examples = read_examples(data, ReadOptions(fmt, text_field, None)) if data is not None else None

@@ -28,7 +28,7 @@ def train(
 
     Skip-gram vectors with gensim, for `[model] vectors`."""
     from ..data.readers import ReadOptions, read_examples
-    from ..embeddings import train_vectors
+    from ..text.vectors import train_vectors
 
     texts = [e.text for f in files for e in read_examples(f, ReadOptions(text_field=text_field))]
     info = train_vectors(texts, output, tokenizer=tokenizer, dim=dim, window=window, min_count=min_count, epochs=epochs, seed=seed)

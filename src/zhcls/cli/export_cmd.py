@@ -65,8 +65,8 @@ def verify(
     """Check a bundle's digests, and with --key its signature.
 
     The manifest's digest and every file's sha256; with --key also the bundle's signature."""
-    from ..registry_store import resolve_bundle
     from ..serve.bundle import load_manifest
+    from ..serve.model_registry import resolve_bundle
     from ..serve.signing import is_signed, verify_signature
 
     bundle = resolve_bundle(bundle)

@@ -30,8 +30,8 @@ def predict(
 ) -> None:
     """Predict with a run or a bundle; print one JSON line per text."""
     from ..data.readers import ReadOptions, read_examples
-    from ..registry_store import resolve_bundle
     from ..serve.bundle import is_bundle
+    from ..serve.model_registry import resolve_bundle
 
     run = resolve_bundle(run)  # registry://NAME@production -> its bundle; plain paths unchanged
     if is_bundle(run):

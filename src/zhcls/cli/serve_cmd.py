@@ -38,7 +38,7 @@ def serve(
 
     POST /v1/predict, GET /v1/model, /healthz, /metrics, and a try-it page at /."""
     from ..errors import ZhclsError
-    from ..registry_store import resolve_bundle
+    from ..serve.model_registry import resolve_bundle
     from ..serve.predictor import Predictor
 
     bundle = resolve_bundle(bundle)

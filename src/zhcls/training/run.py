@@ -27,7 +27,7 @@ from ..data.readers import fingerprint, paddle_label_file, read_split, require_l
 from ..errors import ConfigError, DataError, RunError
 from ..eval.metrics import classification_metrics, headline
 from ..models.base import RUN_KEYS, Classifier, ProgressHook, build_model
-from ..track import log_run, require_mlflow
+from ..report.tracking import log_run, require_mlflow
 
 log = logging.getLogger(__name__)
 

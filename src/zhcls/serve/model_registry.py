@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import ZhclsError
+from ..errors import ZhclsError
 
 SCHEME = "registry://"
 ENV = "ZHCLS_REGISTRY"
@@ -130,7 +130,7 @@ class ModelRegistry:
     def add(self, bundle: str | Path, name: str, version: str | None = None) -> dict[str, Any]:
         """Copy `bundle` in as NAME/VERSION (immutable). Its files are checked against its manifest's
         sha256 before and after the copy; a taken version is an error, never an overwrite."""
-        from .serve.bundle import BundleError, load_manifest
+        from .bundle import BundleError, load_manifest
 
         _check_id(name, "model name")
         self._check_root()
@@ -274,7 +274,7 @@ def _has_tables(db: sqlite3.Connection) -> bool:
 
 
 def _sha256(path: Path) -> str:
-    from .serve.bundle import sha256_file
+    from .bundle import sha256_file
 
     return sha256_file(path)
 

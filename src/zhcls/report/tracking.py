@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import RunConfig, TrackConfig, resolved_dict
-from .errors import ConfigError
+from ..config import RunConfig, TrackConfig, resolved_dict
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def log_run(cfg: RunConfig, run_dir: Path, metrics: dict[str, Any], history: Seq
 
 def _log_report(client: Any, run_id: str, run_dir: Path) -> None:
     try:
-        from .report import build_report, write_report
+        from . import build_report, write_report
 
         report = build_report(run_dir)
         with tempfile.TemporaryDirectory(prefix="zhcls-report-") as tmp:

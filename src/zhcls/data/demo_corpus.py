@@ -6,9 +6,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .artifact import write_text
-from .data.readers import lines
-from .errors import DataError
+from ..artifact import write_text
+from ..errors import DataError
+from .readers import lines
 
 
 @dataclass(frozen=True)

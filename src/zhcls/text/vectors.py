@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .artifact import write_text
-from .errors import ConfigError
-from .text.normalize import normalize
-from .text.tokenizers import get_tokenizer
+from ..artifact import write_text
+from ..errors import ConfigError
+from .normalize import normalize
+from .tokenizers import get_tokenizer
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,13 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .artifact import read_json
-from .data.example import Example
-from .errors import ZhclsError
-from .eval.probs import softmax
-from .serve.bundle import load_manifest
-from .serve.predictor import Predictor
-from .text.featurizer import Featurizer, pad
+from ..artifact import read_json
+from ..data.example import Example
+from ..errors import ZhclsError
+from ..eval.probs import softmax
+from ..serve.bundle import load_manifest
+from ..serve.predictor import Predictor
+from ..text.featurizer import Featurizer, pad
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,9 @@ def bench_texts(bundle: str | Path, run: str | Path | None = None, data: Sequenc
 def _run_dev_examples(run: str | Path) -> list[Example]:
     import tomllib
 
-    from .config import DataConfig
-    from .data.readers import read_split
-    from .models.base import resolve_model_dir
+    from ..config import DataConfig
+    from ..data.readers import read_split
+    from ..models.base import resolve_model_dir
 
     config = resolve_model_dir(run) / "config.toml"
     if not config.is_file():
@@ -106,7 +106,7 @@ def _run_dev_examples(run: str | Path) -> list[Example]:
 
 
 def _manifest_dev_examples(bundle: Path) -> list[Example]:
-    from .data.readers import read_examples
+    from ..data.readers import read_examples
 
     manifest = load_manifest(bundle, verify=False)
     path = (manifest.get("data") or {}).get("dev", {}).get("path")
@@ -155,7 +155,7 @@ class TorchEager:
 
 
 def _torch_variant(run: str | Path, featurizer: Featurizer) -> Variant:
-    from .models.base import load_model, resolve_model_dir
+    from ..models.base import load_model, resolve_model_dir
 
     model_dir = resolve_model_dir(run)
     model = load_model(model_dir)
@@ -165,7 +165,7 @@ def _torch_variant(run: str | Path, featurizer: Featurizer) -> Variant:
 
 
 def _check_same_model(bundle: Path, manifest: dict[str, Any], run: str | Path) -> None:
-    from .models.base import resolve_model_dir
+    from ..models.base import resolve_model_dir
 
     model_dir = resolve_model_dir(run)
     meta = read_json(model_dir / "zhcls.json")
@@ -268,7 +268,7 @@ def bench(
                     f"{bundle}: a {manifest['model']} bundle has no ONNX graph or PyTorch model to compare with", hint="leave out --run"
                 )
             _check_same_model(bundle, manifest, run)
-            from .export.onnx import export_bundle
+            from .onnx import export_bundle
 
             other = "none" if manifest["precision"] == "int8" else "int8"
             log.info("exporting the %s variant of %s into a temporary directory", "fp32" if other == "none" else "int8", run)
@@ -490,7 +490,7 @@ def model_flops(manifest: dict[str, Any], id_lengths: Sequence[int] | None) -> d
 
     The dense computation the model defines, the same for every variant: the ONNX table graphs precompute
     the convolution or the output layer into tables and execute far fewer operations than this."""
-    from .models.base import build_model
+    from ..models.base import build_model
 
     params = manifest.get("params")
     if id_lengths is None or not id_lengths or not params:
