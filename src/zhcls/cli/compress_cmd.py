@@ -31,7 +31,9 @@ def compress(
     metric: str = typer.Option("accuracy", "--metric", help="Budget search: the dev score that chooses (accuracy or macro_f1)."),
     force: bool = typer.Option(False, "--force", help="Delete whatever OUTPUT holds and start over."),
 ) -> None:
-    """Prune a run to a smaller width and vocabulary, and recover it by distillation.
+    """Prune a run smaller and recover it by distillation.
+
+    Keeps --width of the filters, units or heads and --max-vocab tokens, then distills from the unpruned run.
 
     With --budget-ms/--budget-mb, search widths x vocabularies x int8 for the most accurate variant within budget."""
     from ..compress import compress as run_compress
