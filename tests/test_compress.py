@@ -139,6 +139,7 @@ def test_tiny_random_bert_prunes_heads_and_ffn_and_still_exports(tiny_corpus, tm
     from zhcls.data.example import Example
     from zhcls.export.onnx import export_bundle
     from zhcls.models.transformer import Transformer, encoder_layers
+    from zhcls.serve.predictor import Predictor
 
     clf = build_model("transformer.v1", Transformer.tiny_params(tmp_path, tiny_corpus.texts, tiny_corpus.labels), TrainingConfig(epochs=1, batch_size=8))
     clf.fit(tiny_corpus.texts, tiny_corpus.labels)
@@ -154,5 +155,18 @@ def test_tiny_random_bert_prunes_heads_and_ffn_and_still_exports(tiny_corpus, tm
     np.testing.assert_allclose(reloaded.predict_proba(tiny_corpus.texts), small.predict_proba(tiny_corpus.texts), atol=1e-6)
     manifest = export_bundle(tmp_path / "small", tmp_path / "bundle", data=[Example(t, l) for t, l in zip(tiny_corpus.texts, tiny_corpus.labels)])
     assert manifest["parity"]["fp32"]["max_abs_diff"] <= 1e-4
-    with pytest.raises(Exception, match="vocabulary pruning is not supported"):
-        clf.prune(0.5, 100, texts=tiny_corpus.texts, labels=tiny_corpus.labels)
+    # vocabulary: 20 embedding rows; the tokenizer is unchanged and the net sends a removed token to UNK's row
+    tiny = clf.prune(0.5, 20, texts=tiny_corpus.texts, labels=tiny_corpus.labels)
+    assert tiny.net_.model.get_input_embeddings().num_embeddings == 20 and len(tiny.net_.id_map) == len(clf.featurizer_.tokenizer)
+    tok = clf.featurizer_.tokenizer
+    unk_row = int(tiny.net_.id_map[tok.unk_token_id])
+    rare = [i for i in range(len(tok)) if int(tiny.net_.id_map[i]) == unk_row and i != tok.unk_token_id]
+    assert rare and all(int(tiny.net_.id_map[i]) != unk_row for i in tok.all_special_ids if i != tok.unk_token_id)
+    tiny.save(tmp_path / "tiny")
+    manifest = export_bundle(tmp_path / "tiny", tmp_path / "tiny-bundle", data=[Example(t, l) for t, l in zip(tiny_corpus.texts, tiny_corpus.labels)])
+    assert manifest["parity"]["fp32"]["max_abs_diff"] <= 1e-4
+    text = tok.convert_ids_to_tokens(rare[0]) + tiny_corpus.texts[0]
+    unk_text = tok.unk_token + tiny_corpus.texts[0]
+    served = Predictor(tmp_path / "tiny-bundle")
+    np.testing.assert_allclose(served.predict_proba([text]), served.predict_proba([unk_text]), atol=1e-5)
+    np.testing.assert_allclose(load_model(tmp_path / "tiny").predict_proba([text]), served.predict_proba([text]), atol=1e-4)

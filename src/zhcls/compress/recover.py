@@ -30,7 +30,7 @@ def recover(model: Classifier, cfg: RunConfig, splits: dict[str, list[Example]],
     train_ex, augment_info = augment_for_run(cfg, splits)
     copies = train_ex[len(splits["train"]) :] if cfg.distill is not None and cfg.distill.use_augment else []
     ds = distill_set(cfg, splits, augmented=copies)
-    classes = model.classes_
+    classes = model.labels_
     if tuple(ds.targets.classes) != tuple(classes.labels):
         raise DataError("the teacher's labels differ from the pruned model's", hint="compress from the run the model was pruned from")
     f = model.featurizer_  # type: ignore[attr-defined]

@@ -227,11 +227,11 @@ def shape_summary(before: Classifier, after: Classifier) -> dict[str, Any]:
     for key in ("num_filters", "hidden_size"):
         if key in a and a[key] != b[key]:
             out[key] = [a[key], b[key]]
+    if vocab_size(before) is not None:
+        out["vocab"] = [vocab_size(before), vocab_size(after)]
     fa, fb = before.featurizer_, after.featurizer_  # type: ignore[attr-defined]
-    if hasattr(fa, "vocab"):
-        out["vocab"] = [len(fa.vocab), len(fb.vocab)]
-        if fa.buckets:
-            out["ngram_rows"] = [fa.bucket_rows, fb.bucket_rows]
+    if getattr(fa, "buckets", 0):
+        out["ngram_rows"] = [fa.bucket_rows, fb.bucket_rows]
     hf = getattr(after.net_, "model", None)  # type: ignore[attr-defined]
     if hf is not None:
         from ..models.transformer import encoder_layers
@@ -242,6 +242,15 @@ def shape_summary(before: Classifier, after: Classifier) -> dict[str, Any]:
     count = lambda m: int(sum(p.numel() for p in m.net_.parameters()))  # noqa: E731
     out["parameters"] = [count(before), count(after)]
     return out
+
+
+def vocab_size(model: Classifier) -> int | None:
+    """Tokens with an embedding row of their own: the featurizer's vocabulary, or a transformer's embedding rows."""
+    f = getattr(model, "featurizer_", None)
+    if hasattr(f, "vocab"):
+        return len(f.vocab)  # type: ignore[union-attr]
+    hf = getattr(getattr(model, "net_", None), "model", None)
+    return int(hf.get_input_embeddings().num_embeddings) if hf is not None else None
 
 
 def state_digest(net: Any) -> str:

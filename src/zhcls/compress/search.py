@@ -35,7 +35,19 @@ from ..config import dump_config
 from ..eval.metrics import classification_metrics
 from ..training.run import load_splits
 from .report import search_report
-from .run import WORK, CompressError, _check_out, bundle_stats, finish, load_parent, parse_width, prune_for, recovery_config, width_label
+from .run import (
+    WORK,
+    CompressError,
+    _check_out,
+    bundle_stats,
+    finish,
+    load_parent,
+    parse_width,
+    prune_for,
+    recovery_config,
+    vocab_size,
+    width_label,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +100,7 @@ def search(
     test = splits.get("test")
     work = out / WORK
     precisions = ["fp32", "int8"] if int8 else ["fp32"]
-    n_vocab = len(model.featurizer_.vocab) if hasattr(model.featurizer_, "vocab") else None  # type: ignore[attr-defined]
+    n_vocab = vocab_size(model)
     budget = {"budget_ms": budget_ms, "budget_mb": budget_mb}
 
     def measured(name: str, model_dir: Path, precision: str, **extra: Any) -> dict[str, Any]:
@@ -103,8 +115,8 @@ def search(
         for v in [float(Fraction(str(x))) for x in vocabs]:
             if w == 1.0 and v >= 1.0:
                 continue  # the parent
-            if v < 1.0 and (n_vocab is None or not getattr(model, "prunes_vocab", True)):
-                log.info("%s cannot prune its vocabulary; skipping vocabulary %s", model.name, width_label(v))
+            if v < 1.0 and n_vocab is None:
+                log.info("%s has no vocabulary to prune; skipping vocabulary %s", model.name, width_label(v))
                 continue
             max_vocab = None if v >= 1.0 else max(10, int(round(v * n_vocab)))
             name = f"w{width_label(w).replace('/', '_')}-v{width_label(v).replace('/', '_')}"

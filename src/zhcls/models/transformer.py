@@ -94,19 +94,28 @@ def tiny_checkpoint(path: Path, texts: Sequence[str]) -> Path:
     return path
 
 
-def _net(model: Any, pad_id: int):
+VOCAB_MAP = "vocab_map.safetensors"  # a vocabulary-pruned model: tokenizer id -> embedding row (zhcls compress)
+
+
+def _net(model: Any, pad_id: int, id_map: Any = None):
     import torch
 
     class HFNet(torch.nn.Module):
-        """forward(ids, lengths) -> logits, the interface of every zhcls net; padding is masked out."""
+        """forward(ids, lengths) -> logits, the interface of every zhcls net; padding is masked out.
+        `id_map` (after vocabulary pruning): the tokenizer's ids -> rows of the smaller embedding, a removed
+        token's id -> UNK's row; inside the net, so training, export and serving all map the same way."""
 
         def __init__(self) -> None:
             super().__init__()
             self.model = model
+            self.register_buffer("id_map", id_map, persistent=False)
 
         def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
             mask = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]
-            out = self.model(input_ids=ids.masked_fill(~mask, pad_id), attention_mask=mask.long())
+            ids = ids.masked_fill(~mask, pad_id)
+            if self.id_map is not None:
+                ids = self.id_map[ids]
+            out = self.model(input_ids=ids, attention_mask=mask.long())
             return out.logits
 
     return HFNet()
@@ -208,6 +217,10 @@ class Transformer(TorchClassifier):
         hf.config.id2label = dict(enumerate(self.classes_.labels))
         hf.config.label2id = {label: i for i, label in enumerate(self.classes_.labels)}
         hf.save_pretrained(str(path))  # safetensors
+        if getattr(self.net_, "id_map", None) is not None:
+            from safetensors.torch import save_file
+
+            save_file({"id_map": self.net_.id_map.contiguous()}, str(path / VOCAB_MAP))
         self.featurizer_.tokenizer.save_pretrained(str(path))
 
     def _load_files(self, path: Path) -> None:
@@ -224,16 +237,23 @@ class Transformer(TorchClassifier):
             model.load_state_dict(load_file(str(path / "model.safetensors")))
         else:
             model = t.AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
-        self.net_ = _net(model, self.featurizer_.pad_id)
-        self.net_.eval()
+        id_map = None
+        if (path / VOCAB_MAP).is_file():
+            from safetensors.torch import load_file
 
-    prunes_vocab = False  # the checkpoint's tokenizer decides the ids; compress prunes heads and FFN neurons only
+            id_map = load_file(str(path / VOCAB_MAP))["id_map"]
+        self.net_ = _net(model, self.featurizer_.pad_id, id_map)
+        self.net_.eval()
 
     def prune(self, width: float, max_vocab: int | None = None, *, texts: Sequence[str], labels: Sequence[str], vocab_by: str = "frequency") -> "Transformer":
         """A copy with `width` of the attention heads and of the FFN neurons of every layer (zhcls compress),
         the ones that matter most on `texts`: Michel et al.'s importance, |dL/dm| summed over batches for a
         mask m of ones on each head's output (and on each FFN neuron's), the loss being cross-entropy on
-        `labels`. Every layer keeps the same count, so one intermediate_size describes the pruned model."""
+        `labels`. Every layer keeps the same count, so one intermediate_size describes the pruned model.
+
+        `max_vocab`: the embedding keeps that many rows (the special tokens and the most frequent tokens of
+        `texts`, or those with the largest embeddings); the tokenizer is left as it is, and an id map in the
+        net sends a removed token to UNK's row."""
         import copy
 
         from .base import check_fitted
@@ -241,12 +261,10 @@ class Transformer(TorchClassifier):
 
         check_fitted(self, "net_")
         check_width(width, max_vocab)
-        if max_vocab is not None:
-            raise ConfigError("transformer.v1: vocabulary pruning is not supported (the tokenizer's own vocabulary decides the ids)",
-                              hint="prune heads and FFN neurons alone: leave out --max-vocab")
         model = copy.deepcopy(self.net_.model)
+        id_map = getattr(self.net_, "id_map", None)
         layers = encoder_layers(model)
-        heads, ffn = head_importance(_net(model, self.featurizer_.pad_id), self.featurizer_, texts, labels, self.classes_.labels)
+        heads, ffn = head_importance(_net(model, self.featurizer_.pad_id, id_map), self.featurizer_, texts, labels, self.classes_.labels)
         keep_heads = {i: top_k(heads[i], keep_count(len(heads[i]), width)).tolist() for i in range(len(layers))}
         k_ffn = keep_count(ffn.shape[1], width)
         keep_ffn = {i: top_k(ffn[i], k_ffn).tolist() for i in range(len(layers))}
@@ -258,9 +276,53 @@ class Transformer(TorchClassifier):
         setattr(model.config, PRUNED_HEADS, {str(i): [h for h in range(n_heads) if h not in {original[i][j] for j in keep_heads[i]}] for i in range(len(layers))})
         clf = type(self)(self.params, self.training)
         clf.labels_, clf.featurizer_ = self.labels_, self.featurizer_
-        clf.net_ = _net(model, self.featurizer_.pad_id)
+        if max_vocab is not None:
+            id_map = prune_vocab(model, self.featurizer_, texts, max_vocab, id_map, vocab_by)
+        clf.net_ = _net(model, self.featurizer_.pad_id, id_map)
         clf.net_.eval()
         return clf
+
+
+def prune_vocab(model: Any, encoder: HFEncoder, texts: Sequence[str], max_vocab: int, id_map: Any, vocab_by: str) -> Any:
+    """Cut the word embedding of `model` to `max_vocab` rows in place and return the tokenizer-id -> row map.
+    The special tokens always stay; UNK's row becomes the count-weighted mean of the rows it replaces."""
+    import numpy as np
+    import torch
+
+    from .pruning import top_k
+
+    emb = model.get_input_embeddings().weight.detach()
+    n_ids = len(encoder.tokenizer) if id_map is None else len(id_map)
+    rows = torch.arange(n_ids) if id_map is None else id_map  # tokenizer id -> current row
+    counts = np.bincount(rows[torch.as_tensor([i for ids in encoder.encode_batch(texts) for i in ids], dtype=torch.long)].numpy(),
+                         minlength=emb.shape[0]).astype(np.float64)
+    special = sorted({int(rows[i]) for i in encoder.tokenizer.all_special_ids if i < n_ids})
+    unk_id = encoder.tokenizer.unk_token_id
+    if unk_id is None or max_vocab >= emb.shape[0]:
+        if unk_id is None:
+            raise ConfigError("transformer.v1: this tokenizer has no UNK token to send removed tokens to", hint="leave out --max-vocab")
+        return id_map
+    score = counts if vocab_by == "frequency" else emb.norm(dim=1).double().numpy()
+    score = score + np.where(np.isin(np.arange(emb.shape[0]), special), np.inf, 0.0)  # specials first
+    kept = top_k(score, max(max_vocab, len(special)))
+    unk = int(rows[unk_id])
+    new_row = np.full(emb.shape[0], -1, dtype=np.int64)
+    new_row[kept] = np.arange(len(kept))
+    dropped = np.flatnonzero(new_row < 0)
+    weight = emb[torch.as_tensor(kept)].clone()
+    w = counts[dropped]
+    if w.sum() > 0:  # UNK stands for every removed token now: start it at their mean
+        merged = np.concatenate([[unk], dropped])
+        share = torch.as_tensor(np.concatenate([[counts[unk]], w]) / (counts[unk] + w.sum()), dtype=emb.dtype)
+        weight[new_row[unk]] = (emb[torch.as_tensor(merged)] * share[:, None]).sum(dim=0)
+    new_row[dropped] = new_row[unk]
+    pad = model.get_input_embeddings().padding_idx  # a special token: kept
+    new = torch.nn.Embedding(len(kept), emb.shape[1], padding_idx=None if pad is None else int(new_row[pad]))
+    with torch.no_grad():
+        new.weight.copy_(weight)
+    model.set_input_embeddings(new)
+    model.config.vocab_size = len(kept)
+    return torch.as_tensor(new_row)[rows]
 
 
 PRUNED_HEADS = "pruned_heads"  # config.json: {layer: [removed heads]}, what transformers 4's prune_heads recorded
