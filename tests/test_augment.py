@@ -236,7 +236,7 @@ def test_file_round_trip(fmt, tmp_path):
 class KeywordModel:
     """Predicts 'neg' when the text says 差, else 'pos' (probability 0.9)."""
 
-    classes_ = LabelSet(["neg", "pos"])
+    labels_ = LabelSet(["neg", "pos"])
 
     def predict_proba(self, texts):
         return np.array([[0.9, 0.1] if "差" in t else [0.1, 0.9] for t in texts])

@@ -81,8 +81,9 @@ def test_predict_proba_shape_and_order(name, fitted, tiny_corpus):
     proba = clf.predict_proba(tiny_corpus.texts)
     assert proba.shape == (len(tiny_corpus.texts), 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
-    assert list(clf.classes_.labels) == sorted(set(tiny_corpus.labels))
-    assert clf.predict(tiny_corpus.texts) == [clf.classes_.labels[i] for i in proba.argmax(1)]
+    assert isinstance(clf.classes_, np.ndarray) and list(clf.classes_) == sorted(set(tiny_corpus.labels))  # as in scikit-learn
+    assert clf.predict(tiny_corpus.texts) == list(clf.classes_[proba.argmax(1)])
+    assert [clf.labels_.index(label) for label in clf.classes_] == list(range(len(clf.classes_)))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -106,7 +107,7 @@ def test_save_load_roundtrip(name, fitted, tiny_corpus, tmp_path):
     clf.save(tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     assert type(loaded) is type(clf)
-    assert loaded.classes_ == clf.classes_
+    assert list(loaded.classes_) == list(clf.classes_) and loaded.labels_ == clf.labels_
     np.testing.assert_allclose(loaded.predict_proba(tiny_corpus.texts), clf.predict_proba(tiny_corpus.texts), atol=1e-6)
     files = {p.name for p in (tmp_path / "m").iterdir()}
     assert {"zhcls.json", "config.toml"} <= files

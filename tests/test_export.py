@@ -59,7 +59,7 @@ def test_int8_records_the_change(models_dir, tiny_corpus, tmp_path):
     q = manifest["parity"]["int8"]
     assert manifest["precision"] == "int8" and 0 <= q["label_agreement"] <= 1
     assert q["accuracy_change"] == pytest.approx(q["accuracy_int8"] - q["accuracy_fp32"])
-    assert Predictor(tmp_path / "b").predict(["足球比赛"])[0].label in manifest["labels"]
+    assert Predictor(tmp_path / "b").predict(["足球比赛"])[0] in manifest["labels"]
 
 
 def test_parity_gate_refuses_and_writes_nothing(models_dir, tiny_corpus, tmp_path, monkeypatch):
@@ -98,11 +98,11 @@ def test_predict_without_torch(models_dir, tiny_corpus, tmp_path):
         block +
         "from zhcls.serve import Predictor\n"
         f"p = Predictor({str(tmp_path / 'b')!r})\n"
-        "print(p.predict(['足球比赛冠军'], top_k=1)[0].label)\n"
+        "print(p.predict_scored(['足球比赛冠军'], top_k=1)[0].label, p.predict(['足球比赛冠军'])[0])\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "体育"
+    assert done.stdout.split() == ["体育", "体育"]
     done = subprocess.run(
         [sys.executable, "-c", block + "from zhcls.cli import main\nmain()", "predict", str(tmp_path / "b"), "-"],
         input="股票基金\n", capture_output=True, text=True,
@@ -132,3 +132,56 @@ def test_training_in_a_serving_install_says_what_to_install(tiny_corpus, tmp_pat
     done = subprocess.run([sys.executable, "-c", block + "from zhcls.cli import main\nmain()", "train", str(cfg), "-o", str(tmp_path / "r")],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "zhcls[train]" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_predict_returns_labels_and_predict_scored_predictions(models_dir, tiny_corpus, tmp_path):
+    from zhcls.export.onnx import export_bundle
+
+    export_bundle(models_dir / "fasttext.v1", tmp_path / "b", data=_examples(tiny_corpus), latency_texts=5)
+    p = Predictor(tmp_path / "b")
+    texts = tiny_corpus.texts[:4]
+    proba = p.predict_proba(texts)
+    assert p.predict(texts) == list(p.classes_[proba.argmax(1)])  # labels, as every model's predict
+    assert isinstance(p.classes_, np.ndarray) and p.labels_.index(p.classes_[1]) == 1
+    scored = p.predict_scored(texts, top_k=2)
+    assert [s.label for s in scored] == p.predict(texts) and all(len(s.scores) == 2 for s in scored)
+
+
+def test_evaluate_accepts_a_bundle(models_dir, tiny_corpus, tmp_path, capsys):
+    from conftest import write_jsonl
+    from zhcls.export.onnx import export_bundle
+
+    export_bundle(models_dir / "tfidf.v1", tmp_path / "b", data=_examples(tiny_corpus), latency_texts=5)
+    data = write_jsonl(tmp_path / "test.json", tiny_corpus)
+    code, from_bundle, err = run_cli(["evaluate", str(tmp_path / "b"), str(data), "--json"], capsys)
+    assert code == 0, err
+    code, from_model, err = run_cli(["evaluate", str(models_dir / "tfidf.v1"), str(data), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(from_bundle) == json.loads(from_model)  # parity: the same labels, so the same metrics
+
+
+def test_tfidf_model_dir_and_bundle_share_one_tokenizer_schema(models_dir, tiny_corpus, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from zhcls import load_model
+    from zhcls.artifact import write_checksums
+    from zhcls.export.onnx import export_bundle
+
+    export_bundle(models_dir / "tfidf.v1", tmp_path / "b", data=_examples(tiny_corpus), latency_texts=5)
+    saved = json.loads((models_dir / "tfidf.v1" / "tokenizer.json").read_text(encoding="utf-8"))
+    assert saved == json.loads((tmp_path / "b" / "tokenizer.json").read_text(encoding="utf-8"))
+    assert saved["kind"] == "char_ngram_tfidf"
+    # a model directory from before the shared schema: {"kind": "tfidf", "vocab", "C"}, no C in the weights
+    old = tmp_path / "old"
+    old.mkdir()
+    for f in (models_dir / "tfidf.v1").iterdir():
+        if f.name != "SHA256SUMS":
+            (old / f.name).write_bytes(f.read_bytes())
+    model = load_model(models_dir / "tfidf.v1")
+    (old / "tokenizer.json").write_text(json.dumps({"kind": "tfidf", "analyzer": "char", "vocab": saved["vocab"], "C": model.C_}), encoding="utf-8")
+    arrays = {k: v for k, v in load_file(str(old / "weights.safetensors")).items() if k != "C"}
+    save_file(arrays, str(old / "weights.safetensors"))
+    write_checksums(old)
+    loaded = load_model(old)
+    assert loaded.C_ == model.C_
+    np.testing.assert_allclose(loaded.predict_proba(tiny_corpus.texts), model.predict_proba(tiny_corpus.texts), atol=1e-7)

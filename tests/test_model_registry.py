@@ -69,7 +69,7 @@ def test_add_promote_resolve_and_serve(bundle, tmp_path, cli, capsys, monkeypatc
 
     monkeypatch.setenv("ZHCLS_REGISTRY", str(root))  # the root from the environment
     served = Predictor(resolve_bundle("registry://news@production"))  # what `zhcls serve registry://...` loads
-    assert [p.label for p in served.predict(["足球比赛冠军", "股票基金投资"])] == ["体育", "财经"]
+    assert served.predict(["足球比赛冠军", "股票基金投资"]) == ["体育", "财经"]
     code, out, _ = cli(["registry", "list"], capsys)
     assert code == 0 and "production" in out and "staging" in out and "tfidf.v1" in out
     code, out, _ = cli(["registry", "list", "news", "--json"], capsys)

@@ -152,7 +152,7 @@ def test_other_errors_are_json_without_tracebacks(bundles):
     assert r.status_code == 404 and r.json()["error"] == "not_found" and "/nope" in r.json()["detail"]
     r = client.get("/v1/predict")
     assert r.status_code == 405 and r.json() == {"error": "method_not_allowed", "detail": "GET is not allowed on /v1/predict (allowed: POST)"}
-    predictor.predict = lambda texts, top_k=0: 1 / 0  # type: ignore[method-assign]
+    predictor.predict_scored = lambda texts, top_k=0: 1 / 0  # type: ignore[method-assign]
     r = _post(client, {"texts": ["足球"]})
     assert r.status_code == 500 and r.json() == {"error": "internal_error", "detail": "the server failed to handle the request (ZeroDivisionError)"}
     assert "Traceback" not in r.text
@@ -218,13 +218,13 @@ def test_openapi_documents_the_api(served):
 
 def test_a_slow_prediction_does_not_block_other_requests(bundles):
     predictor = Predictor(bundles["linear"])
-    original = predictor.predict
+    original = predictor.predict_scored
 
     def slow(texts, top_k=0):
         time.sleep(0.5)
         return original(texts, top_k)
 
-    predictor.predict = slow  # type: ignore[method-assign]
+    predictor.predict_scored = slow  # type: ignore[method-assign]
     app = create_app(predictor)
 
     async def race():

@@ -57,7 +57,7 @@ def test_signed_bundle_verifies_and_still_loads(signed, tmp_path, capsys):
     root, keys = signed
     out = _export(signed, tmp_path / "b", capsys)
     assert (tmp_path / "b" / "model.sig").is_file() and "signature:" in out
-    assert Predictor(tmp_path / "b").predict(["足球比赛"])[0].label  # the signature is not an unlisted file
+    assert Predictor(tmp_path / "b").predict(["足球比赛"])[0]  # the signature is not an unlisted file
     code, stdout, err = run_cli(["verify", tmp_path / "b", "--key", keys["a"][1]], capsys)
     assert code == 0 and "signature: valid" in stdout, err
     code, stdout, _ = run_cli(["verify", tmp_path / "b"], capsys)

@@ -337,7 +337,7 @@ def test_sigkill_during_export_leaves_nothing_loadable(built, tmp_path):
     from zhcls.export.onnx import export_bundle
 
     export_bundle(built / "model", tmp_path / "b", data=[Example("足球")] * 3, latency_texts=3)
-    assert not partial.exists() and Predictor(tmp_path / "b").predict(["足球"])[0].label
+    assert not partial.exists() and Predictor(tmp_path / "b").predict(["足球"])[0]
 
 
 # -- 9. the server ----------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ class GuardResult:
 
 def guard(model, sources: Sequence[Example], augmented: Sequence[Example], *, min_confidence: float = 0.0, batch_size: int = 512) -> GuardResult:
     """Filter `augmented` (each with meta["aug_index"], the position of its source in `sources`)."""
-    labels = model.classes_
+    labels = model.labels_
     src_pred = _predict(model, [e.text for e in sources], batch_size).argmax(axis=1) if sources else np.zeros(0, dtype=int)
     proba = _predict(model, [e.text for e in augmented], batch_size) if augmented else np.zeros((0, len(labels)))
     kept: list[Example] = []

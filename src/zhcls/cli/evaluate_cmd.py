@@ -16,22 +16,22 @@ def register(app: typer.Typer) -> None:
 
 
 def evaluate(
-    run: Path = typer.Argument(..., help="Run directory or model directory."),
+    run: Path = typer.Argument(..., help="Run, model or bundle directory, or registry://NAME@ALIAS."),
     data: Path = typer.Argument(..., help="Labeled data file (JSON lines, TSV, CSV)."),
     as_json: bool = typer.Option(False, "--json", help="Print the full metrics as JSON."),
     fmt: str = _common.FormatOption,
     text_field: Optional[str] = _common.TextFieldOption,
     label_field: Optional[str] = _common.LabelFieldOption,
 ) -> None:
-    """Score a run on labeled data.
+    """Score a run or a bundle on labeled data.
 
     Accuracy, macro/micro/weighted P/R/F1, a per-class table and the confusion matrix."""
     from ..data.readers import ReadOptions, read_examples, require_labeled
-    from ..models.base import load_model
+    from ..models.dirs import load_predictor
     from ..training.run import evaluate_examples, warn_unseen_labels
 
     _common.setup_logging()
-    model = load_model(run)
+    model = load_predictor(run)
     examples = read_examples(data, ReadOptions(fmt, text_field, label_field))
     require_labeled(examples, str(data))
     warn_unseen_labels(model, examples, str(data))

@@ -30,24 +30,15 @@ def predict(
 ) -> None:
     """Predict with a run or a bundle; print one JSON line per text."""
     from ..data.readers import ReadOptions, read_examples
-    from ..serve.bundle import is_bundle
-    from ..serve.model_registry import resolve_bundle
+    from ..models.dirs import load_predictor
 
-    run = resolve_bundle(run)  # registry://NAME@production -> its bundle; plain paths unchanged
-    if is_bundle(run):
-        from ..serve.predictor import Predictor
-
-        model = Predictor(run)  # torch is not needed for a bundle
-    else:
-        from ..models.base import load_model
-
-        model = load_model(run)
+    model = load_predictor(run)  # a bundle (or registry://NAME@ALIAS) needs no torch
     if source == "-":
         # stdin is read in batches as it arrives, so `tail -f log | zhcls predict RUN` streams
         texts: Iterable[str] = stdin_texts(getattr(sys.stdin, "buffer", sys.stdin))  # bytes, so a bad one has a line number
     else:
         texts = [e.text for e in read_examples(Path(source), ReadOptions(fmt, text_field, None))]
-    labels = model.classes_.labels
+    labels = model.labels_.labels
     out = sys.stdout
     iterator = iter(texts)
     while chunk := list(islice(iterator, BATCH)):

@@ -31,7 +31,14 @@ class Teacher:
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return self.members[0].classes_.labels
+        return self.members[0].labels_.labels
+
+    def to(self, device) -> "Teacher":
+        """Run the members that are torch models on `device` (a torch.device); the others stay on the CPU."""
+        for member in self.members:
+            if hasattr(member, "to"):
+                member.to(device)
+        return self
 
     def predict(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """(probabilities [n, k], logits [n, k] or None). Logits only come from a single model that has them;
@@ -60,12 +67,12 @@ def load_teacher(
         raise ConfigError("no teacher given", hint="name one or more run directories, e.g. runs/tnews-bert")
     dirs = [resolve_model_dir(p) for p in paths]
     members = [load_model(d) for d in dirs]
-    labels = members[0].classes_.labels
+    labels = members[0].labels_.labels
     for d, m in zip(dirs[1:], members[1:]):
-        if set(m.classes_.labels) != set(labels):
+        if set(m.labels_.labels) != set(labels):
             raise DataError(
                 f"{d}: its labels differ from {dirs[0]}'s; an ensemble needs the same label set",
-                hint=f"{dirs[0]}: {', '.join(labels[:10])}; {d}: {', '.join(m.classes_.labels[:10])}",
+                hint=f"{dirs[0]}: {', '.join(labels[:10])}; {d}: {', '.join(m.labels_.labels[:10])}",
             )
     weights = np.ones(len(members))
     if weighting == "dev" and len(members) > 1:
@@ -119,7 +126,7 @@ def dir_digest(path: Path) -> str:
 
 
 def _aligned(member: Classifier, labels: tuple[str, ...], probs: np.ndarray) -> np.ndarray:
-    own = member.classes_.labels
+    own = member.labels_.labels
     if own == labels:
         return np.asarray(probs, dtype=np.float64)
     return np.asarray(probs, dtype=np.float64)[:, [own.index(label) for label in labels]]

@@ -86,20 +86,10 @@ def bench_texts(bundle: str | Path, run: str | Path | None = None, data: Sequenc
 
 
 def _run_dev_examples(run: str | Path) -> list[Example]:
-    import tomllib
+    from ..models.dirs import ModelDir
 
-    from ..config import DataConfig
-    from ..data.readers import read_split
-    from ..models.base import resolve_model_dir
-
-    config = resolve_model_dir(run) / "config.toml"
-    if not config.is_file():
-        return []
-    section = tomllib.loads(config.read_text(encoding="utf-8")).get("data") or {}
-    if not section.get("dev"):
-        return []
     try:
-        return read_split(DataConfig.model_validate(section), "dev") or []
+        return ModelDir.find(run).split("dev") or []
     except ZhclsError as exc:
         log.warning("cannot read the run's dev set (%s); trying the bundle's manifest", exc.message)
         return []
@@ -155,19 +145,19 @@ class TorchEager:
 
 
 def _torch_variant(run: str | Path, featurizer: Featurizer) -> Variant:
-    from ..models.base import load_model, resolve_model_dir
+    from ..models.dirs import ModelDir
 
-    model_dir = resolve_model_dir(run)
-    model = load_model(model_dir)
+    model_dir = ModelDir.find(run)
+    model = model_dir.load()
     if not hasattr(model, "net_"):
-        raise BenchError(f"{model_dir}: {model.name} has no PyTorch network to compare with", hint="leave out --run")
-    return Variant(TORCH, str(model_dir), lambda threads: TorchEager(model, featurizer, threads).predict_proba, {"model": model.name})
+        raise BenchError(f"{model_dir.path}: {model.name} has no PyTorch network to compare with", hint="leave out --run")
+    return Variant(TORCH, str(model_dir.path), lambda threads: TorchEager(model, featurizer, threads).predict_proba, {"model": model.name})
 
 
 def _check_same_model(bundle: Path, manifest: dict[str, Any], run: str | Path) -> None:
-    from ..models.base import resolve_model_dir
+    from ..models.dirs import ModelDir
 
-    model_dir = resolve_model_dir(run)
+    model_dir = ModelDir.find(run).path
     meta = read_json(model_dir / "zhcls.json")
     if meta.get("model") != manifest["model"] or list(meta.get("labels", manifest["labels"])) != list(manifest["labels"]):
         raise BenchError(

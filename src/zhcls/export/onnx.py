@@ -20,7 +20,8 @@ from .. import __version__
 from ..artifact import atomic_dir, read_json, write_json
 from ..data.example import Example
 from ..errors import ExportError, ZhclsError
-from ..models.base import Classifier, load_model, resolve_model_dir
+from ..models.base import Classifier
+from ..models.dirs import ModelDir
 from ..serve.bundle import FORMAT, MANIFEST, SCHEMA_VERSION, BundleError, check_finite_numbers, seal_manifest, sha256_file
 from ..serve.predictor import Predictor
 
@@ -43,13 +44,13 @@ def export_bundle(
 ) -> dict[str, Any]:
     """Write the bundle at `out` and return its manifest. `data`: parity texts (labels optional);
     by default the dev set the run was trained with."""
-    model_dir = resolve_model_dir(model_path)
-    model = load_model(model_dir)
+    model_dir = ModelDir.find(model_path)
+    model = model_dir.load()
     examples = list(data) if data is not None else _dev_examples(model_dir)
     if not examples:
-        raise ExportError(f"{model_dir}: no texts to check the export against", hint="pass --data FILE with texts like the ones you will serve")
+        raise ExportError(f"{model_dir.path}: no texts to check the export against", hint="pass --data FILE with texts like the ones you will serve")
     texts = [e.text for e in examples]
-    meta = read_json(model_dir / "zhcls.json")
+    meta = model_dir.meta()
     with atomic_dir(out) as tmp:
         manifest = write_part(model, tmp, meta)
         reference = model.predict_proba(texts)
@@ -126,7 +127,7 @@ def _quantize(tmp: Path, model: Classifier, examples: Sequence[Example], referen
     out: dict[str, Any] = {**check_parity(reference, proba)}
     labeled = [i for i, e in enumerate(examples) if e.label is not None]
     if labeled:
-        labels = model.classes_.labels
+        labels = model.labels_.labels
         truth = [examples[i].label for i in labeled]
         acc = lambda p: float(np.mean([labels[j] == t for j, t in zip(p[labeled].argmax(1), truth)]))  # noqa: E731
         out.update(accuracy_fp32=acc(reference), accuracy_int8=acc(proba))
@@ -164,7 +165,7 @@ def _base_manifest(model: Classifier, meta: dict[str, Any], backend: str) -> dic
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "backend": backend,
         "precision": "fp32",
-        "labels": list(model.classes_.labels),
+        "labels": list(model.labels_.labels),
         "metrics": meta.get("metrics", {}),
         "data": meta.get("data", {}),
         "params": meta.get("params", {}),
@@ -183,21 +184,10 @@ def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     write_json(path / MANIFEST, seal_manifest(manifest))  # the digest last, over everything above
 
 
-def _dev_examples(model_dir: Path) -> list[Example]:
+def _dev_examples(model_dir: ModelDir) -> list[Example]:
     """The dev split recorded in the model's config, read the way training read it."""
-    import tomllib
-
-    from ..config import DataConfig
-    from ..data.readers import read_split
-
-    config = model_dir / "config.toml"
-    if not config.is_file():
-        return []
-    data = tomllib.loads(config.read_text(encoding="utf-8")).get("data")
-    if not data or not data.get("dev"):
-        return []
     try:
-        return read_split(DataConfig.model_validate(data), "dev") or []
+        return model_dir.split("dev") or []
     except ZhclsError as exc:
         raise ExportError(f"cannot read the run's dev set to check the export: {exc.message}", hint="pass --data FILE instead") from None
 

@@ -39,6 +39,7 @@ class Classifier:
     params_type: type[BaseModel]
     default_lr: float | None = None  # training.lr when the config leaves it out (None: the model takes no lr)
     learns_from_soft_targets = False  # fit(..., targets=SoftTargets) works: the model can be a [distill] student
+    trains_distributed = False  # fit works under torchrun (DistributedDataParallel, docs/scale.md)
 
     def __init__(self, params: BaseModel | dict | None = None, training: TrainingConfig | None = None) -> None:
         self.params = _validate_params(type(self), params)
@@ -62,13 +63,15 @@ class Classifier:
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         proba = self.predict_proba(texts)
-        labels = self.classes_.labels
+        labels = self.labels_.labels
         return [labels[i] for i in proba.argmax(axis=1)]
 
     @property
-    def classes_(self) -> LabelSet:
+    def classes_(self) -> np.ndarray:
+        """The labels in column order of predict_proba, an array as in scikit-learn; `labels_` (a LabelSet)
+        maps a label to its column."""
         check_fitted(self, "labels_")
-        return self.labels_
+        return np.asarray(self.labels_.labels, dtype=object)
 
     # -- what the rest of zhcls asks of a model ---------------------------------------------------
     @classmethod
@@ -146,7 +149,7 @@ class Classifier:
             "schema_version": SCHEMA_VERSION,
             "zhcls_version": __version__,
             "model": self.name,
-            "labels": list(self.classes_.labels),
+            "labels": list(self.labels_.labels),
             "params": self.params.model_dump(mode="json"),
             "training": self.training.model_dump(mode="json"),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -160,7 +163,7 @@ class Classifier:
 
 
 # fit_report keys that metrics.json also carries at its top level, where reports and `runs compare` read them.
-RUN_KEYS = ("best_step", "steps", "resumed_from", "truncation")
+RUN_KEYS = ("best_step", "steps", "resumed_from", "truncation", "device", "precision", "world_size")
 
 
 def _validate_params(cls: type[Classifier], params: BaseModel | dict | None) -> BaseModel:

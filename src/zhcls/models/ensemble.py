@@ -102,7 +102,7 @@ class Ensemble(Classifier):
 
     def columns(self, i: int) -> list[int]:
         """For member i, the column of each ensemble class in that member's predict_proba."""
-        own = self.members_[i].classes_
+        own = self.members_[i].labels_
         return [own.index(label) for label in self.labels_.labels]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -177,14 +177,14 @@ def _member_dir(path: str) -> Path:
 
 
 def _shared_labels(members: list[Classifier], paths: Sequence[str]) -> LabelSet:
-    first = set(members[0].classes_.labels)
+    first = set(members[0].labels_.labels)
     for member, path in zip(members[1:], paths[1:]):
-        if set(member.classes_.labels) != first:
-            other = set(member.classes_.labels)
+        if set(member.labels_.labels) != first:
+            other = set(member.labels_.labels)
             diff = sorted((first - other) | (other - first))
             raise DataError(f"model.members: {path} was trained on other labels than {paths[0]} (differ: {', '.join(diff[:10])})",
                             hint="an ensemble combines models of the same task")
-    return members[0].classes_
+    return members[0].labels_
 
 
 def combine(stack: np.ndarray, weights: np.ndarray, coef: np.ndarray | None, intercept: np.ndarray | None) -> np.ndarray:

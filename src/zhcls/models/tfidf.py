@@ -106,9 +106,11 @@ class Tfidf(Classifier):
     def features(self) -> CharNgramTfidf:
         check_fitted(self, "coef_")
         if not hasattr(self, "_features"):
-            p = self.params
-            self._features = CharNgramTfidf(self.vocab_, self.idf_, p.ngram_min, p.ngram_max, p.sublinear_tf, p.lowercase)
+            self._features = CharNgramTfidf.from_json(self._tokenizer_json(), self.idf_)
         return self._features
+
+    def _tokenizer_json(self) -> dict[str, Any]:
+        return CharNgramTfidf.to_json(self.vocab_, self.params.model_dump())
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         logits = self.features().logits(texts, self.coef_, self.intercept_)
@@ -125,21 +127,24 @@ class Tfidf(Classifier):
 
         check_fitted(self, "coef_")
         save_file({"idf": self.idf_, "coef": self.coef_, "intercept": self.intercept_}, str(out / "linear.safetensors"))
-        keys = ("ngram_min", "ngram_max", "sublinear_tf", "lowercase")
-        write_json(out / "tokenizer.json", {"kind": "char_ngram_tfidf", "params": {k: getattr(self.params, k) for k in keys}, "vocab": self.vocab_})
+        write_json(out / "tokenizer.json", self._tokenizer_json())
         return {"backend": "linear", "input": {"text": "str", "features": "char n-gram TF-IDF computed from tokenizer.json"}}
 
     def _save_files(self, path: Path) -> None:
         from safetensors.numpy import save_file
 
         check_fitted(self, "coef_")
-        write_json(path / "tokenizer.json", {"kind": "tfidf", "analyzer": "char", "vocab": self.vocab_, "C": self.C_})
-        save_file({"idf": self.idf_, "coef": self.coef_, "intercept": self.intercept_}, str(path / "weights.safetensors"))
+        write_json(path / "tokenizer.json", self._tokenizer_json())  # the bundle's tokenizer.json, byte for byte
+        arrays = {"idf": self.idf_, "coef": self.coef_, "intercept": self.intercept_, "C": np.asarray([self.C_], dtype=np.float64)}
+        save_file(arrays, str(path / "weights.safetensors"))
 
     def _load_files(self, path: Path) -> None:
         from safetensors.numpy import load_file
 
         data = read_json(path / "tokenizer.json")
-        self.vocab_, self.C_ = data["vocab"], data["C"]
         arrays = load_file(str(path / "weights.safetensors"))
+        self.vocab_ = data["vocab"]
+        # model directories before the shared schema wrote {"kind": "tfidf", "vocab", "C"}; the n-gram
+        # settings were in params then as now
+        self.C_ = data["C"] if data.get("kind") == "tfidf" else float(arrays["C"][0])
         self.idf_, self.coef_, self.intercept_ = arrays["idf"], arrays["coef"], arrays["intercept"]

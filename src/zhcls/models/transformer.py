@@ -214,8 +214,8 @@ class Transformer(TorchClassifier):
 
     def _save_files(self, path: Path) -> None:
         hf = self.net_.model
-        hf.config.id2label = dict(enumerate(self.classes_.labels))
-        hf.config.label2id = {label: i for i, label in enumerate(self.classes_.labels)}
+        hf.config.id2label = dict(enumerate(self.labels_.labels))
+        hf.config.label2id = {label: i for i, label in enumerate(self.labels_.labels)}
         hf.save_pretrained(str(path))  # safetensors
         if getattr(self.net_, "id_map", None) is not None:
             from safetensors.torch import save_file
@@ -264,7 +264,7 @@ class Transformer(TorchClassifier):
         model = copy.deepcopy(self.net_.model)
         id_map = getattr(self.net_, "id_map", None)
         layers = encoder_layers(model)
-        heads, ffn = head_importance(_net(model, self.featurizer_.pad_id, id_map), self.featurizer_, texts, labels, self.classes_.labels)
+        heads, ffn = head_importance(_net(model, self.featurizer_.pad_id, id_map), self.featurizer_, texts, labels, self.labels_.labels)
         keep_heads = {i: top_k(heads[i], keep_count(len(heads[i]), width)).tolist() for i in range(len(layers))}
         k_ffn = keep_count(ffn.shape[1], width)
         keep_ffn = {i: top_k(ffn[i], k_ffn).tolist() for i in range(len(layers))}

@@ -86,7 +86,7 @@ def out_of_fold_proba(
         model = build_model(model_name, params, training)
         model.fit([texts[j] for j in train], [labels[j] for j in train], progress=hook)
         part = np.asarray(model.predict_proba([texts[j] for j in test]), dtype=np.float64)
-        columns = [classes.index(label) for label in model.classes_.labels]
+        columns = [classes.index(label) for label in model.labels_.labels]
         proba[np.ix_(test, columns)] = part
         seconds = time.perf_counter() - started
         log.debug("fold %d/%d: trained on %d, predicted %d in %.1fs", i + 1, k, len(train), len(test), seconds)

@@ -222,24 +222,23 @@ def _predict_split(src: Source, split: str, notes: list[str]) -> _Predictions | 
     if examples is None:
         return None
     try:
-        from ..models.base import load_model
+        from ..models.dirs import RunDir
 
-        model = load_model(src.run_dir)
+        model = RunDir(src.run_dir).load()
         proba = model.predict_proba([e.text for e in examples])
     except (ZhclsError, OSError, ModuleNotFoundError) as exc:
         notes.append(f"the run's model could not be loaded ({_short(exc)}); {what}")
         return None
-    return _Predictions([e.text for e in examples], [e.label for e in examples], list(model.classes_.labels), proba)
+    return _Predictions([e.text for e in examples], [e.label for e in examples], list(model.labels_.labels), proba)
 
 
 def _read_split(src: Source, split: str, notes: list[str] | None, what: str) -> list[Any] | None:
     """The split's labeled examples, read with the run's [data] settings; None (and a note) if unreadable."""
-    from ..config import DataConfig
-    from ..data.readers import fingerprint, read_split
+    from ..data.readers import fingerprint
+    from ..models.dirs import RunDir
 
     try:
-        data = DataConfig.model_validate((src.config or {}).get("data", {}))
-        examples = read_split(data, split)
+        examples = RunDir(src.run_dir).split(split) if src.run_dir is not None else None
     except (ZhclsError, OSError, ValueError) as exc:
         if notes is not None:
             notes.append(f"the {split} data could not be read ({_short(exc)}); {what}")

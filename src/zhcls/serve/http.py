@@ -244,7 +244,7 @@ def create_app(
         for i, text in enumerate(texts):
             if len(text) > max_chars:
                 raise ApiError(413, "text_too_long", f"texts[{i}] has {len(text)} characters; the limit is {max_chars}")
-        predictions = await anyio.to_thread.run_sync(predictor.predict, texts, request.top_k or 0, limiter=limiter)
+        predictions = await anyio.to_thread.run_sync(predictor.predict_scored, texts, request.top_k or 0, limiter=limiter)
         metrics.texts += len(texts)
         metrics.truncated += sum(p.truncated for p in predictions)
         out = [

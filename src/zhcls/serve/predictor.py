@@ -32,7 +32,9 @@ class Predictor:
         self.path = Path(bundle)
         self.manifest = load_manifest(self.path, verify=verify)
         self.labels: tuple[str, ...] = tuple(self.manifest["labels"])
-        self.classes_ = LabelSet(self.labels)  # the prediction half of the estimator contract
+        # the prediction half of the estimator contract: classes_ as scikit-learn has it, labels_ for lookups
+        self.labels_ = LabelSet(self.labels)
+        self.classes_ = np.asarray(self.labels, dtype=object)
         self.backend = self.manifest["backend"]
         tokenizer = read_json(self.path / "tokenizer.json")
         if self.backend == "onnx":
@@ -72,8 +74,7 @@ class Predictor:
         from ..text.charngrams import CharNgramTfidf
 
         arrays = load_file(str(self.path / "linear.safetensors"))
-        p = tokenizer["params"]
-        self._tfidf = CharNgramTfidf(tokenizer["vocab"], arrays["idf"], p["ngram_min"], p["ngram_max"], p["sublinear_tf"], p["lowercase"])
+        self._tfidf = CharNgramTfidf.from_json(tokenizer, arrays["idf"])
         self._coef, self._intercept = arrays["coef"], arrays["intercept"]
         self.max_len = None
 
@@ -144,7 +145,16 @@ class Predictor:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return _softmax32(self._logits(texts)[0])
 
-    def predict(self, texts: Sequence[str], top_k: int = 0) -> list[Prediction]:
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """The most probable label of each text, as every zhcls model's predict."""
+        if not len(texts):
+            return []
+        labels = self.labels
+        return [labels[i] for i in self._logits(texts)[0].argmax(axis=1)]
+
+    def predict_scored(self, texts: Sequence[str], top_k: int = 0) -> list[Prediction]:
+        """A Prediction per text: the label, its probability, the `top_k` most probable labels with theirs
+        (0: all), and whether the text was cut to max_len."""
         if not len(texts):
             return []
         logits, truncated = self._logits(texts)

@@ -7,11 +7,14 @@ serving install stays small. Tested for equality against scikit-learn.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from .normalize import normalize
+
+KIND = "char_ngram_tfidf"  # tokenizer.json "kind", the same in a tfidf.v1 model directory and in its bundle
+PARAMS = ("ngram_min", "ngram_max", "sublinear_tf", "lowercase")
 
 
 class CharNgramTfidf:
@@ -20,6 +23,17 @@ class CharNgramTfidf:
         self.idf = np.asarray(idf, dtype=np.float32)
         self.ngram_min, self.ngram_max = ngram_min, ngram_max
         self.sublinear_tf, self.lowercase = sublinear_tf, lowercase
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], idf: np.ndarray) -> "CharNgramTfidf":
+        """From tokenizer.json (`to_json`) and the idf array kept beside the weights."""
+        p = data["params"]
+        return cls(data["vocab"], idf, p["ngram_min"], p["ngram_max"], p["sublinear_tf"], p["lowercase"])
+
+    @staticmethod
+    def to_json(vocab: Sequence[str], params: dict[str, Any]) -> dict[str, Any]:
+        """tokenizer.json: {"kind": "char_ngram_tfidf", "params": {ngram_min, ngram_max, sublinear_tf, lowercase}, "vocab"}."""
+        return {"kind": KIND, "params": {k: params[k] for k in PARAMS}, "vocab": list(vocab)}
 
     def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(column indices, L2-normalized TF-IDF values) of one text."""

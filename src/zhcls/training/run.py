@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from ..data.example import Example
 from ..data.readers import fingerprint, paddle_label_file, read_split, require_labeled
 from ..errors import ConfigError, DataError, RunError
 from ..eval.metrics import classification_metrics, headline
-from ..models.base import RUN_KEYS, Classifier, ProgressHook, build_model
+from ..models.base import RUN_KEYS, ProgressHook, build_model
+from ..models.dirs import Predicts
 from ..report.tracking import log_run, require_mlflow
 
 log = logging.getLogger(__name__)
@@ -44,33 +46,52 @@ def train(
     cfg: RunConfig, out_dir: str | Path, *, force: bool = False, progress: ProgressHook | None = None, check: bool = True
 ) -> RunResult:
     """Train `cfg` into `out_dir` (resuming an interrupted run there). `check` logs what `zhcls data check`
-    finds in the data as warnings first; a caller that checked the data already (`zhcls build`) turns it off."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise RunError(f"{out}: is a file; a run is a directory", hint="choose a new output directory")
-    if force and out.exists():
-        shutil.rmtree(out)
-    if (out / "metrics.json").is_file():
-        raise RunError(f"{out}: this run is already complete", hint="evaluate it with `zhcls evaluate`, or pass --force to train it again")
-    if out.exists() and any(out.iterdir()) and not (out / "config.toml").is_file():
-        raise RunError(f"{out}: exists and is not a zhcls run", hint="choose a new output directory")
+    finds in the data as warnings first; a caller that checked the data already (`zhcls build`) turns it off.
 
-    require_mlflow(cfg.track)
+    Under torchrun (WORLD_SIZE > 1) every process calls it and they train one model together; rank 0 alone
+    reads and writes the run directory, the others return a RunResult with empty metrics (docs/scale.md)."""
+    from ..scale import distributed
+    from ..scale.device import resolve_device
+    from ..scale.world import from_env
+
+    world = from_env()
+    resolve_device(cfg.training.device, world.local_rank if world.distributed else None)  # no CUDA: exit 2 before anything is written
+    with distributed.session(cfg.training.device) as world:
+        return _train(cfg, Path(out_dir), world, force=force, progress=progress, check=check)
+
+
+def _train(cfg: RunConfig, out: Path, world, *, force: bool, progress: ProgressHook | None, check: bool) -> RunResult:
+    from ..scale import distributed
+    from ..scale.world import check_distributable
+
+    main = world.main
+    if main:
+        if out.exists() and not out.is_dir():
+            raise RunError(f"{out}: is a file; a run is a directory", hint="choose a new output directory")
+        if force and out.exists():
+            shutil.rmtree(out)
+        if (out / "metrics.json").is_file():
+            raise RunError(f"{out}: this run is already complete", hint="evaluate it with `zhcls evaluate`, or pass --force to train it again")
+        if out.exists() and any(out.iterdir()) and not (out / "config.toml").is_file():
+            raise RunError(f"{out}: exists and is not a zhcls run", hint="choose a new output directory")
+        require_mlflow(cfg.track)
     splits = load_splits(cfg)
-    if check:
+    if check and main:
         warn_data_problems(cfg, splits)
     train_ex, dev_ex, test_ex = splits["train"], splits.get("dev"), splits.get("test")
     train_ex, augment_info = augment_for_run(cfg, splits)  # [[augment]]: copies of train only, none equal to a dev/test text
     config_text = dump_config(cfg)
     previous = out / "config.toml"
-    if previous.is_file() and previous.read_text(encoding="utf-8") != config_text:
+    if main and previous.is_file() and not same_run_config(previous.read_text(encoding="utf-8"), config_text):
         raise RunError(
             f"{out}: holds an unfinished run of a different config",
             hint="run the same command as before to resume it, use a new output directory, or pass --force",
         )
     model = build_model(cfg.model.name, model_params(cfg), cfg.training)
+    check_distributable(model, world.size)
     fresh = not previous.is_file()
-    write_text(out / "config.toml", config_text)
+    if main:
+        write_text(out / "config.toml", config_text)
 
     started = time.perf_counter()
     eval_set = ([e.text for e in dev_ex], [e.label for e in dev_ex]) if dev_ex else None
@@ -85,13 +106,14 @@ def train(
                     hint="use textcnn.v1, bigru.v1, fasttext.v1 or transformer.v1 as [model]",
                 )
             copies = train_ex[len(splits["train"]) :] if cfg.distill.use_augment else []  # [[augment]] output joins the transfer set
-            ds = distill_set(cfg, splits, augmented=copies)
+            # rank 0 runs the teacher (through the cache) and hands the soft targets to the others
+            ds = distributed.broadcast(distill_set(cfg, splits, augmented=copies) if main else None, world)
             distill_info = ds.info
             model.fit(ds.texts, ds.labels, eval_set=eval_set, work_dir=out, progress=progress, targets=ds.targets)
         else:
             model.fit([e.text for e in train_ex], [e.label for e in train_ex], eval_set=eval_set, work_dir=out, progress=progress)
     except BaseException as exc:
-        if fresh and not (out / "checkpoint").exists():
+        if main and fresh and not (out / "checkpoint").exists():
             # nothing to resume: a config.toml left here would make the corrected rerun "a different config"
             (out / "config.toml").unlink(missing_ok=True)
         if _out_of_memory(exc):
@@ -101,6 +123,8 @@ def train(
             ) from None
         raise
     seconds = time.perf_counter() - started
+    if not main:  # the model is rank 0's to evaluate and save
+        return RunResult(out, out / "model-best", {})
 
     metrics: dict[str, Any] = {
         "model": cfg.model.name, "train_seconds": round(seconds, 3), "n_train": len(train_ex), "git_commit": git_commit(),
@@ -132,6 +156,24 @@ def train(
     if cfg.track.mlflow:
         log_run(cfg, out, metrics, history)
     return RunResult(out, best_dir, metrics, metrics.get("resumed_from"))
+
+
+def same_run_config(previous: str, current: str) -> bool:
+    """Whether an unfinished run's config.toml and this one train the same model: equal but for where it
+    runs ([training] device), so a run resumes on another machine; precision "fp32" counts as unset, as in
+    configs from before there was a setting."""
+    if previous == current:
+        return True
+    try:
+        a, b = tomllib.loads(previous), tomllib.loads(current)
+    except tomllib.TOMLDecodeError:
+        return False
+    for raw in (a, b):
+        training = raw.get("training", {})
+        training.pop("device", None)
+        if training.get("precision") == "fp32":
+            training.pop("precision")
+    return a == b
 
 
 def warn_data_problems(cfg: RunConfig, splits: dict[str, list[Example]]) -> None:
@@ -184,10 +226,10 @@ def _out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
 
 
-def warn_unseen_labels(model: Classifier, examples: list[Example], what: str) -> list[str]:
+def warn_unseen_labels(model: Predicts, examples: list[Example], what: str) -> list[str]:
     """Log (and return) the labels of `examples` the model never saw in training: it cannot predict them,
     so every such row counts as wrong."""
-    known = set(model.classes_.labels)
+    known = set(model.labels_.labels)
     unseen = sorted({e.label for e in examples if e.label is not None} - known)
     if unseen:
         n = sum(e.label in unseen for e in examples)
@@ -195,9 +237,9 @@ def warn_unseen_labels(model: Classifier, examples: list[Example], what: str) ->
     return unseen
 
 
-def evaluate_examples(model: Classifier, examples: list[Example]) -> dict[str, Any]:
+def evaluate_examples(model: Predicts, examples: list[Example]) -> dict[str, Any]:
     pred = model.predict([e.text for e in examples])
-    return classification_metrics([e.label for e in examples], pred, model.classes_.labels)
+    return classification_metrics([e.label for e in examples], pred, model.labels_.labels)
 
 
 def describe_split(cfg: RunConfig, name: str, examples: list[Example]) -> dict[str, Any]:
