@@ -55,7 +55,7 @@ def test_registry_snapshot():
 
 @pytest.mark.parametrize("name", ALL)
 def test_deterministic_under_seed(name, resources):
-    examples = [Example(t, "x", f"f:{i}") for i, t in enumerate(TEXTS)]
+    examples = [Example(t, "x", "f", i) for i, t in enumerate(TEXTS, 1)]
 
     def run(seed: int) -> list[str]:
         return [e.text for e in Augmenter([make(name, resources, 0.4)], n=3, seed=seed).fit(TEXTS).augment(examples)]
@@ -144,14 +144,15 @@ def test_rates_of_replacement_strategies(resources):
 
 
 def test_labels_kept_no_empty_no_identical(resources):
-    examples = [Example(t, l, f"f:{i}") for i, (t, l) in enumerate(zip(CORPUS.texts, CORPUS.labels))] + [Example("好", "x", "f:99"), Example("12", "y", "f:100")]
+    examples = [Example(t, l, "f", i) for i, (t, l) in enumerate(zip(CORPUS.texts, CORPUS.labels), 1)] + [Example("好", "x", "f", 99), Example("12", "y", "f", 100)]
     aug = Augmenter([make(n, resources, 0.3) for n in ALL], n=4, seed=1).fit(TEXTS)
     out = aug.augment(examples)
     by_source = {e.source: e for e in examples}
     assert len(out) > 3 * len(CORPUS.texts)
     for e in out:
         src = by_source[e.meta["aug_source"]]
-        assert e.label == src.label
+        assert e.label == src.label and (e.file, e.line) == (src.file, src.line) and e.copy >= 1
+        assert e.source == f"{src.source}#aug{e.copy}"
         assert normalize(e.text) and e.text != src.text
     # "12" is one protected number: only equivalent.v1 can vary it, and only to the same value
     assert all(number_value(e.text) == 12 for e in out if e.meta["aug_source"] == "f:100")
@@ -256,7 +257,7 @@ class Flip(Strategy):
 
 
 def test_guard_drops_planted_label_flip():
-    sources = [Example("质量很好", "pos", "a:1"), Example("物流快，服务好", "pos", "a:2"), Example("质量太差", "neg", "a:3"), Example("还行吧", "neg", "a:4")]
+    sources = [Example("质量很好", "pos", "a", 1), Example("物流快，服务好", "pos", "a", 2), Example("质量太差", "neg", "a", 3), Example("还行吧", "neg", "a", 4)]
     aug = Augmenter([Flip(FlipParams(rate=1.0)), build_strategy("unk.v1", {"rate": 0.3})], n=2, seed=0)
     copies = aug.augment(sources)
     flipped = [e for e in copies if e.meta["aug_strategy"] == "flip.test"]
@@ -344,7 +345,7 @@ def test_augment_config_errors():
 
 
 def test_train_only_augment_stats_are_reproducible():
-    train = [Example(t, l, f"t:{i}") for i, (t, l) in enumerate(zip(CORPUS.texts, CORPUS.labels))]
+    train = [Example(t, l, "t", i) for i, (t, l) in enumerate(zip(CORPUS.texts, CORPUS.labels), 1)]
     from zhcls.config import AugmentStep
 
     a, sa = augment_train(train, [AugmentStep(name="delete.v1", rate=0.2, n=2)], seed=1)

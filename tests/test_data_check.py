@@ -138,7 +138,7 @@ def test_imbalance_and_unlabeled_splits(tmp_path):
 
 
 def test_library_accepts_examples_without_files():
-    report = check_data({"train": [Example("好", "a", "x:1"), Example("坏", "b", "x:2")], "dev": []})
+    report = check_data({"train": [Example("好", "a", "x", 1), Example("坏", "b", "x", 2)], "dev": []})
     assert only(report, "no-examples").split == "dev"
     assert report.to_dict()["errors"] == 1
 

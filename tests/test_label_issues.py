@@ -70,7 +70,7 @@ def planted(n_per_label: int = 30, flips: int = 6, seed: int = 0):
 
 
 def examples_of(texts, labels, path="train.json"):
-    return [Example(t, l, f"{path}:{i + 1}") for i, (t, l) in enumerate(zip(texts, labels))]
+    return [Example(t, l, str(path), i + 1) for i, (t, l) in enumerate(zip(texts, labels))]
 
 
 # -- splits ------------------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def test_planted_flips_are_found():
     proba = out_of_fold_proba(texts, labels, "tfidf.v1", TFIDF, TrainingConfig(), folds=5, seed=0, progress=lambda k, i: events.append((k, i)))
     assert [i["fold"] for k, i in events if k == "fold"] == [1, 2, 3, 4, 5]
     issues = build_issues(examples_of(texts, labels), proba, LabelSet.from_labels(labels))
-    found = {int(i.source.rsplit(":", 1)[1]) - 1 for i in issues}
+    found = {i.line - 1 for i in issues}
     assert len(found & set(flipped)) >= 5  # recall >= 5/6
     assert len(found - set(flipped)) <= 2  # precision
     more = build_issues(examples_of(texts, labels), proba, LabelSet.from_labels(labels), filter_by="prune_by_noise_rate")
@@ -261,7 +261,7 @@ def test_clean_round_trip_keeps_untouched_records_byte_identical(tmp_path, name,
     data = tmp_path / name
     data.write_bytes(("\ufeff" + content).encode("utf-8"))
     examples = read_examples(data, options)
-    by_line = {int(e.source.rsplit(":", 1)[1]): e for e in examples}
+    by_line = {e.line: e for e in examples}
     target = relabel_line if mode == "relabel" else drop_line
     ex = by_line[target]
     issues = [{"line": target, "text": ex.text, "given_label": ex.label, "suggested_label": "科技", "quality": 0.01, "kind": "label_error"}]
@@ -347,7 +347,7 @@ def test_reviewed_csv_is_applied_instead_of_a_threshold(tmp_path, capsys):
     assert set(changed) == expected
     if len(rows) > 2:
         assert changed[int(rows[2]["line"])]["new_label"] == rows[2]["suggested_label"]
-    after = {int(e.source.rsplit(":", 1)[1]): e.label for e in read_examples(out, ReadOptions("csv", "review", "cat"))}
+    after = {e.line: e.label for e in read_examples(out, ReadOptions("csv", "review", "cat"))}
     assert after[int(rows[0]["line"])] == rows[0]["suggested_label"]
     assert after[int(rows[1]["line"])] == rows[1]["given_label"]
     # --issues with the recorded field mapping (issues.summary.json), and --drop

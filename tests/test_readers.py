@@ -31,7 +31,8 @@ def test_unlabeled_jsonl(tmp_path):
     path = _write(tmp_path / "unlabeled.json", '{"id": 1, "sentence": "没有标签"}\n{"id": 2, "sentence": "还是没有"}\n')
     examples = read_examples(path)
     assert [e.label for e in examples] == [None, None]
-    assert examples[1].source == f"{path}:2"
+    assert (examples[1].file, examples[1].line) == (str(path), 2)  # fields, not a string to parse
+    assert examples[1].source == f"{path}:2"  # for messages
 
 
 def test_label_missing_midway_names_line(tmp_path):
@@ -96,7 +97,7 @@ def test_env_var_in_paths(tmp_path, monkeypatch):
 def test_csv_multiline_record_reported_at_its_first_line(tmp_path):
     path = _write(tmp_path / "d.csv", 'review,label\n"第一行\n第二行",1\n好,0,extra\n')
     examples = read_examples(_write(tmp_path / "ok.csv", 'review,label\n"第一行\n第二行",1\n好,0\n'))
-    assert [e.source.rsplit(":", 1)[1] for e in examples] == ["2", "4"]
+    assert [e.line for e in examples] == [2, 4]
     with pytest.raises(DataError, match=r"d\.csv:4: 3 columns"):
         read_examples(path)
 
@@ -114,6 +115,6 @@ def test_unicode_line_separators_inside_records(tmp_path):
     path = _write(tmp_path / "d.json", '{"sentence": "第一\u2028第二\x85第三", "label": "a"}\r\n{"sentence": "好", "label": "b"}\n')
     examples = read_examples(path)
     assert [e.text for e in examples] == ["第一\u2028第二\x85第三", "好"]
-    assert examples[1].source.endswith(":2")
+    assert examples[1].line == 2 and examples[1].source.endswith(":2")
     tsv = read_examples(_write(tmp_path / "d.tsv", "一\u2028二\tx\n三\ty\n"))
     assert [(e.text, e.label) for e in tsv] == [("一\u2028二", "x"), ("三", "y")]

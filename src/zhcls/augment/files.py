@@ -25,7 +25,6 @@ from ..data.example import Example
 from ..data.readers import TEXT_FIELDS, ReadOptions, _pick, detect_format, read_examples, read_text
 from ..errors import ConfigError, DataError
 from ..quality.clean import _records, _split_ending
-from ..quality.label_issues import split_source
 from .guard import guard as run_guard
 from .pipeline import Augmenter
 
@@ -89,7 +88,7 @@ def augment_file(
 
     lines, spans = _records(text, fmt)
     ending = next((_split_ending(line)[1] for line in lines if _split_ending(line)[1]), "\n")
-    first_line = {split_source(e.source)[1]: i for i, e in enumerate(examples)}
+    first_line = {e.line: i for i, e in enumerate(examples)}
     writer = _Writer(fmt, lines, ending, options, examples)
     out: list[str] = ["\ufeff" if path.read_bytes().startswith(b"\xef\xbb\xbf") else ""]
     sidecar: list[dict[str, Any]] = []
@@ -148,7 +147,7 @@ class _Writer:
             self.has_provenance = all(p in names for p in PROVENANCE)
             self.prov_cols = [names.index(p) for p in PROVENANCE] if self.has_provenance else []
         elif fmt == "jsonl":
-            first = json.loads(_split_ending(lines[split_source(examples[0].source)[1] - 1])[0])
+            first = json.loads(_split_ending(lines[examples[0].line - 1])[0])
             self.text_field = _pick(first, options.text_field, TEXT_FIELDS)
 
     def header(self) -> str:

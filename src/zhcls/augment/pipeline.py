@@ -122,7 +122,7 @@ class Augmenter:
             rng = np.random.default_rng([self.seed, i])
             for k, v in enumerate(self.variants(ex.text, rng)):
                 meta = {**ex.meta, "aug_source": ex.source, "aug_strategy": v.strategy, "aug_index": i}
-                out.append(replace(ex, text=v.text, source=f"{ex.source}#aug{k + 1}", meta=meta))
+                out.append(replace(ex, text=v.text, copy=k + 1, meta=meta))
         return out
 
 

@@ -145,12 +145,6 @@ def training_problems(splits: dict[str, Sequence[Example]], params: object) -> l
     return [p for p in report.problems if p.severity != "info" and (cuts or p.code != "truncated")]
 
 
-def file_of(source: str) -> str:
-    """The path part of an Example.source ("path:line")."""
-    path, sep, line = source.rpartition(":")
-    return path if sep and line.isdigit() else source
-
-
 def _describe(values: Sequence[int]) -> dict[str, float] | None:
     if not len(values):
         return None
@@ -166,7 +160,7 @@ def _split_stats(name: str, examples: list[Example], norm: list[str], n_tokens: 
     labels = Counter(ex.label for ex in examples if ex.label)
     return SplitStats(
         split=name,
-        file=file_of(examples[0].source) if examples else None,
+        file=examples[0].file if examples else None,
         n=len(examples),
         labeled=sum(1 for ex in examples if ex.label),
         labels=dict(sorted(labels.items(), key=lambda kv: (-kv[1], kv[0]))),
@@ -240,11 +234,11 @@ def _duplicates(name: str, examples: list[Example], norm: list[str], keep: int |
             continue
         first = examples[rows[0]]
         if len({examples[i].label for i in rows}) > 1:
-            others = ", ".join(f"{_same_file(examples[i].source, first.source)} [{examples[i].label}]" for i in rows[1:4])
+            others = ", ".join(f"{_same_file(examples[i], first)} [{examples[i].label}]" for i in rows[1:4])
             more = f", +{len(rows) - 4} more" if len(rows) > 4 else ""
             conflicts.append(f"{first.source} [{first.label}], also {others}{more}")
         else:
-            repeats += (f"{examples[i].source} (same text as {_same_file(first.source, examples[i].source)})" for i in rows[1:])
+            repeats += (f"{examples[i].source} (same text as {_same_file(first, examples[i])})" for i in rows[1:])
     out = []
     if conflicts:
         msg = f"{name}: {_rows(len(conflicts), 'text')} with different labels on different rows"
@@ -257,10 +251,9 @@ def _duplicates(name: str, examples: list[Example], norm: list[str], keep: int |
     return out
 
 
-def _same_file(source: str, other: str) -> str:
-    """`source`, shortened to "line N" when it is in the same file as `other`."""
-    path, _, line = source.rpartition(":")
-    return f"line {line}" if path and path == file_of(other) else source
+def _same_file(ex: Example, other: Example) -> str:
+    """Where `ex` is, shortened to "line N" when it is in the same file as `other`."""
+    return f"line {ex.line}" if ex.file and ex.line and not ex.copy and ex.file == other.file else ex.source
 
 
 def _char_name(ch: str) -> str:

@@ -8,10 +8,20 @@ from typing import Iterable, Sequence
 
 @dataclass(frozen=True)
 class Example:
+    """A text, its label (None when unlabeled), and where it came from, so every problem can name it."""
+
     text: str
     label: str | None = None
-    source: str = ""  # "path:line", so every problem can name where it came from
+    file: str = ""  # the data file it was read from ("" for an example built in code)
+    line: int = 0  # its first physical line in `file`, from 1 (0: not from a file)
+    copy: int = 0  # 0: the record as read; N: the N-th augmented copy of it ([[augment]])
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def source(self) -> str:
+        """"path:line" (and "#augN" for an augmented copy), for messages."""
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}#aug{self.copy}" if self.copy else where
 
 
 class LabelSet:

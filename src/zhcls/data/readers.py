@@ -205,7 +205,7 @@ def _read_jsonl(path: Path, text: str, options: ReadOptions) -> list[Example]:
                 )
             label = _label_str(record[label_field], f"{path}:{lineno}", label_field)
         text_ = _text_str(record[text_field], f"{path}:{lineno}", text_field)
-        out.append(Example(text_, label, f"{path}:{lineno}"))
+        out.append(Example(text_, label, str(path), lineno))
     return out
 
 
@@ -266,7 +266,7 @@ def _read_csv(path: Path, text: str, options: ReadOptions) -> list[Example]:
             )
         if lineno - start > 1:
             spans.append((start, lineno - 1, row))
-        out.append(Example(row[ti], _label_str(row[li]) if li is not None else None, f"{path}:{start}"))
+        out.append(Example(row[ti], _label_str(row[li]) if li is not None else None, str(path), start))
     _check_merged_records(path, text, spans, len(header), li, {e.label for e in out})
     return out
 
@@ -327,7 +327,7 @@ def _read_tsv(path: Path, text: str, options: ReadOptions) -> list[Example]:
             label, text_ = first, rest
         else:
             text_, _, label = (first + "\t" + rest).rpartition("\t")
-        out.append(Example(text_, label.strip(), f"{path}:{lineno}"))
+        out.append(Example(text_, label.strip(), str(path), lineno))
     return out
 
 
@@ -360,12 +360,12 @@ def _read_fasttext(path: Path, text: str, options: ReadOptions) -> list[Example]
             raise DataError(f"{path}:{lineno}: empty label after {FASTTEXT_LABEL}", hint=f"write {FASTTEXT_LABEL}LABEL, e.g. {FASTTEXT_LABEL}positive")
         if body.startswith(FASTTEXT_LABEL):
             raise DataError(f"{path}:{lineno}: more than one {FASTTEXT_LABEL} label; zhcls is single-label", hint="keep one label per line")
-        out.append(Example(body.strip(), label, f"{path}:{lineno}"))
+        out.append(Example(body.strip(), label, str(path), lineno))
     return out
 
 
 def _read_lines(path: Path, text: str, options: ReadOptions) -> list[Example]:
-    return [Example(line.strip(), None, f"{path}:{i}") for i, line in enumerate(lines(text), 1) if line.strip()]
+    return [Example(line.strip(), None, str(path), i) for i, line in enumerate(lines(text), 1) if line.strip()]
 
 
 def require_labeled(examples: list[Example], what: str) -> None:

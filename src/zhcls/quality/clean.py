@@ -22,7 +22,6 @@ from ..data.example import Example
 from ..data.readers import ReadOptions, detect_format, read_text
 from ..errors import ConfigError, DataError
 from ..text.normalize import normalize
-from .label_issues import split_source
 
 Mode = Literal["relabel", "drop"]
 
@@ -66,7 +65,7 @@ def plan_changes(
     Every row must still match the data (same text and given label on that line), so a stale issues
     file is refused rather than applied to the wrong records. Returns the changes and the rows skipped.
     """
-    by_line = {split_source(e.source)[1]: e for e in examples}
+    by_line = {e.line: e for e in examples}
     labels = sorted({e.label for e in examples if e.label is not None})
     changes: dict[int, Change] = {}
     skipped = 0
@@ -214,7 +213,7 @@ def _tsv_order(examples: Sequence[Example], lines: list[str], options: ReadOptio
     if options.tsv_order != "auto":
         return options.tsv_order
     for ex in examples[:200]:
-        body, _ = _split_ending(lines[split_source(ex.source)[1] - 1])
+        body, _ = _split_ending(lines[ex.line - 1])
         first, _, rest = body.partition("\t")
         if first.strip() != body.rpartition("\t")[2].strip():
             return "label_text" if first.strip() == ex.label and rest == ex.text else "text_label"
@@ -229,7 +228,7 @@ def _csv_label_column(text: str, examples: Sequence[Example], lines: list[str], 
     for col in range(len(header)):
         ok = True
         for ex in examples[:200]:
-            start, end = spans[split_source(ex.source)[1]]
+            start, end = spans[ex.line]
             row = next(csv.reader(io.StringIO("".join(lines[start:end]), newline="")))
             if col >= len(row) or row[col].strip() != ex.label:
                 ok = False
@@ -244,7 +243,7 @@ def _label_field_jsonl(examples: Sequence[Example], lines: list[str], options: R
 
     if options.label_field is not None:
         return options.label_field
-    first = json.loads(lines[split_source(examples[0].source)[1] - 1])  # the reader picks on the first record
+    first = json.loads(lines[examples[0].line - 1])  # the reader picks on the first record
     name = next((c for c in LABEL_FIELDS if c in first), None)
     if name is None:
         raise DataError("cannot tell which JSON field holds the label", hint="pass --label-field")

@@ -208,7 +208,7 @@ def build_issues(
     group_of = {i: g for g in groups for i in g}
 
     def row(i: int, kind: str, suggested: int) -> LabelIssue:
-        file, line = split_source(examples[i].source)
+        file, line = examples[i].file, examples[i].line
         others = [examples[j].source for j in group_of.get(i, []) if j != i and labels[j] != labels[i]]
         return LabelIssue(
             rank=0, kind=kind, source=examples[i].source, file=file, line=line, text=examples[i].text,
@@ -311,7 +311,7 @@ def find_in_file(
         how = {"model": name, "folds": folds, "seed": cfg.training.seed}
     issues = build_issues(examples, proba, classes, duplicates=duplicates, filter_by=filter_by)
     y = np.asarray(classes.encode(labels))
-    file = split_source(examples[0].source)[0]
+    file = examples[0].file
     summary = {
         "data": file,
         "data_sha256": fingerprint(Path(file)),

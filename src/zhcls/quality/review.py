@@ -154,7 +154,7 @@ def read_soft_labels(path: str | Path, examples: Sequence[Example], classes: Lab
     that never trained on DATA); a teacher's predictions on its own training set hide its errors.
     """
     path = Path(path)
-    by_line = {split_source(e.source)[1]: i for i, e in enumerate(examples)}
+    by_line = {e.line: i for i, e in enumerate(examples)}
     proba = np.full((len(examples), len(classes)), np.nan)
     dropped: set[str] = set()
     keyed: bool | None = None

@@ -248,7 +248,7 @@ def _read_split(src: Source, split: str, notes: list[str] | None, what: str) -> 
             notes.append(f"the run's config names no {split} data; {what}")
         return None
     recorded = ((src.meta or {}).get("data", {}).get(split) or {}).get("sha256")
-    path = Path(examples[0].source.rsplit(":", 1)[0])
+    path = Path(examples[0].file)
     if notes is not None and recorded and path.is_file() and fingerprint(path) != recorded:
         notes.append(f"{path} changed since training (sha256 differs); texts and calibration come from the current file")
     return [e for e in examples if e.label is not None]

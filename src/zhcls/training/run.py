@@ -218,7 +218,7 @@ def load_splits(cfg: RunConfig) -> dict[str, list[Example]]:
 
 
 def describe_source(examples: list[Example]) -> str:
-    return examples[0].source.rsplit(":", 1)[0] if examples else "train data"
+    return examples[0].file if examples else "train data"
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -243,7 +243,7 @@ def evaluate_examples(model: Predicts, examples: list[Example]) -> dict[str, Any
 
 
 def describe_split(cfg: RunConfig, name: str, examples: list[Example]) -> dict[str, Any]:
-    path = Path(examples[0].source.rsplit(":", 1)[0]) if examples else cfg.data.path(name)
+    path = Path(examples[0].file) if examples else cfg.data.path(name)
     return {"path": str(path), "sha256": fingerprint(path), "n": len(examples)}
 
 
