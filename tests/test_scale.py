@@ -80,3 +80,168 @@ def test_a_killed_shard_resumes_on_its_own(tmp_path):
     # a rerun of a shard after the merge finds the merged file and labels nothing
     teacher = FakeTeacher()
     assert label_shard(teacher, TEXTS, (0, 2), out=out, use_cache=False, batch_size=4).merged is not None and teacher.calls == 0
+
+
+def test_teacher_label_cli_shards_equal_one_process(tmp_path, capsys, monkeypatch):
+    from conftest import make_corpus, run_cli, write_jsonl
+    from zhcls.config import config_from_dict
+    from zhcls.training.run import train
+
+    train_file = write_jsonl(tmp_path / "train.json", make_corpus(8, seed=1))
+    data = write_jsonl(tmp_path / "unlabeled.json", make_corpus(9, seed=7))
+    cfg = {"data": {"train": str(train_file)}, "model": {"name": "textcnn.v1", "embed_dim": 16, "num_filters": 16},
+           "training": {"epochs": 1, "batch_size": 8}}
+    teacher = train(config_from_dict(cfg), tmp_path / "teacher").run_dir
+    base = ["teacher", "label", teacher, data, "--batch-size", "4", "--no-cache", "--quiet"]
+    code, out, err = run_cli([*base, "-o", tmp_path / "one.jsonl"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli([*base, "-o", tmp_path / "soft.jsonl", "--shard", "1/2"], capsys)
+    assert code == 0 and "shards 0 still running" in err and not (tmp_path / "soft.jsonl").exists()
+    monkeypatch.setenv("RANK", "0")  # under torchrun the rank picks the shard
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, out, err = run_cli([*base, "-o", tmp_path / "soft.jsonl"], capsys)
+    assert code == 0 and "2 shards merged" in out, err
+    assert (tmp_path / "soft.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+
+
+# -- device and precision -----------------------------------------------------------------------------
+def test_cuda_without_cuda_is_a_clear_exit_2(tiny_files, tmp_path, capsys):
+    from conftest import run_cli, write_config
+
+    cfg = write_config(tmp_path / "c.toml", tiny_files["train"], tiny_files["dev"])
+    for extra in (["--set", "training.device=cuda"], ["--set", "training.device=cuda:1", "--nproc", "2"], ["--set", "training.precision=fp16"]):
+        code, out, err = run_cli(["train", cfg, "-o", tmp_path / "run", *extra], capsys)
+        assert code == 2 and "Traceback" not in err, err
+        assert ("no CUDA device" in err) if "training.precision=fp16" not in extra else ("needs a CUDA device" in err and "bf16" in err)
+        assert not (tmp_path / "run" / "config.toml").exists()  # nothing left that would block the corrected rerun
+    code, _, err = run_cli(["config", "validate", cfg, "--set", "training.device=gpu"], capsys)
+    assert code == 2 and "auto, cpu, cuda or cuda:N" in err
+
+
+def test_device_names_resolve_one_gpu_per_local_rank(monkeypatch):
+    import torch
+
+    from zhcls.scale.device import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == torch.device("cuda", 0) and resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device("cuda", local_rank=1) == torch.device("cuda", 1)
+    for spec, rank in (("cuda:2", None), ("cuda", 2), ("cuda:0", 1)):
+        with pytest.raises(ConfigError):
+            resolve_device(spec, local_rank=rank)
+
+
+def test_a_model_trained_with_device_auto_loads_anywhere(tiny_corpus, tmp_path):
+    from safetensors import safe_open
+
+    from zhcls.config import TrainingConfig
+    from zhcls.models.base import build_model, load_model
+
+    training = TrainingConfig(epochs=2, batch_size=8, device="auto", precision="bf16")  # bf16 autocast runs on CPUs too
+    clf = build_model("textcnn.v1", {"embed_dim": 16, "num_filters": 16}, training).fit(tiny_corpus.texts, tiny_corpus.labels)
+    report = clf.fit_report()
+    assert report["precision"] == "bf16" and report["world_size"] == 1 and report["device"].split(":")[0] in ("cpu", "cuda")
+    clf.save(tmp_path / "model")
+    with safe_open(str(tmp_path / "model" / "weights.safetensors"), "pt") as f:  # CPU tensors, whatever it trained on
+        assert all(f.get_tensor(k).device.type == "cpu" for k in f.keys())
+    loaded = load_model(tmp_path / "model")
+    assert next(loaded.net_.parameters()).device.type == "cpu"
+    atol = 1e-6 if report["device"] == "cpu" else 2e-2  # on a GPU the trained model predicts in bf16
+    np.testing.assert_allclose(loaded.predict_proba(tiny_corpus.texts), clf.predict_proba(tiny_corpus.texts), atol=atol)
+
+
+# -- DistributedDataParallel under torchrun -------------------------------------------------------------
+def _descendants(root: int) -> list[int]:
+    from pathlib import Path
+
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [root]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def _rank_pid(root: int, rank: int) -> int | None:
+    from pathlib import Path
+
+    for pid in _descendants(root):
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in env and b"TORCHELASTIC_RUN_ID" in b"".join(env):
+            return pid
+    return None
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="finds the rank's process in /proc")
+def test_two_processes_train_the_weights_of_one_and_resume_after_a_rank_is_killed(tmp_path):
+    """2-process gloo DDP at global batch 8 = 1 process at batch 8 (float tolerance), sparse n-gram bag
+    included; SIGKILL of rank 1, the same command again resumes from rank 0's checkpoint; only rank 0 writes."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.numpy import load_file
+
+    from conftest import make_corpus, write_config, write_jsonl
+    from zhcls.config import load_config
+    from zhcls.training.run import train
+
+    train_file = write_jsonl(tmp_path / "train.json", make_corpus(20, seed=4))
+    dev = write_jsonl(tmp_path / "dev.json", make_corpus(4, seed=5))
+    cfg = write_config(tmp_path / "c.toml", train_file, dev, extra="eval_every = 4\npatience = 0\n")
+    text = cfg.read_text().replace('name = "textcnn.v1"', 'name = "textcnn.v1"\nembed_dim = 16\nnum_filters = 16\ndropout = 0.0\nbuckets = 5000\nbag_dim = 8')
+    cfg.write_text(text, encoding="utf-8")  # dropout 0: each rank draws its own masks, so only then are the runs equal
+    one = train(load_config(cfg), tmp_path / "one")
+
+    two = tmp_path / "two"
+    command = [sys.executable, "-m", "zhcls", "train", str(cfg), "-o", str(two), "--nproc", "2", "--quiet"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = two / "checkpoint" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["step"] >= 8:
+            break
+        time.sleep(0.02)
+    victim = _rank_pid(proc.pid, 1)
+    assert proc.poll() is None and victim is not None, "training ended before a rank could be killed: " + proc.stderr.read().decode()
+    os.kill(victim, signal.SIGKILL)
+    assert proc.wait(timeout=120) != 0
+    killed_at = json.loads(state.read_text())["step"]
+    assert not (two / "metrics.json").exists()
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("run: ") == 1  # one summary: rank 0's
+    metrics = json.loads((two / "metrics.json").read_text())
+    assert metrics["resumed_from"] == killed_at and metrics["world_size"] == 2 and metrics["steps"] == one.metrics["steps"]
+    files = sorted(str(p.relative_to(two)) for p in two.rglob("*"))
+    assert files == sorted(str(p.relative_to(one.run_dir)) for p in one.run_dir.rglob("*"))  # nothing from rank 1
+    for model_dir in ("model-best", "model-last"):
+        a = load_file(str(two / model_dir / "weights.safetensors"))
+        b = load_file(str(one.run_dir / model_dir / "weights.safetensors"))
+        for key in b:
+            np.testing.assert_allclose(a[key], b[key], atol=2e-5, err_msg=f"{model_dir}/{key}")
+
+
+def test_models_that_cannot_train_distributed_say_so(tiny_files, tmp_path, capsys):
+    from conftest import run_cli, write_config
+
+    cfg = write_config(tmp_path / "c.toml", tiny_files["train"], tiny_files["dev"], model="tfidf.v1")
+    code, _, err = run_cli(["train", cfg, "-o", tmp_path / "run", "--nproc", "2"], capsys)
+    assert code == 2 and "tfidf.v1 cannot train on several processes" in err and not (tmp_path / "run").exists()

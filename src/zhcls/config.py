@@ -72,6 +72,19 @@ class TrainingConfig(Section):
     schedule: Literal["constant", "linear"] | None = None  # None: the model's own (linear warmup + decay for transformer.v1)
     warmup_ratio: float | None = Field(None, ge=0.0, lt=1.0)  # share of the steps warmed up ("linear"); None: the model's own
     threads: int = Field(1, ge=1)
+    # "auto": CUDA when this machine has it; "cpu", "cuda", "cuda:N". Checked against the machine when
+    # training starts; not part of a run's identity, so a run resumes on another device (docs/scale.md).
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16: torch.autocast (fp16 needs CUDA and scales the loss)
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", value):
+            raise ValueError(f"{value!r} is not a device; choose auto, cpu, cuda or cuda:N")
+        return value
 
 
 class TrackConfig(Section):

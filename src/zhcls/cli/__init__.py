@@ -80,6 +80,16 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        _main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        if code:
+            _common.record_exit(code)  # a rank under `zhcls train --nproc` (docs/scale.md)
+        raise
+
+
+def _main(argv: list[str] | None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     # Global flags are accepted anywhere on the line, so `zhcls train c.toml --debug` works too.
     _common.STATE.debug = "--debug" in args

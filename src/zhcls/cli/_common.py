@@ -166,3 +166,34 @@ class EarlyStop:
             return f"stopped early at epoch {self.last['epoch']}, best epoch {self.best['epoch']} (step {self.step} of {self.total})"
         best = f", best step {self.best['step']}" if self.best is not None else ""
         return f"stopped early at step {self.step} of {self.total}{best}"
+
+
+EXIT_DIR_ENV = "ZHCLS_EXIT_DIR"  # `zhcls train --nproc` reads each rank's exit status from here
+
+
+def record_exit(code: int) -> None:
+    """Leave this rank's exit status where `zhcls train --nproc` looks: torchrun itself exits 1 whatever
+    its workers' status was, and a config or data error should still exit 2."""
+    import os
+    from pathlib import Path
+
+    folder = os.environ.get(EXIT_DIR_ENV)
+    if folder:
+        try:
+            Path(folder, f"rank-{int(os.environ.get('RANK', 0))}").write_text(str(code), encoding="utf-8")
+        except (OSError, ValueError):
+            pass
+
+
+def recorded_exit(folder) -> int | None:
+    """The first non-zero exit status a rank recorded (lowest rank first), if any."""
+    from pathlib import Path
+
+    codes = []
+    for file in sorted(Path(folder).glob("rank-*"), key=lambda f: f.name.split("-")[-1].zfill(8)):
+        try:
+            codes.append(int(file.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    failed = [c for c in codes if c]
+    return failed[0] if failed else None

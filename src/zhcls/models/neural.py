@@ -45,6 +45,7 @@ class TorchClassifier(Classifier):
     min_len = 1  # every batch is padded to at least this many positions
     default_lr = 1e-3
     learns_from_soft_targets = True
+    trains_distributed = True
 
     def build_net(self, num_ids: int, n_classes: int):  # -> torch.nn.Module
         raise NotImplementedError
@@ -100,14 +101,17 @@ class TorchClassifier(Classifier):
         if eval_set is not None and len(eval_set[0]):
             dev_y = np.asarray([labels_.index(l) if l in labels_ else -1 for l in eval_set[1]], dtype=np.int64)
             dev = (featurizer.encode_batch(eval_set[0]), dev_y)
+        # Not the device, so a run resumes on another one; nor precision "fp32", so checkpoints written
+        # before there was a precision setting still resume.
+        run_training = self.training.model_dump(exclude={"device"} | ({"precision"} if self.training.precision == "fp32" else set()))
         fingerprint = fingerprint_of(
-            self.name, self.params.model_dump(), self.training.model_dump(), list(texts), list(labels), *([targets.digest()] if targets else [])
+            self.name, self.params.model_dump(), run_training, list(texts), list(labels), *([targets.digest()] if targets else [])
         )
         result = Trainer(self.training, work_dir, progress).fit(
             net, seqs, y, n_classes=len(labels_), dev=dev, min_len=self.min_len, fingerprint=fingerprint,
             lr=self.training.lr or self.default_lr, soft=targets, **self.trainer_options(),
         )
-        net.load_state_dict(result.best_state)
+        net.load_state_dict(result.best_state)  # CPU tensors into the weights on the training device
         net.eval()
         self.labels_, self.featurizer_, self.net_ = labels_, featurizer, net
         self.fit_result_ = result
@@ -117,7 +121,18 @@ class TorchClassifier(Classifier):
         from .trainer import predict_logits
 
         check_fitted(self, "net_")
-        return predict_logits(self.net_, self.featurizer_.encode_batch(texts), min_len=self.min_len)
+        return predict_logits(self.net_, self.featurizer_.encode_batch(texts), min_len=self.min_len, precision=self.training.precision)
+
+    def to(self, device: "str | Any") -> "TorchClassifier":
+        """Predict on `device` from now on ("cpu", "cuda", "cuda:1", "auto" or a torch.device). A model
+        stays on the device it trained on; one loaded from disk is on the CPU."""
+        import torch
+
+        from ..scale.device import resolve_device
+
+        check_fitted(self, "net_")
+        self.net_.to(device if isinstance(device, torch.device) else resolve_device(device, what="device"))
+        return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return softmax(self.predict_logits(texts))
@@ -129,6 +144,7 @@ class TorchClassifier(Classifier):
         return {
             "best_step": result.best_step, "steps": result.steps, "resumed_from": result.resumed_from,
             "stopped": result.stopped, "epochs": result.epochs,
+            "device": result.device, "precision": result.precision, "world_size": result.world_size,
         }
 
     def fit_history(self) -> list[dict[str, Any]]:
@@ -145,6 +161,7 @@ class TorchClassifier(Classifier):
         from .graphs import OPSET, write_onnx
 
         check_fitted(self, "net_")
+        self.to("cpu")  # the graph is traced and the tables are read on the CPU, where bundles run
         graph = write_onnx(self, out / "model.onnx")
         write_json(out / TOKENIZER_FILE, self.featurizer_.to_json())
         return {
@@ -176,7 +193,8 @@ class TorchClassifier(Classifier):
 
         check_fitted(self, "net_")
         write_json(path / TOKENIZER_FILE, self.featurizer_.to_json())
-        save_file({k: v.contiguous() for k, v in self.net_.state_dict().items()}, str(path / WEIGHTS_FILE))
+        # CPU tensors, so a model trained on a GPU loads on a machine without one
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}, str(path / WEIGHTS_FILE))
 
     def _load_files(self, path: Path) -> None:
         from safetensors.torch import load_file

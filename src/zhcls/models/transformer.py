@@ -141,7 +141,9 @@ class Transformer(TorchClassifier):
         return path
 
     def trainer_options(self) -> dict[str, Any]:
-        return {"warmup_ratio": self.params.warmup_ratio, "schedule": "linear", "grad_accum": self.params.grad_accum}
+        # find_unused_parameters: a checkpoint may carry weights classification never uses (a pooler, task
+        # embeddings), which DistributedDataParallel would otherwise wait for
+        return {"warmup_ratio": self.params.warmup_ratio, "schedule": "linear", "grad_accum": self.params.grad_accum, "find_unused_parameters": True}
 
     def _featurizer_for(self, texts: Sequence[str]) -> HFEncoder:  # type: ignore[override]
         encoder = self.__dict__.pop("_encoder", None)  # the one fit() loaded to count truncation
@@ -192,6 +194,7 @@ class Transformer(TorchClassifier):
                 f"{self.params.path}: the checkpoint has no fast tokenizer (tokenizer.json), which serving needs",
                 hint="load it once with transformers' AutoTokenizer(use_fast=True) and save_pretrained it into the checkpoint",
             )
+        self.to("cpu")  # traced on the CPU, where bundles run
         export_torch(self.net_, out / "model.onnx")
         onnx.checker.check_model(onnx.load(str(out / "model.onnx")))
         tokenizer.backend_tokenizer.save(str(out / "hf_tokenizer.json"))

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import inspect
 import os
-import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -22,34 +19,10 @@ import torch
 import torch.distributed as dist
 
 from .device import resolve_device
+from .world import World, from_env
 
 TIMEOUT_ENV = "ZHCLS_DIST_TIMEOUT_S"  # how long a rank waits for the others (rank 0 evaluates, labels a teacher...)
 DEFAULT_TIMEOUT_S = 2 * 3600
-EXIT_DIR_ENV = "ZHCLS_EXIT_DIR"  # `zhcls train --nproc` reads each rank's exit status from here
-
-
-@dataclass(frozen=True)
-class World:
-    rank: int = 0
-    size: int = 1
-    local_rank: int = 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.size > 1
-
-    @property
-    def main(self) -> bool:
-        """Rank 0: the one process that writes files and logs."""
-        return self.rank == 0
-
-
-def from_env() -> World:
-    """The world torchrun describes in the environment; one process when it is not there."""
-    try:
-        return World(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
-    except ValueError:
-        return World()
 
 
 def current() -> World:
@@ -139,7 +112,9 @@ def average_sparse_grads(params: Sequence[torch.nn.Parameter], world: World) -> 
     for p in params:
         g = p.grad
         if g is None:
-            g = torch.sparse_coo_tensor(torch.zeros((1, 0), dtype=torch.long, device=p.device), p.new_zeros((0, *p.shape[1:])), p.shape)
+            g = torch.sparse_coo_tensor(
+                torch.zeros((1, 0), dtype=torch.long, device=p.device), p.new_zeros((0, *p.shape[1:])), p.shape, check_invariants=False
+            )
         g = g.coalesce()
         idx, val = g.indices(), g.values()
         n = torch.tensor([idx.shape[1]], device=p.device)
@@ -157,47 +132,4 @@ def average_sparse_grads(params: Sequence[torch.nn.Parameter], world: World) -> 
         rows = [int(s) for s in sizes]
         indices = torch.cat([i[:, :k] for i, k in zip(all_idx, rows)], dim=1)
         values = torch.cat([v[:k] for v, k in zip(all_val, rows)], dim=0) / world.size
-        p.grad = torch.sparse_coo_tensor(indices, values, p.shape)
-
-
-def check_distributable(model: Any, world_size: int) -> None:
-    """A ConfigError (exit 2) for a model that has no distributed training (it is not trained by gradient
-    descent, or it only combines runs trained already)."""
-    from ..errors import ConfigError
-
-    if world_size > 1 and not getattr(model, "trains_distributed", False):
-        name = getattr(model, "name", type(model).__name__)
-        raise ConfigError(
-            f"{name} cannot train on several processes ({world_size} were started): only the torch models "
-            "(textcnn.v1, bigru.v1, fasttext.v1, transformer.v1) train with DistributedDataParallel",
-            hint=f"train {name} in one process: drop --nproc (or torchrun); it uses one CPU core per run",
-        )
-
-
-def torchrun_command(nproc: int, zhcls_args: Sequence[str]) -> list[str]:
-    """`python -m torch.distributed.run --standalone --nproc-per-node N -m zhcls ARGS`: torchrun on this
-    machine (a free port is picked for the rendezvous, so several runs can share a machine)."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "zhcls", *zhcls_args]
-
-
-def record_exit(code: int) -> None:
-    """Leave this rank's exit status where `zhcls train --nproc` looks (torchrun itself only says 1)."""
-    folder = os.environ.get(EXIT_DIR_ENV)
-    if not folder:
-        return
-    try:
-        Path(folder, f"rank-{from_env().rank}").write_text(str(code), encoding="utf-8")
-    except OSError:
-        pass
-
-
-def recorded_exit(folder: Path) -> int | None:
-    """The exit status a rank recorded (rank 0's first), if any."""
-    codes = []
-    for file in sorted(folder.glob("rank-*"), key=lambda f: int(f.name.split("-")[1])):
-        try:
-            codes.append(int(file.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue
-    failed = [c for c in codes if c]
-    return failed[0] if failed else None
+        p.grad = torch.sparse_coo_tensor(indices, values, p.shape, check_invariants=False)  # built from valid parts
