@@ -279,7 +279,7 @@ def test_clean_round_trip_keeps_untouched_records_byte_identical(tmp_path, name,
         assert [e.text for e in after] == [e.text for e in examples if e is not ex]
         assert result.dropped == 1
     # every other record is byte-identical: remove the changed record from both and compare
-    from zhcls.quality.clean import _records
+    from zhcls.data.records import record_spans as _records
 
     fmt = options.format
     lines_in, spans_in = _records(data.read_bytes().decode("utf-8-sig"), fmt)

@@ -118,3 +118,17 @@ def test_unicode_line_separators_inside_records(tmp_path):
     assert examples[1].line == 2 and examples[1].source.endswith(":2")
     tsv = read_examples(_write(tmp_path / "d.tsv", "一\u2028二\tx\n三\ty\n"))
     assert [(e.text, e.label) for e in tsv] == [("一\u2028二", "x"), ("三", "y")]
+
+
+def test_record_spans_number_records_as_the_reader_does(tmp_path):
+    from zhcls.data.records import RecordFile, dump_json_like, format_csv_row, parse_csv_record, split_ending
+
+    path = tmp_path / "a.csv"
+    path.write_bytes('\ufefftext,label\r\n"two\nlines",pos\r\nshort,neg'.encode("utf-8"))
+    data = RecordFile.read(path, "csv")
+    assert data.bom == "\ufeff" and data.line_ending() == "\r\n"
+    assert [e.line for e in read_examples(path)] == sorted(data.spans) == [2, 4]
+    assert data.record(2) == '"two\nlines",pos\r\n' and parse_csv_record(data.record(4)) == ["short", "neg"]
+    assert format_csv_row(["a,b", "c"], "") == '"a,b",c' and split_ending("x\r\n") == ("x", "\r\n")
+    assert dump_json_like({"t": "好"}, '{"t": "x"}') == '{"t": "好"}'
+    assert dump_json_like({"t": "好"}, '{"t":"\\u4e00"}') == '{"t":"\\u597d"}'

@@ -12,8 +12,6 @@ augmented rows. Output and sidecar are written atomically.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -23,8 +21,8 @@ from typing import Any
 from ..artifact import write_bytes
 from ..data.example import Example
 from ..data.readers import TEXT_FIELDS, ReadOptions, _pick, detect_format, read_examples, read_text
+from ..data.records import RecordFile, dump_json_like, format_csv_row, parse_csv_record, split_ending
 from ..errors import ConfigError, DataError
-from ..quality.clean import _records, _split_ending
 from .guard import guard as run_guard
 from .pipeline import Augmenter
 
@@ -86,11 +84,11 @@ def augment_file(
     for ex in augmented:
         by_source.setdefault(ex.meta["aug_index"], []).append(ex)
 
-    lines, spans = _records(text, fmt)
-    ending = next((_split_ending(line)[1] for line in lines if _split_ending(line)[1]), "\n")
+    data = RecordFile.read(path, fmt, text)
+    lines, spans, ending = data.lines, data.spans, data.line_ending()
     first_line = {e.line: i for i, e in enumerate(examples)}
     writer = _Writer(fmt, lines, ending, options, examples)
-    out: list[str] = ["\ufeff" if path.read_bytes().startswith(b"\xef\xbb\xbf") else ""]
+    out: list[str] = [data.bom]
     sidecar: list[dict[str, Any]] = []
     out_line = 1
     i = 0
@@ -137,7 +135,7 @@ class _Writer:
     def __init__(self, fmt: str, lines: list[str], ending: str, options: ReadOptions, examples: list[Example]) -> None:
         self.fmt, self.lines, self.ending, self.options = fmt, lines, ending, options
         if fmt == "csv":
-            self.header_row = next(csv.reader(io.StringIO("".join(lines), newline="")))
+            self.header_row = parse_csv_record("".join(lines))
             names = [h.strip() for h in self.header_row]
             field = _pick(names, options.text_field, TEXT_FIELDS)
             if field is None:
@@ -147,24 +145,24 @@ class _Writer:
             self.has_provenance = all(p in names for p in PROVENANCE)
             self.prov_cols = [names.index(p) for p in PROVENANCE] if self.has_provenance else []
         elif fmt == "jsonl":
-            first = json.loads(_split_ending(lines[examples[0].line - 1])[0])
+            first = json.loads(split_ending(lines[examples[0].line - 1])[0])
             self.text_field = _pick(first, options.text_field, TEXT_FIELDS)
 
     def header(self) -> str:
         raw = self.lines[0]
         if self.has_provenance:
             return raw
-        body, end = _split_ending(raw)
+        body, end = split_ending(raw)
         return body + "," + ",".join(PROVENANCE) + (end or self.ending)
 
     def original(self, record: str) -> str:
         if self.fmt != "csv" or self.has_provenance:
             return record
-        body, end = _split_ending(record)
+        body, end = split_ending(record)
         return body + ",," + end
 
     def augmented(self, record: str, source: Example, ex: Example, lineno: int) -> str:
-        body, end = _split_ending(record)
+        body, end = split_ending(record)
         end = end or self.ending
         strategy = ex.meta["aug_strategy"]
         if self.fmt == "jsonl":
@@ -172,22 +170,18 @@ class _Writer:
             obj[self.text_field] = ex.text
             obj["aug_source"] = obj["id"] if "id" in obj and not isinstance(obj["id"], (dict, list)) else lineno
             obj["aug_strategy"] = strategy
-            spaced = '": ' in body or '", ' in body
-            ascii_escaped = body.isascii() and "\\u" in body
-            return json.dumps(obj, ensure_ascii=ascii_escaped, separators=(", ", ": ") if spaced else (",", ":")) + end
+            return dump_json_like(obj, body) + end
         if self.fmt == "tsv":
             head, sep, label = body.rpartition("\t")
             if head == source.text:
                 return ex.text + sep + label + end
             label, sep, tail = body.partition("\t")
             return label + sep + ex.text + end
-        row = next(csv.reader(io.StringIO(record, newline="")))
+        row = parse_csv_record(record)
         row[self.text_col] = ex.text
         src_id = row[self.id_col] if self.id_col is not None else str(lineno)
         if self.has_provenance:
             row[self.prov_cols[0]], row[self.prov_cols[1]] = src_id, strategy
         else:
             row += [src_id, strategy]
-        buf = io.StringIO(newline="")
-        csv.writer(buf, lineterminator=end).writerow(row)
-        return buf.getvalue()
+        return format_csv_row(row, end)

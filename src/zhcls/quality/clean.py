@@ -1,8 +1,8 @@
 """Apply label-issue decisions to a data file: relabel or drop records, leave every other byte alone.
 
 The file is cut into the same records the reader sees (a line for JSON lines and TSV, a CSV record that
-may span lines), and only the records that change are re-serialized; the rest, the header, blank lines,
-line endings and a byte-order mark are copied as they are.
+may span lines; data/records.py, which `zhcls augment` shares), and only the records that change are
+re-serialized; the rest, the header, blank lines, line endings and a byte-order mark are copied as they are.
 
     changes = plan_changes(examples, read_issues("issues.jsonl"), mode="relabel", threshold=0.2)
     result = apply_changes("train.csv", changes, "train.clean.csv", ReadOptions("csv", "review", "cat"))
@@ -15,11 +15,12 @@ import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from ..artifact import write_bytes
 from ..data.example import Example
 from ..data.readers import ReadOptions, detect_format, read_text
+from ..data.records import RecordFile, dump_json_like, format_csv_row, parse_csv_record, split_ending
 from ..errors import ConfigError, DataError
 from ..text.normalize import normalize
 
@@ -108,64 +109,9 @@ def plan_changes(
     return [changes[k] for k in sorted(changes)], skipped
 
 
-# -- record spans -----------------------------------------------------------------------------------
-def _records(text: str, fmt: str) -> tuple[list[str], dict[int, tuple[int, int]]]:
-    """The file's physical lines (endings kept) and, per record, first line -> (start, end) line indices,
-    numbered exactly as the reader numbers them."""
-    if fmt == "csv":
-        lines = list(io.StringIO(text, newline=""))
-        spans: dict[int, tuple[int, int]] = {}
-        counter = _Counting(lines)
-        reader = csv.reader(counter)
-        try:
-            next(reader)  # the header
-            while True:
-                start = counter.consumed
-                try:
-                    next(reader)
-                except StopIteration:
-                    break
-                spans[start + 1] = (start, counter.consumed)
-        except csv.Error as exc:
-            raise DataError(f"unreadable CSV near line {counter.consumed} ({exc})") from None
-        return lines, spans
-    lines = _physical_lines(text)
-    return lines, {i + 1: (i, i + 1) for i in range(len(lines))}
-
-
-class _Counting:
-    def __init__(self, lines: list[str]) -> None:
-        self.lines, self.consumed = lines, 0
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        if self.consumed >= len(self.lines):
-            raise StopIteration
-        self.consumed += 1
-        return self.lines[self.consumed - 1]
-
-
-def _physical_lines(text: str) -> list[str]:
-    """Lines ended by \n only, endings kept: the reader's split (readers.lines), byte for byte."""
-    parts = text.split("\n")
-    out = [p + "\n" for p in parts[:-1]]
-    if parts[-1]:
-        out.append(parts[-1])
-    return out
-
-
-def _split_ending(raw: str) -> tuple[str, str]:
-    for end in ("\r\n", "\n"):
-        if raw.endswith(end):
-            return raw[: -len(end)], end
-    return raw, ""
-
-
 # -- rewriting one record ---------------------------------------------------------------------------
 def _relabel_jsonl(raw: str, field: str, new: str, where: str) -> str:
-    body, end = _split_ending(raw)
+    body, end = split_ending(raw)
     record = json.loads(body)
     if field not in record:
         raise DataError(f"{where}: field {field!r} not found", hint="pass --label-field")
@@ -174,14 +120,11 @@ def _relabel_jsonl(raw: str, field: str, new: str, where: str) -> str:
     if isinstance(old, int) and not isinstance(old, bool) and new.lstrip("-").isdigit():
         value = int(new)
     record[field] = value
-    spaced = '": ' in body or '", ' in body
-    separators = (", ", ": ") if spaced else (",", ":")
-    ascii_escaped = body.isascii() and "\\u" in body
-    return json.dumps(record, ensure_ascii=ascii_escaped, separators=separators) + end
+    return dump_json_like(record, body) + end
 
 
 def _relabel_tsv(raw: str, order: str, new: str) -> str:
-    body, end = _split_ending(raw)
+    body, end = split_ending(raw)
     if order == "label_text":
         label, sep, rest = body.partition("\t")
         return _swap_core(label, new) + sep + rest + end
@@ -200,20 +143,17 @@ def _swap_core(cell: str, new: str) -> str:
 
 
 def _relabel_csv(raw: str, column: int, new: str) -> str:
-    body, end = _split_ending(raw)
-    row = next(csv.reader(io.StringIO(raw, newline="")))
+    _, end = split_ending(raw)
+    row = parse_csv_record(raw)
     row[column] = new
-    buf = io.StringIO(newline="")
-    csv.writer(buf, lineterminator=end or "\n").writerow(row)
-    out = buf.getvalue()
-    return out if end else out[:-1]
+    return format_csv_row(row, end)
 
 
 def _tsv_order(examples: Sequence[Example], lines: list[str], options: ReadOptions) -> str:
     if options.tsv_order != "auto":
         return options.tsv_order
     for ex in examples[:200]:
-        body, _ = _split_ending(lines[ex.line - 1])
+        body, _ = split_ending(lines[ex.line - 1])
         first, _, rest = body.partition("\t")
         if first.strip() != body.rpartition("\t")[2].strip():
             return "label_text" if first.strip() == ex.label and rest == ex.text else "text_label"
@@ -229,7 +169,7 @@ def _csv_label_column(text: str, examples: Sequence[Example], lines: list[str], 
         ok = True
         for ex in examples[:200]:
             start, end = spans[ex.line]
-            row = next(csv.reader(io.StringIO("".join(lines[start:end]), newline="")))
+            row = parse_csv_record("".join(lines[start:end]))
             if col >= len(row) or row[col].strip() != ex.label:
                 ok = False
                 break
@@ -269,13 +209,12 @@ def apply_changes(
         raise ConfigError(f"{output}: is a directory; the output is a file", hint=f"name a file, e.g. {output / path.name}")
     if output.resolve() == path.resolve():
         raise ConfigError(f"{output}: the output would overwrite the input", hint="write the cleaned data to a new file; the change log refers to the original")
-    raw = path.read_bytes()
     text = read_text(path)
-    bom = "\ufeff" if raw.startswith(b"\xef\xbb\xbf") else ""
     fmt = detect_format(path, text) if options.format in ("auto", "paddle") else options.format
     if fmt not in ("jsonl", "tsv", "csv"):
         raise DataError(f"{path}: format {fmt!r} has no labels to clean", hint="labels clean reads JSON lines, TSV and CSV files")
-    lines, spans = _records(text, fmt)
+    data = RecordFile.read(path, fmt, text)
+    lines, spans, bom = data.lines, data.spans, data.bom
     by_line = {c.line: c for c in changes}
     edit: dict[int, str] = {}
     if changes:
