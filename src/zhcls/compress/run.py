@@ -95,13 +95,19 @@ def prune_for(model: Classifier, width: float, max_vocab: int | None, train: Seq
     return model.prune(width, max_vocab, texts=texts, labels=labels, vocab_by=vocab_by)  # type: ignore[attr-defined]
 
 
-def recovery_config(cfg: RunConfig, parent: Path, pruned: Classifier, epochs: int, unlabeled: Sequence[str | Path] = (), cache_dir: str | Path | None = None) -> RunConfig:
+def recovery_config(
+    cfg: RunConfig, parent: Path, pruned: Classifier, epochs: int, unlabeled: Sequence[str | Path] = (), cache_dir: str | Path | None = None,
+    max_unlabeled: int | None = None,
+) -> RunConfig:
     """The parent's config with the pruned [model] and a [distill] section whose teacher is the parent: its
-    labeled, augmented and unlabeled transfer text, temperature and alpha carry over, its teacher does not."""
+    labeled, augmented and unlabeled transfer text, temperature and alpha carry over, its teacher does not.
+    `unlabeled` files join the transfer set, `max_unlabeled` caps it (a seeded sample)."""
     raw = resolved_dict(cfg)
     distill = {k: v for k, v in (raw.get("distill") or {}).items() if k not in ("teacher", "soft_targets", "teacher_weights")}
     distill["teacher"] = [str(parent.resolve())]
     distill["unlabeled"] = list(distill.get("unlabeled", [])) + [str(u) for u in unlabeled]
+    if max_unlabeled is not None:
+        distill["max_unlabeled"] = max_unlabeled
     if cache_dir is not None and not distill.get("cache_dir"):
         distill["cache_dir"] = str(cache_dir)
     model = {"name": pruned.name, **pruned.params.model_dump(mode="json", exclude_none=True)}
@@ -118,6 +124,7 @@ def compress(
     vocab_by: Literal["frequency", "norm"] = "frequency",
     recover_epochs: int = 10,
     unlabeled: Sequence[str | Path] = (),
+    max_unlabeled: int | None = None,
     quantize: Literal["none", "int8"] = "none",
     export: bool = True,
     force: bool = False,
@@ -131,16 +138,16 @@ def compress(
     splits = load_splits(cfg)
     pruned = prune_for(model, width, max_vocab, splits["train"], vocab_by)
     return finish(parent, cfg, splits, model, pruned, out, width=width, max_vocab=max_vocab, vocab_by=vocab_by,
-                  recover_epochs=recover_epochs, unlabeled=unlabeled, quantize=quantize, export=export, progress=progress)
+                  recover_epochs=recover_epochs, unlabeled=unlabeled, max_unlabeled=max_unlabeled, quantize=quantize, export=export, progress=progress)
 
 
 def finish(
     parent: Path, cfg: RunConfig, splits: dict[str, list[Example]], model: Classifier, pruned: Classifier, out: Path, *,
-    width: float, max_vocab: int | None, vocab_by: str, recover_epochs: int, unlabeled: Sequence[str | Path] = (),
+    width: float, max_vocab: int | None, vocab_by: str, recover_epochs: int, unlabeled: Sequence[str | Path] = (), max_unlabeled: int | None = None,
     quantize: str = "none", export: bool = True, progress: ProgressHook | None = None, cache_dir: str | Path | None = None,
 ) -> CompressResult:
     """Recover `pruned` and write the run (compress() and the budget search share this)."""
-    rcfg = recovery_config(cfg, parent, pruned, recover_epochs, unlabeled, cache_dir if cache_dir is not None else out / WORK / "soft-targets")
+    rcfg = recovery_config(cfg, parent, pruned, recover_epochs, unlabeled, cache_dir if cache_dir is not None else out / WORK / "soft-targets", max_unlabeled)
     pruned.training = rcfg.training
     config_text = dump_config(rcfg)
     previous = out / "config.toml"

@@ -76,6 +76,7 @@ def search(
     recover_epochs: int = 10,
     vocab_by: str = "frequency",
     unlabeled: Sequence[str | Path] = (),
+    max_unlabeled: int | None = None,
     metric: str = "accuracy",
     force: bool = False,
     stage: Stage | None = None,
@@ -131,7 +132,7 @@ def search(
                 with stage(f"prune {name}"):
                     pruned = prune_for(model, w, max_vocab, splits["train"], vocab_by)
                     pruned.meta = {"metrics": {}, "data": {}}
-                    pruned.save(pruned_dir, config_toml=dump_config(recovery_config(cfg, parent, pruned, recover_epochs, unlabeled)))
+                    pruned.save(pruned_dir, config_toml=dump_config(recovery_config(cfg, parent, pruned, recover_epochs, unlabeled, max_unlabeled=max_unlabeled)))
             first = [measured(f"{name}.pruned", pruned_dir, p, recovered=False, **extra) for p in precisions]
             if not any(within(r, budget_ms, budget_mb) for r in first):
                 rows += [{**r, "name": name, "note": "over budget as pruned; not recovered"} for r in first]
@@ -140,7 +141,7 @@ def search(
                 pruned = prune_for(model, w, max_vocab, splits["train"], vocab_by)
             with stage(f"recover {name}") as hook:
                 finish(parent, cfg, splits, model, pruned, cand, width=w, max_vocab=max_vocab, vocab_by=vocab_by, recover_epochs=recover_epochs,
-                       unlabeled=unlabeled, export=False, progress=hook, cache_dir=work / "soft-targets")
+                       unlabeled=unlabeled, max_unlabeled=max_unlabeled, export=False, progress=hook, cache_dir=work / "soft-targets")
             rows += [measured(name, cand, p, recovered=True, **extra) for p in precisions]
 
     for r in rows:
