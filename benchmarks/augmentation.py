@@ -22,33 +22,20 @@ atomically after each; a rerun skips cells already present (--force redoes them)
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import hashlib
 import json
 import math
-import os
-import platform
 import random
-import shlex
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-from _env import cpu_model, git
+import _harness as h
+from _harness import RESULTS, now
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 VARIANTS = ("none", "default", "guard")
-_OS = "online_shopping_10_cats"
-FEW = {  # FewCLUE train_0 / dev_0 / test_public
-    "tnews/0": ("fewclue/tnews/train_0.json", "fewclue/tnews/dev_0.json", "fewclue/tnews/test_public.json", "sentence", "label_desc"),
-    "eprstmt/0": ("fewclue/eprstmt/train_0.json", "fewclue/eprstmt/dev_0.json", "fewclue/eprstmt/test_public.json", "sentence", "label"),
-    "iflytek/0": ("fewclue/iflytek/train_0.json", "fewclue/iflytek/dev_0.json", "fewclue/iflytek/test_public.json", "sentence", "label_des"),
-    "csldcp/0": ("fewclue/csldcp/train_0.json", "fewclue/csldcp/dev_0.json", "fewclue/csldcp/test_public.json", "content", "label"),
-}
+FEW = {f"{name}/0": h.fewclue(name, "0") for name in ("tnews", "eprstmt", "iflytek", "csldcp")}  # train_0 / dev_0 / test_public
 SHOP_SIZES = {"online_shopping_cat/500": 500, "online_shopping_cat/2000": 2000, "online_shopping_cat/all": None}
 TASKS = list(FEW) + list(SHOP_SIZES)
 # The order cells run in when the budget is short: the smallest, most informative first.
@@ -57,7 +44,7 @@ PRIORITY = ["eprstmt/0", "tnews/0", "online_shopping_cat/500", "online_shopping_
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default=os.environ.get("ZHCLS_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    ap.add_argument("--data-dir", default=str(h.default_data_dir()))
     ap.add_argument("--out", default=str(RESULTS / "augmentation.json"))
     ap.add_argument("--work", default="/tmp/zhcls-bench/augmentation")
     ap.add_argument("--tasks", default=",".join(PRIORITY))
@@ -78,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     out = Path(args.out)
-    results = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {"invocations": [], "cells": {}, "throughput": {}, "errors": {}}
+    results = h.load_results(out, {"invocations": [], "cells": {}, "throughput": {}, "errors": {}})  # resume: done cells are skipped
     if args.report:
         write_markdown(results, out.with_suffix(".md"))
         return 0
@@ -124,25 +111,12 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- data ---------------------------------------------------------------------------------------------
 def task_files(task: str) -> tuple[list[str], str, str]:
-    if task in FEW:
-        tr, dv, te, tf, lf = FEW[task]
-        return [tr, dv, te], tf, lf
-    return [f"{_OS}/train.csv", f"{_OS}/dev.csv", f"{_OS}/test.csv"], "review", "cat"
+    t = FEW.get(task) or h.online_shopping("cat")
+    return [t.train, t.dev, t.test], t.text_field, t.label_field
 
 
 def verify_data(data_dir: Path) -> dict[str, str]:
-    sums = {}
-    for line in (data_dir / "SHA256SUMS").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            sums[name.lstrip("*").removeprefix("./")] = digest
-    checked = {}
-    for rel in sorted({f for t in TASKS for f in task_files(t)[0]}):
-        digest = hashlib.sha256((data_dir / rel).read_bytes()).hexdigest()
-        if sums.get(rel) != digest:
-            sys.exit(f"error: {rel}: sha256 {digest} does not match SHA256SUMS ({sums.get(rel)})")
-        checked[rel] = digest
-    return checked
+    return h.verify_data(data_dir, [f for t in TASKS for f in task_files(t)[0]])
 
 
 def load_task(task: str, data_dir: Path):
@@ -265,30 +239,14 @@ def throughput(data_dir: Path, work: Path, n_texts: int) -> dict[str, Any]:
 
 
 # -- bookkeeping --------------------------------------------------------------------------------------
-def now() -> str:
-    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
 def invocation(argv: list[str]) -> dict[str, Any]:
-    import torch
-
-    import zhcls
-
-    cpu = cpu_model()
-    commit = git("rev-parse", "HEAD")
-    return {
-        "started": now(), "command": "nice -n 19 .venv/bin/python benchmarks/augmentation.py " + " ".join(shlex.quote(a) for a in argv),
-        "machine": {"cpu_model": cpu, "os_cpu_count": os.cpu_count(), "platform": platform.platform(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
-        "versions": {"zhcls": zhcls.__version__, "torch": torch.__version__, "python": platform.python_version()}, "git_commit": commit,
-    }
+    env = h.environment("benchmarks/augmentation.py", argv, "torch", prefix="nice -n 19 .venv/bin/python")
+    env["git_commit"] = env["git"]["commit"]  # where the Markdown has always read it
+    return env
 
 
 def save(results: dict[str, Any], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(results, f, ensure_ascii=False, indent=1)
-    os.replace(tmp, out)
+    h.atomic_write(out, json.dumps(results, ensure_ascii=False, indent=1) + "\n")
     write_markdown(results, out.with_suffix(".md"))
 
 
@@ -383,7 +341,7 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
         ]
         for name, r in tp["strategies"].items():
             lines.append(f"| {name} | {r['rows_per_s']:.0f} | {r['rows']} | {r['seconds']:.2f} | {r['fit_seconds']:.2f} |")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    h.atomic_write(path, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -23,17 +23,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import foundation as fd
-from _env import cpu_model, git_state
+import _harness as h
+import foundation as fd  # the tuned baselines, the same code as the foundation benchmark's
+from _harness import RESULTS, Task
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 log = logging.getLogger("build_bench")
 UNLABELED = {"tnews": "fewclue/tnews/unlabeled.json", "eprstmt": "fewclue/eprstmt/unlabeled.json"}
 SVM_C_GRID = (0.1, 0.3, 1.0, 3.0)
 
 
-def run_svm(task: fd.Task, data_dir: Path) -> dict[str, Any]:
+def run_svm(task: Task, data_dir: Path) -> dict[str, Any]:
     """TfidfVectorizer(char 1-3, sublinear_tf) + LinearSVC, C chosen on dev accuracy."""
     import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -41,7 +40,7 @@ def run_svm(task: fd.Task, data_dir: Path) -> dict[str, Any]:
 
     from zhcls.eval.metrics import classification_metrics
 
-    train_ex, dev_ex, test_ex = fd.read_task(task, data_dir)
+    train_ex, dev_ex, test_ex = task.read(data_dir)
     labels = sorted({e.label for e in train_ex})
     started = time.perf_counter()
     vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, max_features=fd.LR_MAX_FEATURES, dtype=np.float32)
@@ -62,7 +61,7 @@ def run_svm(task: fd.Task, data_dir: Path) -> dict[str, Any]:
     }
 
 
-def run_build(task: fd.Task, data_dir: Path, out: Path, budget_ms: float | None) -> dict[str, Any]:
+def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None) -> dict[str, Any]:
     from zhcls.config import config_from_dict
     from zhcls.training.build import build
 
@@ -122,11 +121,10 @@ def render(results: dict[str, Any]) -> str:
         b = cell.get("build")
         if not b or "candidates" not in b:
             continue
+        rows = [(r["name"], f"{100 * r['dev']:.2f}", h.pct(r.get("test_accuracy")), r["p50_ms"], r["p99_ms"], r["size_mb"])
+                for r in sorted(b["candidates"], key=lambda r: -r["dev"])]
         lines += ["", f"## {name}: every build candidate", "", f"Chosen: `{b['chosen']}` — {b['reason']}. Build took {b['seconds']} s.", "",
-                  "| candidate | dev acc | test acc | p50 ms | p99 ms | size MB |", "|---|---:|---:|---:|---:|---:|"]
-        for r in sorted(b["candidates"], key=lambda r: -r["dev"]):
-            t = f"{100 * r['test_accuracy']:.2f}" if r.get("test_accuracy") is not None else "—"
-            lines.append(f"| {r['name']} | {100 * r['dev']:.2f} | {t} | {r['p50_ms']} | {r['p99_ms']} | {r['size_mb']} |")
+                  *h.md_table(("candidate", "dev acc", "test acc", "p50 ms", "p99 ms", "size MB"), rows)]
     errors = [(n, k, c[k]["error"]) for n, c in results["tasks"].items() for k in c if isinstance(c[k], dict) and "error" in c[k]]
     if errors:
         lines += ["", "## Errors", ""] + [f"- {n} {k}: {e.splitlines()[-1] if e else e}" for n, k, e in errors]
@@ -135,15 +133,14 @@ def render(results: dict[str, Any]) -> str:
 
 def save(results: dict[str, Any]) -> None:
     results["updated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    fd.atomic_write(RESULTS / "build.json", json.dumps(results, ensure_ascii=False, indent=1))
-    fd.atomic_write(RESULTS / "build.md", render(results))
+    h.atomic_write(RESULTS / "build.json", json.dumps(results, ensure_ascii=False, indent=1))
+    h.atomic_write(RESULTS / "build.md", render(results))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", default=None, help="comma-separated task names (default: all)")
-    p.add_argument("--data-dir", type=Path, default=Path(fd.os.environ.get("ZHCLS_DATA_DIR", REPO.parent / "shared" / "data")))
+    p.add_argument("--data-dir", type=Path, default=h.default_data_dir())
     p.add_argument("--work-dir", type=Path, default=Path("/tmp/zhcls-build-bench"))
     p.add_argument("--budget-ms", type=float, default=None)
     p.add_argument("--fasttext-duration-few", type=int, default=120)
@@ -154,15 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    tasks = [t for t in fd.TASKS if args.tasks is None or t.name in args.tasks.split(",")]
-    fd.verify_data(args.data_dir, tasks)
-    path = RESULTS / "build.json"
-    results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    results.setdefault("environment", {"command": " ".join([".venv/bin/python", "benchmarks/build_bench.py", *sys.argv[1:]]), "cpu": cpu_model(),
-                                       "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "git": git_state()})
+    tasks = [t for t in h.TASKS if args.tasks is None or t.name in args.tasks.split(",")]
+    h.verify_data(args.data_dir, [p for t in tasks for p in (t.train, t.dev, t.test, UNLABELED.get(t.name.split("/")[0])) if p])
+    results = h.load_results(RESULTS / "build.json")  # resume: finished cells are skipped below
+    command = h.command_line("benchmarks/build_bench.py", sys.argv[1:] if argv is None else argv)
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    results.setdefault("environment", {"command": command, "cpu": h.cpu_model(), "started": started, "git": h.git_state()})
     results.setdefault("tasks", {})
-    results.setdefault("invocations", []).append({"command": " ".join([".venv/bin/python", "benchmarks/build_bench.py", *sys.argv[1:]]),
-                                                  "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "git": git_state()})
+    results.setdefault("invocations", []).append({"command": command, "started": started, "git": h.git_state()})
     for task in tasks:
         cell = results["tasks"].setdefault(task.name, {})
         runners = {

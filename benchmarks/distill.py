@@ -24,40 +24,24 @@ import csv
 import datetime as dt
 import json
 import logging
-import os
-import platform
-import shlex
 import sys
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _env import cpu_model
+import _harness as h
+from _harness import REPO, RESULTS, Task
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 log = logging.getLogger("distill-bench")
 
 MEMBERS = ("textcnn.v1", "fasttext.v1", "tfidf.v1")
+MAX_LEN = 128  # the neural models' max_len on every task
 
 
-@dataclass(frozen=True)
-class Task:
-    name: str
-    train: Path
-    dev: Path
-    test: Path
-    unlabeled: Path
-    text_field: str
-    label_field: str
-    max_len: int
-
-
-def fewclue(name: str, label_field: str, data: Path) -> Task:
-    d = data / "fewclue" / name
-    return Task(name, d / "train_few_all.json", d / "dev_few_all.json", d / "test_public.json", d / "unlabeled.json", "sentence", label_field, 128)
+def fewclue(name: str, data: Path) -> Task:
+    """train_few_all / dev_few_all, scored on test_public, with the task's unlabeled.json; named as in the results."""
+    return h.fewclue(name).under(data, name)
 
 
 def online_shopping(data: Path, work: Path, n_labeled: int, seed: int = 0) -> Task:
@@ -79,7 +63,7 @@ def online_shopping(data: Path, work: Path, n_labeled: int, seed: int = 0) -> Ta
             w.writerows([rows[i]["cat"], rows[i]["review"]] for i in sorted(picked))
         with open(unlabeled, "w", encoding="utf-8") as f:
             f.writelines(json.dumps({"review": r["review"]}, ensure_ascii=False) + "\n" for i, r in enumerate(rows) if i not in picked)
-    return Task("online_shopping_cat", train, src / "dev.csv", src / "test.csv", unlabeled, "review", "cat", 128)
+    return Task("online_shopping_cat", str(train), str(src / "dev.csv"), str(src / "test.csv"), "review", "cat", large=True, unlabeled=str(unlabeled))
 
 
 def training_section(n_train: int, args: argparse.Namespace, *, few_steps: int) -> dict[str, Any]:
@@ -93,7 +77,7 @@ def training_section(n_train: int, args: argparse.Namespace, *, few_steps: int) 
 def model_section(name: str, task: Task) -> dict[str, Any]:
     if name == "tfidf.v1":
         return {"name": name}
-    return {"name": name, "max_len": task.max_len}
+    return {"name": name, "max_len": MAX_LEN}
 
 
 def run_config(task: Task, model: str, n_train: int, args: argparse.Namespace, distill: dict | None = None, n_transfer: int | None = None) -> dict:
@@ -208,14 +192,9 @@ def run_task(task: Task, args: argparse.Namespace, results: dict) -> None:
     )
 
 
-def git_dirty() -> bool | None:
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(out.stdout.strip())
+def git_dirty() -> bool:
+    """Uncommitted changes under src/: the code measured is not the commit recorded."""
+    return bool(h.git("status", "--porcelain", "--", "src"))
 
 
 def augment_available() -> bool:
@@ -232,23 +211,19 @@ def augment_config(cfg: dict, args: argparse.Namespace) -> dict:
 
 # -- results -----------------------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
-    cpu = cpu_model()
+    import platform
+
     import torch
 
-    return {"cpu_model": cpu, "os_cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": 1, "nice": 19}
+    return {**h.machine(), "python": platform.python_version(), "torch": torch.__version__, "torch_threads": 1, "nice": 19}
 
 
 def save(results: dict) -> None:
-    from zhcls.artifact import write_json, write_text
-
     results["updated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    write_json(RESULTS / "distill.json", results)
-    write_text(RESULTS / "distill.md", markdown(results))
+    h.write_results(RESULTS / "distill.json", results, markdown)
 
 
-def pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.2f}"
+pct = h.pct
 
 
 ROWS = [
@@ -329,7 +304,7 @@ def targets(cells: dict) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", default="eprstmt,tnews,online_shopping_cat")
-    p.add_argument("--data-dir", default=os.environ.get("ZHCLS_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    p.add_argument("--data-dir", default=str(h.default_data_dir()))
     p.add_argument("--work", default=str(REPO / "runs" / "bench-distill"))
     p.add_argument("--steps", type=int, default=600, help="optimizer-step budget per run (sets the epochs)")
     p.add_argument("--max-epochs", type=int, default=30)
@@ -345,8 +320,7 @@ def main() -> None:
     p.add_argument("--report", action="store_true", help="only rewrite the Markdown from the JSON")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    path = RESULTS / "distill.json"
-    results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    results = h.load_results(RESULTS / "distill.json")  # resume: finished cells are skipped
     if args.report:
         save(results)
         return
@@ -357,9 +331,11 @@ def main() -> None:
     torch.set_num_threads(1)
     data = Path(args.data_dir)
     names = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    sources = [h.online_shopping("cat") if name == "online_shopping_cat" else h.fewclue(name) for name in names]
+    results.setdefault("data_sha256", {}).update(h.verify_data(data, [f for t in sources for f in t.files()]))
     results.setdefault("started", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     results.update(
-        command="nice -n 19 .venv/bin/python benchmarks/distill.py " + shlex.join(sys.argv[1:]), machine=machine(), git_commit=git_commit(REPO),
+        command=h.command_line("benchmarks/distill.py", sys.argv[1:], prefix="nice -n 19 .venv/bin/python"), machine=machine(), git_commit=git_commit(REPO),
         settings={k: getattr(args, k) for k in ("steps", "max_epochs", "max_unlabeled", "min_confidence", "temperature", "alpha", "shopping_labeled")},
         planned=sorted(set(results.get("planned", [])) | set(names), key=["eprstmt", "tnews", "online_shopping_cat"].index),
     )
@@ -370,7 +346,7 @@ def main() -> None:
         if name == "online_shopping_cat":
             task = online_shopping(data, Path(args.work), args.shopping_labeled)
         else:
-            task = fewclue(name, {"eprstmt": "label", "tnews": "label_desc"}[name], data)
+            task = fewclue(name, data)
         run_task(task, args, results)
     save(results)
 

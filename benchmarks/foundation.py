@@ -15,25 +15,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import logging
-import os
-import platform
 import random
-import shlex
 import sys
-import tempfile
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from _env import cpu_model
-from _env import git as _git
+import _harness as h
+from _harness import REPO, TASKS, Task, atomic_write
 
-REPO = Path(__file__).resolve().parents[1]
+__all__ = ["TASKS", "Task", "atomic_write", "read_task", "run_fasttext_baseline", "run_tfidf_baseline", "verify_data"]
 log = logging.getLogger("foundation")
 
 ZHCLS_MODELS = ("textcnn.v1", "bigru.v1", "fasttext.v1", "tfidf.v1")
@@ -43,39 +37,6 @@ LR_C_GRID = (3.0, 10.0, 30.0, 100.0)
 LR_MAX_FEATURES = 300_000  # as tfidf.v1; unbounded char 1-3-grams x 119 classes ran lbfgs out of 23 GB
 # The TF-IDF baseline measured before this benchmark existed (test accuracy on few_all), quoted in the summary.
 EARLIER_TFIDF = {"tnews": 0.43, "iflytek": 0.52, "csldcp": 0.59}
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str  # "tnews/few_all", "online_shopping/cat"
-    train: str  # paths relative to the data dir
-    dev: str
-    test: str
-    text_field: str
-    label_field: str
-    large: bool  # tens of thousands of examples (online_shopping) rather than a few-shot split
-
-
-def _fewclue(task: str, text_field: str, label_field: str) -> list[Task]:
-    d = f"fewclue/{task}"
-    return [
-        Task(f"{task}/{split}", f"{d}/train_{split}.json", f"{d}/dev_{split}.json", f"{d}/test_public.json", text_field, label_field, False)
-        for split in ("0", "few_all")
-    ]
-
-
-_OS = "online_shopping_10_cats"
-# Listed (and shown in the Markdown) by data set: FewCLUE first, online_shopping last.
-TASKS: list[Task] = [
-    *_fewclue("tnews", "sentence", "label_desc"),
-    *_fewclue("eprstmt", "sentence", "label"),
-    *_fewclue("iflytek", "sentence", "label_des"),
-    *_fewclue("csldcp", "content", "label"),
-    *(
-        Task(f"online_shopping/{lf}", f"{_OS}/train.csv", f"{_OS}/dev.csv", f"{_OS}/test.csv", "review", lf, True)
-        for lf in ("cat", "label")
-    ),
-]
 
 
 def run_order(task: Task) -> int:
@@ -133,29 +94,7 @@ def _per_model_opts(spec: str) -> dict[str, dict[str, int]]:
 # -- data ---------------------------------------------------------------------------------------------
 def verify_data(data_dir: Path, tasks: list[Task]) -> dict[str, str]:
     """Check every file the selected tasks read against SHA256SUMS; exit loudly on any mismatch."""
-    sums_file = data_dir / "SHA256SUMS"
-    if not sums_file.is_file():
-        sys.exit(f"error: {sums_file} not found; is --data-dir (or ZHCLS_DATA_DIR) pointing at shared/data?")
-    expected = {}
-    for line in sums_file.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            expected[name.lstrip("*").removeprefix("./")] = digest
-    checked, problems = {}, []
-    for rel in sorted({p for t in tasks for p in (t.train, t.dev, t.test)}):
-        path = data_dir / rel
-        if rel not in expected:
-            problems.append(f"{rel}: not listed in SHA256SUMS")
-        elif not path.is_file():
-            problems.append(f"{rel}: missing")
-        else:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            if digest != expected[rel]:
-                problems.append(f"{rel}: sha256 {digest} != SHA256SUMS {expected[rel]}")
-            checked[rel] = digest
-    if problems:
-        sys.exit("error: data does not match SHA256SUMS, refusing to benchmark:\n  " + "\n  ".join(problems))
-    return checked
+    return h.verify_data(data_dir, [p for t in tasks for p in (t.train, t.dev, t.test)])
 
 
 def subset_task(task: Task, data_dir: Path, out_dir: Path, sizes: tuple[int, int, int]) -> Task:
@@ -163,7 +102,7 @@ def subset_task(task: Task, data_dir: Path, out_dir: Path, sizes: tuple[int, int
     paths = []
     for split, rel, n in zip(("train", "dev", "test"), (task.train, task.dev, task.test), sizes):
         src = data_dir / rel
-        lines = [line + "\n" for line in src.read_text(encoding="utf-8").split("\n") if line.strip()]  # not splitlines: U+2028
+        lines = [line + "\n" for line in src.read_text(encoding="utf-8").split("\n") if line.strip()]
         header, body = (lines[:1], lines[1:]) if src.suffix == ".csv" else ([], lines)
         if src.suffix == ".csv":  # reviews may span lines: sample parsed rows, not raw lines
             import csv
@@ -183,53 +122,8 @@ def subset_task(task: Task, data_dir: Path, out_dir: Path, sizes: tuple[int, int
     return Task(task.name, *paths, task.text_field, task.label_field, task.large)
 
 
-# str.splitlines() breaks lines at these, json.loads accepts them raw inside strings.
-_LINE_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-
-
-def readable_task(task: Task, data_dir: Path, out_dir: Path, notes: dict[str, str]) -> Task:
-    """`task`, with any JSON-lines file that zhcls's reader cannot read replaced by an equivalent copy.
-
-    zhcls.data.readers splits JSON lines with str.splitlines(), which also breaks at U+2028 and other
-    Unicode line separators that FewCLUE iflytek holds raw inside strings, so it raises DataError on those
-    files. The copy writes each such character as a JSON escape (\\u2028): every record parses to exactly
-    the same strings (checked here), so all models see the original data. Recorded in `notes`.
-    """
-    from zhcls.data.readers import ReadOptions, read_examples
-    from zhcls.errors import DataError
-
-    paths = []
-    for rel in (task.train, task.dev, task.test):
-        src = data_dir / rel
-        try:
-            read_examples(src, ReadOptions(text_field=task.text_field, label_field=task.label_field))
-            paths.append(rel)
-            continue
-        except DataError as exc:
-            if src.suffix != ".json" or not any(c in src.read_text(encoding="utf-8") for c in _LINE_BREAKS):
-                raise
-            first_error = str(exc).splitlines()[0]
-        raw = src.read_text(encoding="utf-8")
-        fixed = raw
-        for c in _LINE_BREAKS:
-            fixed = fixed.replace(c, "\\u%04x" % ord(c))
-        records = [json.loads(line) for line in raw.split("\n") if line.strip()]
-        if records != [json.loads(line) for line in fixed.split("\n") if line.strip()]:
-            raise RuntimeError(f"{src}: escaped copy does not parse to the same records")
-        dest = out_dir / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if not dest.is_file() or dest.read_text(encoding="utf-8") != fixed:
-            atomic_write(dest, fixed)
-        notes[rel] = f"zhcls reader failed ({first_error}); read from {dest}, raw U+2028 etc. written as JSON escapes, records identical"
-        paths.append(str(dest))
-    return Task(task.name, *paths, task.text_field, task.label_field, task.large)
-
-
 def read_task(task: Task, data_dir: Path):
-    from zhcls.data.readers import ReadOptions, read_examples
-
-    opts = ReadOptions(text_field=task.text_field, label_field=task.label_field)
-    return [read_examples(data_dir / p, opts) for p in (task.train, task.dev, task.test)]
+    return task.read(data_dir)
 
 
 # -- the runners: each returns an entry {"test": {...}, "dev": {...}, "train_seconds", ...} ----------------
@@ -377,69 +271,20 @@ def _headline(m: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- results file --------------------------------------------------------------------------------------
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600
-    os.replace(tmp, path)
-
-
 def environment(argv: list[str]) -> dict[str, Any]:
-    import numpy
-    import sklearn
-    import torch
-
-    import zhcls
-
-    cpu = cpu_model()
-    try:
-        import importlib.metadata as md
-
-        fasttext_version = md.version("fasttext-wheel")
-    except Exception:  # noqa: BLE001 - only for the record
-        fasttext_version = "unknown"
-    commit = _git("rev-parse", "HEAD")
-    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
-    return {
-        "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/foundation.py", *argv]),
-        "machine": {
-            "cpu_model": cpu,
-            "os_cpu_count": os.cpu_count(),
-            "affinity_cpus": len(os.sched_getaffinity(0)),
-            "platform": platform.platform(),
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        },
-        "versions": {
-            "zhcls": zhcls.__version__,
-            "torch": torch.__version__,
-            "sklearn": sklearn.__version__,
-            "numpy": numpy.__version__,
-            "fasttext_wheel": fasttext_version,
-            "python": platform.python_version(),
-        },
-        "git": {"commit": commit, "dirty_tracked_files": dirty},
-    }
+    return h.environment("benchmarks/foundation.py", argv, "torch", "scikit-learn", "numpy", "fasttext-wheel")
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
-    return {"schema": 1, "invocations": [], "results": {}, "errors": {}}
+    return h.load_results(path, {"schema": 1, "invocations": [], "results": {}, "errors": {}})
 
 
 def save_results(results: dict[str, Any], out_dir: Path, stem: str) -> None:
-    atomic_write(out_dir / f"{stem}.json", json.dumps(results, ensure_ascii=False, indent=2) + "\n")
-    atomic_write(out_dir / f"{stem}.md", render_markdown(results))
+    h.write_results(out_dir / f"{stem}.json", results, render_markdown)
 
 
 # -- Markdown ------------------------------------------------------------------------------------------
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.2f}"
+_pct = h.pct
 
 
 def _acc(results: dict[str, Any], task: str, model: str) -> float | None:
@@ -465,8 +310,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"- machine: {machine.get('cpu_model', '?')}, os.cpu_count() = {machine.get('os_cpu_count', '?')}, shared with other jobs "
         f"(load average at each start: {', '.join(str(i.get('machine', {}).get('loadavg_at_start', ['?'])[0]) for i in inv)})",
         f"- date: {inv[0]['started'] if inv else '?'} to {last.get('finished') or max(finished, default='?')}",
-        f"- versions: zhcls {versions.get('zhcls', '?')}, torch {versions.get('torch', '?')}, scikit-learn {versions.get('sklearn', '?')}, "
-        f"fasttext-wheel {versions.get('fasttext_wheel', '?')}; git {last.get('git', {}).get('commit', '?')[:12]}"
+        f"- versions: zhcls {versions.get('zhcls', '?')}, torch {versions.get('torch', '?')}, scikit-learn {versions.get('scikit-learn', versions.get('sklearn', '?'))}, "
+        f"fasttext-wheel {versions.get('fasttext-wheel', versions.get('fasttext_wheel', '?'))}; git {last.get('git', {}).get('commit', '?')[:12]}"
         + (" (with uncommitted changes)" if last.get("git", {}).get("dirty_tracked_files") else ""),
         f"- wall time: {sum(i.get('wall_seconds', 0) for i in inv) / 60:.1f} min in {len(inv)} invocation(s){span}",
     ]
@@ -476,8 +321,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     workarounds = results.get("data", {}).get("workarounds", {})
     if workarounds:
         lines.append(
-            f"- data workaround: {', '.join(f'`{r}`' for r in workarounds)} hold raw U+2028 inside JSON strings, which "
-            "`zhcls.data.readers` cannot read (it splits with str.splitlines()); every model read copies with those "
+            f"- data workaround (results from before the reader split on \\n only): {', '.join(f'`{r}`' for r in workarounds)} hold raw "
+            "U+2028 inside JSON strings, which `zhcls.data.readers` could not read then; every model read copies with those "
             "characters written as JSON escapes, checked to parse to identical records"
         )
     lines += [
@@ -619,7 +464,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--data-dir",
-        default=os.environ.get("ZHCLS_DATA_DIR", str(REPO.parent / "shared" / "data")),
+        default=str(h.default_data_dir()),
         help="shared/data (default: $ZHCLS_DATA_DIR or ../shared/data from the repo root)",
     )
     p.add_argument("--tasks", help="comma-separated task names or prefixes, e.g. tnews,online_shopping/cat (default: all)")
@@ -692,7 +537,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     failures = 0
     for task in tasks:
-        task = readable_task(task, data_dir, root / "readable-data", results["data"].setdefault("workarounds", {}))
         if args.quick:  # absolute subset paths: data_dir / path is the path itself
             task = subset_task(task, data_dir, root / "data", (200, 100, 100))
         for model in models:

@@ -21,15 +21,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _env import cpu_model, git_state
-
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+from _harness import REPO, RESULTS, atomic_write, cpu_model, default_data_dir, git_state
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=Path(os.environ.get("ZHCLS_DATA_DIR", REPO.parent / "shared" / "data")))
+    p.add_argument("--data-dir", type=Path, default=default_data_dir())
     p.add_argument("--work-dir", type=Path, default=Path("/tmp/zhcls_label_default"))
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--rate", type=float, default=0.10)
@@ -67,7 +64,7 @@ def main() -> int:
         "summary": json.loads((args.work_dir / "issues.summary.json").read_text(encoding="utf-8")),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "label_default.json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    atomic_write(RESULTS / "label_default.json", json.dumps(result, ensure_ascii=False, indent=1))
     met = "met" if result["precision"] >= 0.8 and result["recall"] >= 0.6 else "NOT met"
     md = [
         "# `zhcls labels find` with default settings, 10% uniform label noise",
@@ -83,7 +80,7 @@ def main() -> int:
         f"Default out-of-fold model: {result['summary'].get('model')}, {result['summary'].get('folds')} folds; "
         f"out-of-fold accuracy on the noisy labels: {result['summary'].get('oof_accuracy', 'n/a')}.",
     ]
-    (RESULTS / "label_default.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    atomic_write(RESULTS / "label_default.md", "\n".join(md) + "\n")
     print("\n".join(md))
     return 0
 

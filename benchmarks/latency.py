@@ -25,26 +25,23 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import hashlib
 import io
 import json
 import logging
 import os
-import platform
 import random
-import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import _harness as h
 import numpy as np
-from _env import cpu_model, dist_versions, git
+from _harness import REPO, Task
 
-REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("latency")
 
 TARGETS = {
@@ -63,58 +60,12 @@ FASTTEXT = {"name": "fasttext.v1"}  # embed 100, token 2-grams hashed into 200k 
 NATIVE = {"dim": 100, "wordNgrams": 2, "bucket": 200_000, "minn": 0, "maxn": 0, "loss": "softmax", "lr": 0.5}
 
 
-@dataclass(frozen=True)
-class Task:
-    name: str
-    train: str  # relative to the data dir
-    dev: str
-    text_field: str
-    label_field: str
-    max_train: int | None  # subsample the training split to this many examples
-    epochs: dict[str, int]
-
-
-TASKS = [
-    Task(
-        "tnews",
-        "fewclue/tnews/train_few_all.json",
-        "fewclue/tnews/dev_few_all.json",
-        "sentence",
-        "label_desc",
-        None,
-        {"textcnn.v1": 30, "fasttext.v1": 60, "native": 25},
-    ),
-    Task(
-        "online_shopping_cat",
-        "online_shopping_10_cats/train.csv",
-        "online_shopping_10_cats/dev.csv",
-        "review",
-        "cat",
-        10_000,
-        {"textcnn.v1": 5, "fasttext.v1": 10, "native": 10},
-    ),
-]
+TASKS = [replace(h.fewclue("tnews"), name="tnews"), replace(h.online_shopping("cat"), name="online_shopping_cat")]
+MAX_TRAIN = {"tnews": None, "online_shopping_cat": 10_000}  # subsample the training split to this many examples
+EPOCHS = {"tnews": {"textcnn.v1": 30, "fasttext.v1": 60, "native": 25}, "online_shopping_cat": {"textcnn.v1": 5, "fasttext.v1": 10, "native": 10}}
 
 
 # -- data -----------------------------------------------------------------------------------------------
-def verify(data_dir: Path, rels: list[str]) -> dict[str, str]:
-    sums = data_dir / "SHA256SUMS"
-    if not sums.is_file():
-        sys.exit(f"error: {sums} not found; point --data-dir (or ZHCLS_DATA_DIR) at shared/data")
-    expected = {}
-    for line in sums.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            expected[name.lstrip("*").removeprefix("./")] = digest
-    out = {}
-    for rel in rels:
-        digest = hashlib.sha256((data_dir / rel).read_bytes()).hexdigest()
-        if expected.get(rel) != digest:
-            sys.exit(f"error: {rel}: sha256 {digest} does not match SHA256SUMS ({expected.get(rel)}); refusing to benchmark")
-        out[rel] = digest
-    return out
-
-
 def subsample(src: Path, dest: Path, n: int, seed: int = 0) -> Path:
     """`n` random records of `src` (CSV with header, or JSON lines) written to `dest` in the same format."""
     text = src.read_text(encoding="utf-8")
@@ -145,11 +96,11 @@ def train_zhcls(
     from zhcls.config import config_from_dict, dump_config
     from zhcls.training.run import train as run_train
 
-    epochs = 2 if quick else min(task.epochs[model["name"]], max_epochs or task.epochs[model["name"]])
+    epochs = 2 if quick else min(EPOCHS[task.name][model["name"]], max_epochs or EPOCHS[task.name][model["name"]])
     training = {
         "epochs": epochs,
-        "batch_size": 32 if task.max_train is None else 64,
-        "patience": 5 if task.max_train is None else 2,
+        "batch_size": 32 if MAX_TRAIN[task.name] is None else 64,
+        "patience": 5 if MAX_TRAIN[task.name] is None else 2,
         "threads": threads,
         "seed": 42,
     }
@@ -297,21 +248,7 @@ def wait_for_quiet(max_minutes: float, max_load: float) -> dict[str, Any]:
 
 
 def environment(argv: list[str]) -> dict[str, Any]:
-
-    cpu = cpu_model()
-    versions = {"python": platform.python_version(), **dist_versions("zhcls", "torch", "onnxruntime", "onnx", "numpy", "fasttext-wheel")}
-    return {
-        "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in ["python", "benchmarks/latency.py", *argv]),
-        "machine": {
-            "cpu_model": cpu,
-            "os_cpu_count": os.cpu_count(),
-            "affinity_cpus": len(os.sched_getaffinity(0)),
-            "platform": platform.platform(),
-        },
-        "versions": versions,
-        "git": {"commit": git("rev-parse", "HEAD"), "dirty_tracked_files": bool(git("status", "--porcelain", "--untracked-files=no"))},
-    }
+    return h.environment("benchmarks/latency.py", argv, "torch", "onnxruntime", "onnx", "numpy", "fasttext-wheel", prefix="python")
 
 
 # -- verdicts and report ------------------------------------------------------------------------------------
@@ -503,7 +440,7 @@ def render_markdown(results: dict[str, Any]) -> str:
 # -- main -------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=os.environ.get("ZHCLS_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    p.add_argument("--data-dir", default=str(h.default_data_dir()))
     p.add_argument("--work-dir", default=None, help="runs and bundles (default: a temporary directory, removed at the end)")
     p.add_argument("--results-dir", default=None, help="default: benchmarks/results (a temporary directory with --quick)")
     p.add_argument("--tasks", default=",".join(t.name for t in TASKS))
@@ -533,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data_dir = Path(args.data_dir).resolve()
     tasks = [t for t in TASKS if t.name in args.tasks.split(",")]
-    checked = verify(data_dir, sorted({r for t in tasks for r in (t.train, t.dev)}))
+    checked = h.verify_data(data_dir, [r for t in tasks for r in (t.train, t.dev)])
     tmp = tempfile.TemporaryDirectory(prefix="zhcls-latency-")
     work = Path(args.work_dir) if args.work_dir else Path(tmp.name)
     results_dir = Path(args.results_dir) if args.results_dir else (work / "results" if args.quick else REPO / "benchmarks" / "results")
@@ -554,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     prepared = {}
     for task in tasks:
         train_path, dev_path = data_dir / task.train, data_dir / task.dev
-        n_train = 300 if args.quick else task.max_train
+        n_train = 300 if args.quick else MAX_TRAIN[task.name]
         if n_train is not None:
             train_path = subsample(train_path, work / "data" / task.name / f"train{train_path.suffix}", n_train)
         if args.quick:
@@ -572,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
             trained = train_zhcls(task, model, train_path, dev_path, run_dir, args.quick, args.reuse, args.train_threads, args.max_epochs)
             log.info("%s %s: dev accuracy %.4f; exporting", task.name, model["name"], trained["dev_accuracy"])
             entry[model["name"]] = {"train": trained, "export": export(run_dir, work / "bundles" / task.name / model["name"], args.reuse)}
-        native_epochs = 2 if args.quick else min(task.epochs["native"], args.max_epochs or task.epochs["native"])
+        native_epochs = 2 if args.quick else min(EPOCHS[task.name]["native"], args.max_epochs or EPOCHS[task.name]["native"])
         native = NativeFastText(train_ex, work / "native" / task.name, native_epochs, args.train_threads)
         entry["native"] = {"train_seconds": native.train_seconds, "dev_accuracy": native.accuracy(dev_ex), "params": NATIVE}
         results["tasks"][task.name] = entry
@@ -597,8 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     results["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     results["verdicts"] = verdicts(results)
     results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "latency.json").write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    (results_dir / "latency.md").write_text(render_markdown(results) + "\n", encoding="utf-8")
+    h.write_results(results_dir / "latency.json", results, lambda r: render_markdown(r) + "\n")
     log.info("results: %s", results_dir / "latency.md")
     for v in results["verdicts"]:
         log.info("%s %s: %s -> %s", "met " if v["met"] else "MISSED", v["task"], v["target"], v["measured"])

@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
-import platform
 import random
-import shlex
 import socket
 import subprocess
 import sys
@@ -31,11 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _harness as h
 import numpy as np
-from _env import cpu_model, dist_versions, git_state
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_TEXTS = REPO.parent / "shared" / "data" / "fewclue" / "tnews" / "dev_few_all.json"
+DEFAULT_TEXTS = h.default_data_dir() / "fewclue" / "tnews" / "dev_few_all.json"
 MAX_RSS_GROWTH_MIB = 5.0  # "no memory growth": the server's RSS at the end within this of the RSS after warm-up
 
 
@@ -194,19 +191,9 @@ def run_load(port: int, requests: list[bytes], connections: int, seconds: float,
 
 # -- report -----------------------------------------------------------------------------------------------
 def environment(argv: list[str]) -> dict[str, Any]:
-
-    cpu = cpu_model()
-    versions = {"python": platform.python_version(), **dist_versions("zhcls", "onnxruntime", "fastapi", "uvicorn", "numpy")}
-    state = git_state()
-    git, dirty = state["commit"], state["dirty_tracked_files"]
-    return {
-        "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in ["python", "benchmarks/serve_load.py", *argv]),
-        "machine": {"cpu_model": cpu, "os_cpu_count": os.cpu_count(), "platform": platform.platform()},
-        "versions": versions,
-        "git": {"commit": git, "dirty_tracked_files": dirty},
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
+    env = h.environment("benchmarks/serve_load.py", argv, "onnxruntime", "fastapi", "uvicorn", "numpy", prefix="python")
+    env["loadavg_at_start"] = env["machine"]["loadavg_at_start"]  # where the Markdown reads it
+    return env
 
 
 def render_markdown(r: dict[str, Any]) -> str:
@@ -317,8 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         {"target": "report sustained requests/s and p99", "measured": f"{run['requests_per_s']:,.1f} req/s, p99 {lat.get('p99', float('nan')):.2f} ms", "met": True},
     ]
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "serve_load.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    (args.results_dir / "serve_load.md").write_text(render_markdown(result), encoding="utf-8")
+    h.write_results(args.results_dir / "serve_load.json", result, render_markdown)
     print(render_markdown(result))
     return 0
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _env import cpu_model, dist_versions, git
+from _harness import atomic_write, cpu_model, default_data_dir, dist_versions, git
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
@@ -25,7 +25,7 @@ from zhcls.eval.metrics import score_from_proba
 from zhcls.models.tfidf import C_GRID
 from zhcls.text.normalize import normalize
 
-DATA = Path(os.environ.get("ZHCLS_DATA_DIR", Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
+DATA = default_data_dir()
 RESULTS = Path(__file__).resolve().parent / "results" / "tfidf_warm_start.md"
 
 
@@ -81,7 +81,7 @@ def main() -> int:
         lines.append(f"| {name} | {r['cold']['seconds']} | {r['warm']['seconds']} | x{r['speedup']} | {r['cold']['best_C']} / {r['warm']['best_C']} "
                      f"| {r['cold']['dev_accuracy']} | {r['warm']['dev_accuracy']} |")
     lines += ["", "Scores differ slightly where lbfgs stops at its tolerance from a different start; both are the same optimum to that tolerance."]
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write(RESULTS, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
