@@ -245,3 +245,20 @@ def test_models_that_cannot_train_distributed_say_so(tiny_files, tmp_path, capsy
     cfg = write_config(tmp_path / "c.toml", tiny_files["train"], tiny_files["dev"], model="tfidf.v1")
     code, _, err = run_cli(["train", cfg, "-o", tmp_path / "run", "--nproc", "2"], capsys)
     assert code == 2 and "tfidf.v1 cannot train on several processes" in err and not (tmp_path / "run").exists()
+
+
+def test_a_run_resumes_on_another_device_but_not_with_other_settings():
+    import tomllib
+
+    import tomli_w
+
+    from zhcls.config import config_from_dict, dump_config
+    from zhcls.training.run import same_run_config
+
+    auto = dump_config(config_from_dict({"training": {"device": "auto"}}))
+    assert same_run_config(auto, dump_config(config_from_dict({"training": {"device": "cuda:1"}})))
+    assert not same_run_config(auto, dump_config(config_from_dict({"training": {"precision": "bf16"}})))
+    assert not same_run_config(auto, dump_config(config_from_dict({"training": {"lr": 0.5}})))
+    before = tomllib.loads(auto)  # a run started before device and precision were settings
+    del before["training"]["device"], before["training"]["precision"]
+    assert same_run_config(tomli_w.dumps(before), auto)
