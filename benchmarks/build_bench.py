@@ -74,7 +74,7 @@ def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None) ->
         "build": {"unlabeled": [str(data_dir / unlabeled)] if unlabeled else [], "max_unlabeled": 20000},
     })
     started = time.perf_counter()
-    result = build(cfg, out, budget_ms=budget_ms, force=True)
+    result = build(cfg, out, budget_ms=budget_ms)  # a killed build continues from its cache
     return {
         "seconds": round(time.perf_counter() - started, 1),
         "chosen": result.chosen["name"],

@@ -37,6 +37,8 @@ def _ops(path) -> set[str]:
         ("fasttext.v1", {"embed_dim": 16, "buckets": 500}, "bag_folded"),
         ("fasttext.v1", {"embed_dim": 16, "ngrams": 1, "buckets": 0}, "bag_folded"),
         ("fasttext.v1", {"embed_dim": 2, "buckets": 100}, "net"),  # 3 classes > 2 dims: folding would grow the table
+        ("fasttext.v1", {"embed_dim": 16, "buckets": 500, "weighting": "tfidf"}, "bag_folded_tfidf"),
+        ("fasttext.v1", {"embed_dim": 2, "buckets": 100, "weighting": "tfidf"}, "net"),
     ],
 )
 def test_serving_graph_matches_the_trained_net(name, params, graph, tmp_path):
@@ -57,6 +59,32 @@ def test_serving_graph_matches_the_trained_net(name, params, graph, tmp_path):
     np.testing.assert_allclose(one_by_one, reference, atol=1e-5)
 
 
+def test_tfidf_weighting_pools_the_embeddings_with_scikit_learns_tfidf_vector():
+    """BagNet's "tfidf" pooling is x @ E, x being TfidfTransformer(sublinear_tf, l2, smooth_idf)'s row."""
+    import torch
+    from scipy.sparse import csr_matrix
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    from zhcls.models.nets import BagNet
+
+    seqs = [[2, 3, 3, 3, 5], [4, 4, 2], [6], [2, 3, 7, 7, 7, 7, 8]]
+    n_ids = 10
+    net = BagNet(n_ids, 3, 4, 0.0, weighting="tfidf")
+    net.set_idf(seqs)
+    counts = np.zeros((len(seqs), n_ids))
+    for i, seq in enumerate(seqs):
+        for j in seq:
+            counts[i, j] += 1
+    x = TfidfTransformer(sublinear_tf=True).fit(csr_matrix(counts)).transform(csr_matrix(counts)).toarray()
+    width = max(map(len, seqs))
+    ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
+    lengths = torch.tensor([len(s) for s in seqs])
+    emb = net.embedding.weight.detach()
+    pooled = (emb[ids] * net.tfidf_weights(ids, lengths).unsqueeze(-1)).sum(dim=1)
+    # df of an id no training text has is 0 here and in scikit-learn alike; columns 1 and 9 are never used
+    np.testing.assert_allclose(pooled.detach().numpy(), x @ emb.numpy(), atol=1e-5)
+
+
 def test_textcnn_tables_fall_back_to_the_conv_graph_over_the_size_limit(tmp_path, monkeypatch):
     from zhcls.export.onnx import export_bundle
     from zhcls.models import graphs
@@ -71,7 +99,14 @@ def test_textcnn_tables_fall_back_to_the_conv_graph_over_the_size_limit(tmp_path
     assert manifest["parity"]["fp32"]["max_abs_diff"] <= 1e-4
 
 
-@pytest.mark.parametrize("name, params", [("textcnn.v1", {"embed_dim": 32, "num_filters": 32}), ("fasttext.v1", {"embed_dim": 16, "buckets": 4000})])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("textcnn.v1", {"embed_dim": 32, "num_filters": 32}),
+        ("fasttext.v1", {"embed_dim": 16, "buckets": 4000}),
+        ("fasttext.v1", {"embed_dim": 16, "buckets": 4000, "weighting": "tfidf"}),
+    ],
+)
 def test_int8_quantizes_the_tables_only(name, params, tmp_path):
     from zhcls.export.onnx import INT8_OPS, export_bundle
 

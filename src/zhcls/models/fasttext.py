@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from pydantic import Field
 
@@ -17,6 +17,8 @@ class FastTextParams(NeuralParams):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     ngrams: int = Field(2, ge=1, le=4)  # token n-grams up to this length, hashed into `buckets`
     buckets: int = Field(200_000, ge=0)
+    # "mean": fastText's average of embeddings; "tfidf": sublinear tf * idf weights, L2-normalized (models/nets.py BagNet)
+    weighting: Literal["mean", "tfidf"] = "mean"
 
 
 @models.register("fasttext.v1", params=FastTextParams)
@@ -34,12 +36,18 @@ class FastText(TorchClassifier):
         out: dict[str, Any] = {"per_text": n_ids * d + 2 * d * n_classes, "basis": "embedding sum (D per id, n-grams included) + output layer"}
         if graph == "bag_folded":  # one row of class scores per id, added
             out["graph_per_text"] = n_ids * n_classes + n_classes
+        elif graph == "bag_folded_tfidf":  # the same, weighted, after tf from every pair of positions
+            out["graph_per_text"] = n_ids * n_ids + 8 * n_ids + 2 * n_ids * n_classes + n_classes
         return out
 
     def build_net(self, num_ids: int, n_classes: int):
         from .nets import BagNet
 
-        return BagNet(num_ids, n_classes, self.params.embed_dim, self.params.dropout)
+        return BagNet(num_ids, n_classes, self.params.embed_dim, self.params.dropout, self.params.weighting)
+
+    def prepare_net(self, net, seqs) -> None:
+        if self.params.weighting == "tfidf":
+            net.set_idf(seqs)
 
     def prune(self, width: float, max_vocab: int | None = None, *, texts: Sequence[str], labels: Sequence[str] | None = None,
               vocab_by: VocabBy = "frequency") -> "FastText":
@@ -60,5 +68,7 @@ class FastText(TorchClassifier):
         n_vocab = len(f.vocab)
         plan = plan_rows(f, texts, bucket_width=width, max_vocab=max_vocab, token_norms=norms[:n_vocab], bucket_norms=norms[n_vocab:], vocab_by=vocab_by)
         new = {"embedding.weight": plan.table(state["embedding.weight"]), "out.weight": state["out.weight"], "out.bias": state["out.bias"]}
+        if "idf" in state:  # a shared row takes the mean idf of the rows it stands for
+            new["idf"] = plan.table(state["idf"][:, None])[:, 0]
         updates = {"max_vocab": len(plan.featurizer.vocab)} if plan.vocab_pruned else {}
         return pruned_like(self, updates, plan.featurizer, new)

@@ -6,7 +6,8 @@ weights in float64:
 
 - textcnn.v1 -> "textcnn_tables": every conv tap becomes a lookup table, so a text costs one gather of
   table rows instead of an embedding lookup and three convolutions;
-- fasttext.v1 -> "bag_folded": the linear layer folded into the embedding, one table of [ids, classes].
+- fasttext.v1 -> "bag_folded": the linear layer folded into the embedding, one table of [ids, classes]
+  ("bag_folded_tfidf" with TF-IDF weighting: the same table, the weights computed in the graph).
 
 Anything else, or TextCNN tables over `MAX_TABLE_BYTES`, is exported from the trained torch module as it
 is ("net"). The export's parity gate checks every graph against the trained model.
@@ -74,6 +75,8 @@ def serving_graph(model: Any, opset: int, max_table_bytes: int | None = None) ->
         vocab_size = net.bag.vocab_size if net.bag is not None else None
         return textcnn_tables(state, tuple(net.kernel_sizes), max_width, opset, vocab_size), "textcnn_tables"
     if isinstance(net, BagNet) and net.out.out_features <= net.embedding.embedding_dim:  # the table is no larger
+        if net.weighting == "tfidf":
+            return folded_tfidf_bag(state, opset), "bag_folded_tfidf"
         return folded_bag(state, opset), "bag_folded"
     return None
 
@@ -212,6 +215,53 @@ def folded_bag(state: dict[str, np.ndarray], opset: int) -> Any:
         node("Add", ["mean", "bias"], ["logits"]),
     ]
     return _model(nodes, consts, len(state["out.bias"]), "bag_folded", opset, helper, numpy_helper, TensorProto)
+
+
+def folded_tfidf_bag(state: dict[str, np.ndarray], opset: int) -> Any:
+    """BagNet with weighting "tfidf", folded like `folded_bag`: logits = sum_t w_t (E @ W.T)[ids_t] + b, with
+    BagNet.tfidf_weights' w_t = (1 + log tf) * idf / tf / L2 norm. tf comes from comparing every pair of
+    positions ([B, T, T]; T is a short text's ids, so this is cheaper than any sort-based count).
+    Padding (id 0) has idf 0 and weighs nothing, so no mask is needed.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = state["embedding.weight"] @ state["out.weight"].T  # [V, classes]
+    table[0] = 0.0
+    idf = state["idf"].copy()
+    idf[0] = 0.0
+    consts = {
+        "table": table.astype(np.float32),
+        "idf": idf.astype(np.float32),
+        "bias": state["out.bias"].astype(np.float32),
+        "one_f": np.array(1.0, dtype=np.float32),
+        "eps": np.array(1e-12, dtype=np.float32),
+        "axis1": np.array([1], dtype=np.int64),
+        "axis2": np.array([2], dtype=np.int64),
+    }
+    node = helper.make_node
+    nodes = [
+        node("Unsqueeze", ["ids", "axis2"], ["ids_col"]),  # [B, T, 1]
+        node("Unsqueeze", ["ids", "axis1"], ["ids_row"]),  # [B, 1, T]
+        node("Equal", ["ids_col", "ids_row"], ["same"]),
+        node("Cast", ["same"], ["same_f"], to=TensorProto.FLOAT),
+        node("ReduceSum", ["same_f", "axis2"], ["tf"], keepdims=0),  # [B, T]
+        node("Log", ["tf"], ["log_tf"]),
+        node("Add", ["log_tf", "one_f"], ["sub_tf"]),
+        node("Gather", ["idf", "ids"], ["idf_t"]),
+        node("Mul", ["sub_tf", "idf_t"], ["unique"]),  # the id's TF-IDF value
+        node("Div", ["unique", "tf"], ["share"]),
+        node("Mul", ["share", "unique"], ["sq"]),
+        node("ReduceSum", ["sq", "axis1"], ["norm_sq"], keepdims=1),  # [B, 1]
+        node("Max", ["norm_sq", "eps"], ["norm_sq_safe"]),
+        node("Sqrt", ["norm_sq_safe"], ["norm"]),
+        node("Div", ["share", "norm"], ["weight"]),
+        node("Unsqueeze", ["weight", "axis2"], ["weight_col"]),  # [B, T, 1]
+        node("Gather", ["table", "ids"], ["rows"]),  # [B, T, classes]
+        node("Mul", ["rows", "weight_col"], ["weighted"]),
+        node("ReduceSum", ["weighted", "axis1"], ["summed"], keepdims=0),
+        node("Add", ["summed", "bias"], ["logits"]),
+    ]
+    return _model(nodes, consts, len(state["out.bias"]), "bag_folded_tfidf", opset, helper, numpy_helper, TensorProto)
 
 
 def _model(nodes, consts, n_classes, name, opset, helper, numpy_helper, TensorProto):

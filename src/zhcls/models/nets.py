@@ -126,16 +126,49 @@ class BiGRUNet(nn.Module):
 
 
 class BagNet(nn.Module):
-    """fastText: the mean of token and hashed n-gram embeddings, then one linear layer."""
+    """fastText: the mean of token and hashed n-gram embeddings, then one linear layer.
 
-    def __init__(self, num_ids: int, n_classes: int, embed_dim: int, dropout: float) -> None:
+    weighting "tfidf" pools as TF-IDF + a linear model does (scikit-learn's TfidfVectorizer with
+    sublinear_tf and the L2 norm): the text is the L2-normalized vector of (1 + log tf) * idf over its ids,
+    and the embeddings are summed with those weights. The folded serving graph then computes exactly a
+    linear model over TF-IDF features, with the table learned by SGD. `idf` [ids] is a buffer that
+    `set_idf` fills from the training texts (it travels in the weights file).
+    """
+
+    def __init__(self, num_ids: int, n_classes: int, embed_dim: int, dropout: float, weighting: str = "mean") -> None:
         super().__init__()
         # sparse: each step touches only the rows of the tokens and n-grams in the batch
         self.embedding = nn.Embedding(num_ids, embed_dim, padding_idx=0, sparse=True)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(embed_dim, n_classes)
+        self.weighting = weighting
+        if weighting == "tfidf":
+            self.register_buffer("idf", torch.ones(num_ids))
+
+    def set_idf(self, seqs) -> None:
+        """idf = ln((1 + n) / (1 + df)) + 1 over the training texts' ids (scikit-learn's smooth_idf); the
+        padding id weighs nothing."""
+        df = torch.zeros(self.idf.shape[0], dtype=torch.float64)
+        for seq in seqs:
+            df[torch.as_tensor(sorted(set(int(i) for i in seq)), dtype=torch.long)] += 1
+        idf = torch.log((1.0 + len(seqs)) / (1.0 + df)) + 1.0
+        idf[0] = 0.0
+        self.idf.copy_(idf.to(self.idf.dtype))
+
+    def tfidf_weights(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """[B, T] weight of each position: the id's (1 + log tf) * idf, shared by its tf positions, over the
+        text's L2 norm. Serving graphs compute the same (models/graphs.py)."""
+        mask = _mask(lengths, ids.shape[1]).to(torch.float32)
+        tf = (ids.unsqueeze(2) == ids.unsqueeze(1)).to(torch.float32).sum(dim=2)  # [B, T]: count of this id in its text
+        unique = (1.0 + torch.log(tf)) * self.idf[ids]  # the id's TF-IDF value
+        share = unique / tf * mask
+        norm = torch.sqrt(torch.clamp((share * unique).sum(dim=1, keepdim=True), min=1e-12))
+        return share / norm
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.weighting == "tfidf":
+            pooled = (self.embedding(ids) * self.tfidf_weights(ids, lengths).unsqueeze(-1)).sum(dim=1)
+            return self.out(self.dropout(pooled))
         mask = _mask(lengths, ids.shape[1]).unsqueeze(-1).to(torch.float32)
         summed = (self.embedding(ids) * mask).sum(dim=1)
         mean = summed / lengths.clamp(min=1).unsqueeze(-1).to(torch.float32)

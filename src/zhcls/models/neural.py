@@ -50,6 +50,9 @@ class TorchClassifier(Classifier):
     def build_net(self, num_ids: int, n_classes: int):  # -> torch.nn.Module
         raise NotImplementedError
 
+    def prepare_net(self, net, seqs: Sequence[Sequence[int]]) -> None:
+        """Set what a new net learns from its training ids before the first step (fasttext.v1's idf)."""
+
     sparse_lr_scale = 1.0  # the learning rate of the sparse n-gram embeddings, relative to training.lr
 
     def trainer_options(self) -> dict[str, Any]:
@@ -96,6 +99,7 @@ class TorchClassifier(Classifier):
         if getattr(self.params, "vectors", None):
             load_vectors(net.embedding, featurizer, self.params.vectors)
         seqs = featurizer.encode_batch(texts)
+        self.prepare_net(net, seqs)
         y = np.asarray([-1 if label is None else labels_.index(label) for label in labels], dtype=np.int64)
         dev = None
         if eval_set is not None and len(eval_set[0]):
