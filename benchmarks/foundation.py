@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import multiprocessing
 import random
 import sys
 import time
@@ -170,6 +171,19 @@ def run_zhcls(task: Task, model: str, data_dir: Path, run_dir: Path, args: argpa
     return entry
 
 
+FASTTEXT_MEMORY_CAP = 12 << 30
+
+
+def _autotune_capped(train: str, dev: str, duration: int, threads: int, out: str) -> None:
+    import resource
+
+    import fasttext
+
+    resource.setrlimit(resource.RLIMIT_AS, (FASTTEXT_MEMORY_CAP, FASTTEXT_MEMORY_CAP))
+    model = fasttext.train_supervised(input=train, autotuneValidationFile=dev, autotuneDuration=duration, thread=threads, verbose=0)
+    model.save_model(out)
+
+
 def run_fasttext_baseline(task: Task, data_dir: Path, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     """fastText on characters, every hyper-parameter autotuned on dev for a bounded time."""
     import fasttext
@@ -193,13 +207,18 @@ def run_fasttext_baseline(task: Task, data_dir: Path, run_dir: Path, args: argpa
                 f.write(f"__label__{to_ft.get(e.label, ''.join(e.label.split()))} {chars(e.text)}\n")
     duration = args.fasttext_duration_large if task.large else args.fasttext_duration_few
     started = time.perf_counter()
-    model = fasttext.train_supervised(
-        input=str(run_dir / "train.txt"),
-        autotuneValidationFile=str(run_dir / "dev.txt"),
-        autotuneDuration=duration,
-        thread=args.threads,
-        verbose=0,
+    model_file = run_dir / "autotuned.bin"
+    model_file.unlink(missing_ok=True)
+    # In a child with a memory cap: autotune's random search can try bucket x dim tables of 20+ GB, and
+    # the kernel's OOM killer then takes this whole benchmark with it. A capped child fails alone.
+    child = multiprocessing.get_context("fork").Process(
+        target=_autotune_capped, args=(str(run_dir / "train.txt"), str(run_dir / "dev.txt"), duration, args.threads, str(model_file))
     )
+    child.start()
+    child.join()
+    if child.exitcode != 0 or not model_file.is_file():
+        raise RuntimeError(f"fastText autotune failed (exit {child.exitcode}); its memory was capped at {FASTTEXT_MEMORY_CAP >> 30} GiB")
+    model = fasttext.load_model(str(model_file))
     seconds = time.perf_counter() - started
 
     def predict(examples):
