@@ -62,8 +62,8 @@ def run_svm(task: Task, data_dir: Path) -> dict[str, Any]:
 
 
 def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None) -> dict[str, Any]:
+    from zhcls.build import build
     from zhcls.config import config_from_dict
-    from zhcls.training.build import build
 
     data = {"train": str(data_dir / task.train), "dev": str(data_dir / task.dev), "test": str(data_dir / task.test),
             "text_field": task.text_field, "label_field": task.label_field}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_corpus, write_jsonl
-from zhcls.training.build import select
+from zhcls.build import select
 
 ZHCLS = [sys.executable, "-m", "zhcls"]
 
@@ -119,3 +119,27 @@ def test_data_errors_stop_the_build_unless_forced(tmp_path):
     done = run(["build", str(cfg), "-o", str(tmp_path / "out"), "--quiet"])
     assert done.returncode == 2 and "data check" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_when_nothing_meets_the_budget_build_compresses_the_best_neural_run(tmp_path):
+    """Size is the budget here (latency would make the test depend on the machine's load)."""
+    from zhcls.build import build
+    from zhcls.config import config_from_dict, load_config, resolved_dict
+
+    cfg = load_config(write_build_config(tmp_path))
+    raw = resolved_dict(cfg)
+    cfg = config_from_dict({**raw, "build": {**raw["build"], "candidates": ["textcnn.v1"], "students": [], "unlabeled": []}})
+    first = build(cfg, tmp_path / "out", budget_mb=1e-6)  # nothing can meet it, compressed or not
+    assert "compress found no variant within budget" in first.reason and not first.chosen["within_budget"]
+    search = json.loads((tmp_path / "out" / "compressed" / "textcnn.v1" / "compress" / "search.json").read_text())
+    smallest = min(r["size_mb"] for r in search["candidates"])
+    parent = next(r for r in first.candidates if r["name"] == "textcnn.v1")
+    assert smallest < parent["size_mb"]
+
+    second = build(cfg, tmp_path / "out", budget_mb=smallest * 1.05)  # only a pruned variant fits
+    chosen = second.chosen
+    assert chosen["name"] == "textcnn.v1+compressed" and chosen["within_budget"] and chosen["size_mb"] <= smallest * 1.05
+    assert chosen["compressed"]["parent"] == "textcnn.v1" and chosen["compressed"]["width"] < 1
+    from zhcls.serve.predictor import Predictor
+
+    assert Predictor(tmp_path / "out" / "bundle").predict(["很好"])  # what build copied is a working bundle

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError, DataError
 
-DataFormat = Literal["auto", "jsonl", "tsv", "csv", "fasttext", "paddle", "lines"]
+DataFormat = Literal["auto", "jsonl", "tsv", "csv", "fasttext", "paddle", "lines", "conll"]
 
 
 class Section(BaseModel):
@@ -170,13 +170,24 @@ class BuildConfig(Section):
     epochs: int = Field(40, ge=1)  # at least this epoch budget per candidate: early stopping (patience) ends training
     patience: int = Field(4, ge=1)
     int8: bool = True  # neural candidates are also exported as int8 bundles
+    compress: bool = True  # when no bundle meets the budget, prune the best neural run until one does (zhcls compress)
     budget_ms: float | None = Field(None, gt=0)  # p50 latency per text, 1 thread, tokenization included
     budget_mb: float | None = Field(None, gt=0)  # bundle size
+
+
+class DatasetConfig(DataConfig):
+    """`[[datasets]]`: another dataset for the same joint.v1 model (docs/tagging.md). Each batch comes from one
+    dataset and trains the heads its examples are annotated for; `weight` sets its share of the batches,
+    next to [data]'s `data_weight`."""
+
+    weight: float = Field(1.0, gt=0)
 
 
 class RunConfig(Section):
     schema_version: Literal[1] = 1
     data: DataConfig = DataConfig()
+    datasets: list[DatasetConfig] = []
+    data_weight: float = Field(1.0, gt=0)  # [data]'s share of the batches when [[datasets]] adds others
     model: ModelSection = ModelSection()
     training: TrainingConfig = TrainingConfig()
     distill: DistillConfig | None = None
@@ -364,6 +375,9 @@ def resolved_dict(cfg: RunConfig) -> dict[str, Any]:
     out = cfg.model_dump(mode="json", exclude_none=True)
     out["model"] = {"name": cfg.model.name, **model_params(cfg).model_dump(mode="json", exclude_none=True)}
     out["training"] = resolved_training(cfg.training, cfg.model.name)
+    if not cfg.datasets:  # configs without [[datasets]] resolve as they did before it existed
+        out.pop("datasets", None)
+        out.pop("data_weight", None)
     out.pop("augment", None)
     if cfg.augment:
         from .registry import augmenters

