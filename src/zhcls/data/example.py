@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from ..tagging.spans import Entity
+
 
 @dataclass(frozen=True)
 class Example:
@@ -15,6 +17,7 @@ class Example:
     file: str = ""  # the data file it was read from ("" for an example built in code)
     line: int = 0  # its first physical line in `file`, from 1 (0: not from a file)
     copy: int = 0  # 0: the record as read; N: the N-th augmented copy of it ([[augment]])
+    entities: tuple[Entity, ...] | None = None  # character spans (tagging data); None: not annotated
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -18,13 +19,15 @@ from typing import Any, Iterable
 from ..config import DataConfig
 from ..errors import DataError
 from ..text.normalize import normalize
+from .conll import ENTITIES_FIELD, entities_from_json, read_conll
 from .example import Example
 
 TEXT_FIELDS = ("text", "sentence", "content", "review", "query", "title", "abst")
 LABEL_FIELDS = ("label_desc", "label_des", "label", "labels", "cat", "category", "class")
 PADDLE_FILES = {"train": "train.txt", "dev": "dev.txt", "test": "test.txt"}
 FASTTEXT_LABEL = "__label__"
-FORMATS = ("jsonl", "csv", "tsv", "fasttext", "lines")
+_CONLL_LINE = re.compile(r"^.\t(O|[BIES]-\S+)$")
+FORMATS = ("jsonl", "csv", "tsv", "fasttext", "lines", "conll")
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ def read_examples(path: str | Path, options: ReadOptions = ReadOptions()) -> lis
         path = path / PADDLE_FILES["train"]
     text = read_text(path)
     fmt = detect_format(path, text) if options.format in ("auto", "paddle") else options.format
-    readers = {"jsonl": _read_jsonl, "csv": _read_csv, "tsv": _read_tsv, "fasttext": _read_fasttext, "lines": _read_lines}
+    readers = {"jsonl": _read_jsonl, "csv": _read_csv, "tsv": _read_tsv, "fasttext": _read_fasttext, "lines": _read_lines,
+               "conll": lambda path, text, options: read_conll(path, text, lines(text))}
     if fmt not in readers:
         raise DataError(f"unknown data format {fmt!r}", hint=f"use one of: auto, {', '.join(FORMATS)}, paddle")
     return readers[fmt](path, text, options)
@@ -114,6 +118,8 @@ def detect_format(path: Path, text: str) -> str:
         return "csv"
     if first.startswith(FASTTEXT_LABEL):
         return "fasttext"
+    if _CONLL_LINE.match(first):  # `char<TAB>tag`: one character, then O or a B-/I-/E-/S- tag
+        return "conll"
     if "\t" in first:
         return "tsv"
     return "lines"
@@ -205,7 +211,8 @@ def _read_jsonl(path: Path, text: str, options: ReadOptions) -> list[Example]:
                 )
             label = _label_str(record[label_field], f"{path}:{lineno}", label_field)
         text_ = _text_str(record[text_field], f"{path}:{lineno}", text_field)
-        out.append(Example(text_, label, str(path), lineno))
+        entities = entities_from_json(record.get(ENTITIES_FIELD), f"{path}:{lineno}", text_)
+        out.append(Example(text_, label, str(path), lineno, entities=entities))
     return out
 
 
