@@ -32,7 +32,7 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels:
 
 
 def headline(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: metrics[k] for k in ("accuracy", "macro_f1", "micro_f1", "weighted_f1") if k in metrics}
+    return {k: metrics[k] for k in ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "entity_f1") if k in metrics}
 
 
 def score_from_proba(proba: np.ndarray, y: np.ndarray, metric: str) -> float:

@@ -75,8 +75,12 @@ def _train(cfg: RunConfig, out: Path, world, *, force: bool, progress: ProgressH
         if out.exists() and any(out.iterdir()) and not (out / "config.toml").is_file():
             raise RunError(f"{out}: exists and is not a zhcls run", hint="choose a new output directory")
         require_mlflow(cfg.track)
-    splits = load_splits(cfg)
-    if check and main:
+    from .spans import extra_datasets, fit_span_model, is_span_model, load_span_splits
+
+    spans = is_span_model(cfg.model.name)  # tagger.v1, joint.v1: entities beside (or instead of) labels
+    splits = load_span_splits(cfg) if spans else load_splits(cfg)
+    extra = extra_datasets(cfg)
+    if check and main and not spans:
         warn_data_problems(cfg, splits)
     train_ex, dev_ex, test_ex = splits["train"], splits.get("dev"), splits.get("test")
     train_ex, augment_info = augment_for_run(cfg, splits)  # [[augment]]: copies of train only, none equal to a dev/test text
@@ -110,6 +114,8 @@ def _train(cfg: RunConfig, out: Path, world, *, force: bool, progress: ProgressH
             ds = distributed.broadcast(distill_set(cfg, splits, augmented=copies) if main else None, world)
             distill_info = ds.info
             model.fit(ds.texts, ds.labels, eval_set=eval_set, work_dir=out, progress=progress, targets=ds.targets)
+        elif spans:
+            fit_span_model(model, cfg, train_ex, dev_ex, extra, progress=progress)
         else:
             model.fit([e.text for e in train_ex], [e.label for e in train_ex], eval_set=eval_set, work_dir=out, progress=progress)
     except BaseException as exc:
@@ -143,6 +149,8 @@ def _train(cfg: RunConfig, out: Path, world, *, force: bool, progress: ProgressH
     for name, examples in (("dev", dev_ex), ("test", test_ex)):
         if examples:
             metrics[name] = evaluate_examples(model, examples)
+    if extra:  # [[datasets]]: each one's dev and test scores, beside [data]'s
+        metrics["datasets"] = [{"train": str(d.train), **{k: evaluate_examples(model, s[k]) for k in ("dev", "test") if k in s}} for d, s in zip(cfg.datasets, extra)]
     model.meta = {
         "metrics": {name: headline(metrics[name]) for name in ("dev", "test") if name in metrics},
         "data": {name: describe_split(cfg, name, ex) for name, ex in splits.items()},
@@ -238,6 +246,10 @@ def warn_unseen_labels(model: Predicts, examples: list[Example], what: str) -> l
 
 
 def evaluate_examples(model: Predicts, examples: list[Example]) -> dict[str, Any]:
+    if getattr(model, "tags_spans", False):  # tagger.v1, joint.v1 (a run or a bundle): entity scores too
+        from .spans import span_metrics
+
+        return span_metrics(model, examples)
     pred = model.predict([e.text for e in examples])
     return classification_metrics([e.label for e in examples], pred, model.labels_.labels)
 

@@ -1,0 +1,109 @@
+"""The torch module behind tagger.v1 and joint.v1: one encoder over characters and their hashed n-grams,
+a tag head (emissions [B, T, K]) and, for joint.v1, a class head (logits [B, C]).
+
+forward(ids [B, T], grams [B, T, G], lengths [B]) -> (emissions, logits) or emissions alone (no class head).
+Padding never changes a text's outputs: the backward GRU reads each text reversed within its length, the
+convolutions see zeros past the end, and pooling is masked.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .nets import reverse_within
+
+
+def _mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class JointNet(nn.Module):
+    def __init__(
+        self, num_ids: int, gram_rows: int, n_grams: int, n_tags: int, n_classes: int, *, embed_dim: int, gram_dim: int,
+        hidden_size: int, num_layers: int, encoder: str, kernel_size: int, dropout: float,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.embedding = nn.Embedding(num_ids, embed_dim, padding_idx=0)
+        # sparse: a step updates only the rows of the n-grams in its batch (SparseAdam, see the trainer)
+        self.grams = nn.Embedding(gram_rows, gram_dim, padding_idx=0, sparse=True) if n_grams and gram_dim else None
+        width = embed_dim + (gram_dim if self.grams is not None else 0)
+        if encoder == "bigru":
+            sizes = [width] + [2 * hidden_size] * (num_layers - 1)
+            self.forward_layers = nn.ModuleList(nn.GRU(n, hidden_size, batch_first=True) for n in sizes)
+            self.backward_layers = nn.ModuleList(nn.GRU(n, hidden_size, batch_first=True) for n in sizes)
+        else:
+            sizes = [width] + [2 * hidden_size] * (num_layers - 1)
+            self.convs = nn.ModuleList(nn.Conv1d(n, 2 * hidden_size, kernel_size, padding=kernel_size // 2) for n in sizes)
+        self.dropout = nn.Dropout(dropout)
+        self.tags = nn.Linear(2 * hidden_size, n_tags)
+        if n_classes:
+            self.attention = nn.Linear(2 * hidden_size, 1)
+            self.out = nn.Linear(2 * hidden_size + (gram_dim if self.grams is not None else 0), n_classes)
+        else:
+            self.out = None
+
+    def encode(self, ids: torch.Tensor, grams: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(per-character states [B, T, 2H], per-character n-gram vectors [B, T, Dg] or None)."""
+        lengths = lengths.clamp(min=1)
+        x = self.embedding(ids)
+        bag = None
+        if self.grams is not None:
+            bag = self.grams(grams).sum(dim=2)
+            x = torch.cat([x, bag], dim=2)
+        h = self.dropout(x)
+        valid = _mask(lengths, ids.shape[1]).unsqueeze(-1).to(h.dtype)
+        if self.encoder == "bigru":
+            for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
+                if i:
+                    h = self.dropout(h)
+                ahead, _ = fwd(h)
+                behind, _ = bwd(reverse_within(h, lengths))
+                h = torch.cat([ahead, reverse_within(behind, lengths)], dim=2)
+        else:
+            for i, conv in enumerate(self.convs):
+                if i:
+                    h = self.dropout(h)
+                h = torch.relu(conv((h * valid).transpose(1, 2))).transpose(1, 2)
+        return h * valid, bag
+
+    def forward(self, ids: torch.Tensor, grams: torch.Tensor, lengths: torch.Tensor):
+        h, bag = self.encode(ids, grams, lengths)
+        emissions = self.tags(self.dropout(h))
+        if self.out is None:
+            return emissions
+        lengths = lengths.clamp(min=1)
+        mask = _mask(lengths, ids.shape[1])
+        scores = self.attention(h).squeeze(-1).masked_fill(~mask, float("-inf"))
+        pooled = (torch.softmax(scores, dim=1).unsqueeze(-1) * h).sum(dim=1)
+        if bag is not None:
+            pooled = torch.cat([pooled, (bag * mask.unsqueeze(-1)).sum(dim=1) / lengths.unsqueeze(-1).to(bag.dtype)], dim=1)
+        return emissions, self.out(self.dropout(pooled))
+
+
+class TaggerModule(nn.Module):
+    """The net and its CRF (None for a softmax head): one state dict, `net.*` and `crf.*`."""
+
+    def __init__(self, net: JointNet, crf: nn.Module | None) -> None:
+        super().__init__()
+        self.net = net
+        self.crf = crf
+
+
+def export_onnx(net: JointNet, path, n_grams: int) -> list[str]:
+    """The net as an ONNX graph (ids, grams, lengths -> emissions[, logits]); returns the output names."""
+    import warnings
+
+    ids = torch.tensor([[2, 3, 4, 5, 6, 7], [2, 3, 4, 0, 0, 0]], dtype=torch.long)
+    grams = torch.ones((2, 6, n_grams), dtype=torch.long) * (ids > 0).long().unsqueeze(-1)
+    lengths = torch.tensor([6, 3], dtype=torch.long)
+    outputs = ["emissions"] + (["logits"] if net.out is not None else [])
+    axes = {"ids": {0: "batch", 1: "time"}, "grams": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "emissions": {0: "batch", 1: "time"}, "logits": {0: "batch"}}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice; export's parity gate checks the graph
+        torch.onnx.export(
+            net.eval(), (ids, grams, lengths), str(path), input_names=["ids", "grams", "lengths"], output_names=outputs,
+            dynamic_axes={k: v for k, v in axes.items() if k in ("ids", "grams", "lengths", *outputs)}, opset_version=17, dynamo=False,
+        )
+    return outputs

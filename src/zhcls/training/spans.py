@@ -1,0 +1,100 @@
+"""Training and scoring of the span models (tagger.v1, joint.v1) inside `train`: their splits may have
+entities instead of (or beside) labels, several datasets may share the model (`[[datasets]]`), and their
+metrics add entity-level scores to the classification ones."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+from ..config import DataConfig, RunConfig
+from ..data.example import Example
+from ..data.readers import read_split
+from ..errors import ConfigError, DataError
+from ..registry import models
+from ..text.normalize import normalize
+
+log = logging.getLogger(__name__)
+
+
+def is_span_model(name: str) -> bool:
+    return bool(getattr(models.get(name).factory, "tags_spans", False))
+
+
+def read_span_splits(data: DataConfig, what: str, *, tags: bool, labels: bool) -> dict[str, list[Example]]:
+    """The splits of one dataset. Train must be annotated for what the model learns; a text that is empty,
+    or dev/test entity types that train never shows (a tag set mismatch), are errors naming file and line."""
+    if data.train is None:
+        raise DataError(f"{what}: train is not set", hint='add train = "path/to/train.json"')
+    data.check_data_dir()
+    splits: dict[str, list[Example]] = {}
+    for name in ("train", "dev", "test"):
+        examples = read_split(data, name)
+        if examples is None:
+            continue
+        if not examples:
+            raise DataError(f"{what}: the {name} file {data.path(name)} has no examples")
+        for ex in examples:
+            if not normalize(ex.text):
+                raise DataError(f"{ex.source}: empty text", hint="remove the line, or run `zhcls data check` to list every problem")
+        splits[name] = examples
+    train = splits["train"]
+    if tags and labels and not any(e.entities is not None or e.label is not None for e in train):
+        raise DataError(f"{train[0].file}: no example has a label or entities", hint="joint.v1 needs labels, entities or both")
+    if tags and not labels and not any(e.entities is not None for e in train):
+        raise DataError(f"{train[0].file}: no example has entities", hint='use JSON lines with an "entities" field, or format = "conll"')
+    known = {x.type for e in train for x in (e.entities or ())}
+    for name in ("dev", "test"):
+        for ex in splits.get(name, []):
+            unknown = sorted({x.type for x in ex.entities or ()} - known)
+            if unknown:
+                raise DataError(
+                    f"{ex.source}: entity type {unknown[0]} is not in the training data (tag set mismatch; train has {', '.join(sorted(known)) or 'none'})",
+                    hint="annotate the splits with the same types, or add examples of this type to train",
+                )
+    return splits
+
+
+def load_span_splits(cfg: RunConfig) -> dict[str, list[Example]]:
+    cls = models.get(cfg.model.name).factory
+    return read_span_splits(cfg.data, "[data]", tags=True, labels=cls.classifies)
+
+
+def extra_datasets(cfg: RunConfig) -> list[dict[str, list[Example]]]:
+    """The splits of each `[[datasets]]` entry (joint.v1 only)."""
+    if not cfg.datasets:
+        return []
+    if cfg.model.name != "joint.v1":
+        raise ConfigError(f"[[datasets]] trains several datasets on one joint model; {cfg.model.name} has one task", hint='set [model] name = "joint.v1"')
+    return [read_span_splits(d, f"datasets[{i}]", tags=True, labels=True) for i, d in enumerate(cfg.datasets)]
+
+
+def fit_span_model(model: Any, cfg: RunConfig, train: list[Example], dev: list[Example] | None, extra: list[dict[str, list[Example]]], progress=None) -> None:
+    groups = [train] + [s["train"] for s in extra]
+    weights = [cfg.data_weight] + [d.weight for d in cfg.datasets]
+    dev_all = list(dev or []) + [e for s in extra for e in s.get("dev", [])]
+    model.fit_examples(groups, dev_all or None, weights=weights, progress=progress)
+
+
+def span_metrics(model: Any, examples: Sequence[Example], top_errors: int = 20) -> dict[str, Any]:
+    """Classification metrics over the labeled examples (joint.v1), and under "entities" entity-level
+    P/R/F1 per type and micro/macro over the examples with entities, plus "span_errors", the most frequent."""
+    from ..eval.metrics import classification_metrics
+    from ..tagging.metrics import entity_metrics, span_errors
+
+    out: dict[str, Any] = {"n": len(examples)}
+    labeled = [e for e in examples if e.label is not None] if getattr(model, "classifies", True) and len(model.labels_) else []
+    if labeled:
+        out.update(classification_metrics([e.label for e in labeled], model.predict([e.text for e in labeled]), model.labels_.labels))
+        out["n"] = len(examples)
+    tagged = [e for e in examples if e.entities is not None]
+    if tagged:
+        texts = [e.text for e in tagged]
+        pred = [[x for x, _ in p] for p in model.predict_spans(texts)]
+        gold = [list(e.entities) for e in tagged]
+        out["entities"] = entity_metrics(gold, pred, [len(t) for t in texts])
+        out["entities"]["span_errors"] = span_errors(texts, gold, pred, top=top_errors)
+        out["entity_f1"] = out["entities"]["micro_f1"]
+    if not labeled and not tagged:
+        raise DataError("no example has a label or entities to score against", hint="evaluate on annotated data")
+    return out
