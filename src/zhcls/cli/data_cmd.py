@@ -57,10 +57,11 @@ def check(
             splits[split] = examples
     report = check_data(splits, max_locations=show, **settings)
     code = 1 if report.errors else 0
+    entities = _entity_stats(splits)
     if as_json:
-        print(json.dumps({**report.to_dict(), "notes": notes, "exit_code": code}, ensure_ascii=False, indent=2))
+        print(json.dumps({**report.to_dict(), **({"entities": entities} if entities else {}), "notes": notes, "exit_code": code}, ensure_ascii=False, indent=2))
     else:
-        print_report(report, notes, code)
+        print_report(report, notes, code, entities)
     if code:
         raise typer.Exit(code)
 
@@ -102,7 +103,31 @@ def _resolve(source: Path, dev, test, fmt: str, text_field, label_field, set_: l
     return data, settings, notes
 
 
-def print_report(report, notes: list[str], code: int) -> None:
+def _entity_stats(splits: dict) -> dict:
+    """Entity counts per type and span lengths, for the splits with entities (tagging data)."""
+    from ..tagging.metrics import entity_stats
+
+    stats = {name: entity_stats([e.entities for e in examples]) for name, examples in splits.items()}
+    return {name: s for name, s in stats.items() if s is not None}
+
+
+def _print_entities(out, entities: dict) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="entities (lengths in characters)", show_edge=False, title_justify="left")
+    keys = ("count", "min", "p50", "p90", "max", "mean")
+    for col in ("split", "type", *keys):
+        table.add_column(col, justify="left" if col in ("split", "type") else "right")
+    for split, s in entities.items():
+        for kind, row in [*s["types"].items(), *([("all", s["all"])] if "all" in s else [])]:
+            table.add_row(split, escape(kind), *(str(row[k]) for k in keys))
+    out.print(table)
+    for split, s in entities.items():
+        out.print(f"{split}: {s['annotated']} texts annotated for entities, {s['with_entities']} with at least one")
+
+
+def print_report(report, notes: list[str], code: int, entities: dict | None = None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
@@ -130,6 +155,8 @@ def print_report(report, notes: list[str], code: int) -> None:
     out.print(lengths)
 
     _print_labels(out, report)
+    if entities:
+        _print_entities(out, entities)
     for severity, title in (("error", "errors"), ("warning", "warnings"), ("info", "info")):
         problems = report.by_severity(severity)
         if not problems:

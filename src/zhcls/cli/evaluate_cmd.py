@@ -33,13 +33,41 @@ def evaluate(
     _common.setup_logging()
     model = load_predictor(run)
     examples = read_examples(data, ReadOptions(fmt, text_field, label_field))
-    require_labeled(examples, str(data))
+    spans = getattr(model, "tags_spans", False)  # tagger.v1, joint.v1: labels, entities or both are scored
+    if not spans:
+        require_labeled(examples, str(data))
     warn_unseen_labels(model, examples, str(data))
     metrics = evaluate_examples(model, examples)
     if as_json:
         print(json.dumps(metrics, ensure_ascii=False, indent=2))
         return
-    print_metrics(metrics)
+    if "accuracy" in metrics:
+        print_metrics(metrics)
+    if "entities" in metrics:
+        print_entities(metrics["entities"])
+
+
+def print_entities(e: dict) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = _common.make_console()
+    out.print(f"entities: {e['n_gold']} gold, {e['n_pred']} predicted in {e['n']} texts; entity micro F1 = {e['micro_f1']:.4f}, macro F1 = {e['macro_f1']:.4f}")
+    table = Table(title="entities per type (exact span and type)", show_edge=False)
+    for col in ("type", "precision", "recall", "f1", "support"):
+        table.add_column(col, justify="left" if col == "type" else "right")
+    for kind, r in e["per_type"].items():
+        table.add_row(escape(kind), f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", str(r["support"]))
+    for avg in ("micro", "macro"):
+        table.add_row(avg, *(f"{e[f'{avg}_{k}']:.4f}" for k in ("precision", "recall", "f1")), "")
+    out.print(table)
+    if e.get("span_errors"):
+        errors = Table(title="most frequent span errors", show_edge=False)
+        for col in ("error", "gold", "predicted", "count"):
+            errors.add_column(col, justify="right" if col == "count" else "left")
+        for r in e["span_errors"][:10]:
+            errors.add_row(r["error"], escape(r["gold"] or "-"), escape(r["pred"] or "-"), str(r["count"]))
+        out.print(errors)
 
 
 def print_metrics(m: dict) -> None:

@@ -42,7 +42,14 @@ def export(
     examples = read_examples(data, ReadOptions(fmt, text_field, None)) if data is not None else None
     m = export_bundle(run, output, quantize=quantize, data=examples)  # type: ignore[arg-type]
     fp32 = m["parity"]["fp32"]
-    print(f"parity (fp32, {m['parity']['n_texts']} texts): max |dp| {fp32['max_abs_diff']:.1e}, labels agree {fp32['label_agreement']:.2%}")
+    if "tags" in fp32:  # tagger.v1, joint.v1: a gate per head
+        heads = {"classes": fp32["classes"]} if "classes" in fp32 else {}
+        parts = [f"class head max |dp| {c['max_abs_diff']:.1e}, labels agree {c['label_agreement']:.2%}" for c in heads.values()]
+        t = fp32["tags"]
+        parts.append(f"tag head max |dp| {t['max_abs_diff']:.1e}, entities agree on {t['entity_agreement']:.2%} of texts")
+        print(f"parity (fp32, {m['parity']['n_texts']} texts): {'; '.join(parts)}")
+    else:
+        print(f"parity (fp32, {m['parity']['n_texts']} texts): max |dp| {fp32['max_abs_diff']:.1e}, labels agree {fp32['label_agreement']:.2%}")
     if "int8" in m["parity"]:
         q = m["parity"]["int8"]
         change = f", accuracy {q['accuracy_change']:+.4f}" if "accuracy_change" in q else ""

@@ -41,6 +41,12 @@ def predict(
     labels = model.labels_.labels
     out = sys.stdout
     iterator = iter(texts)
+    if getattr(model, "tags_spans", False):  # tagger.v1, joint.v1: entities, and the label where there is a class head
+        while chunk := list(islice(iterator, BATCH)):
+            for record in span_records(model, chunk, top_k):
+                out.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+            out.flush()
+        return
     while chunk := list(islice(iterator, BATCH)):
         proba = model.predict_proba(chunk)
         if not np.isfinite(proba).all():  # NaN is not JSON, and no label is "the most probable" of NaNs
@@ -51,6 +57,21 @@ def predict(
             best = int(order[0])
             out.write(json.dumps({"text": text, "label": labels[best], "score": round(float(row[best]), 6), "scores": scores}, ensure_ascii=False, allow_nan=False) + "\n")
         out.flush()
+
+
+def span_records(model, texts: list[str], top_k: int) -> list[dict]:
+    """{"text", ["label", "score", "scores"], "entities": [{"text", "start", "end", "type", "score"}]} per text."""
+    labels = model.labels_.labels
+    proba = model.predict_proba(texts) if len(labels) else None
+    out = []
+    for i, (text, found) in enumerate(zip(texts, model.predict_spans(texts))):
+        record: dict = {"text": text}
+        if proba is not None:
+            order = proba[i].argsort()[::-1][: top_k or len(labels)]
+            record.update(label=labels[int(order[0])], score=round(float(proba[i, order[0]]), 6), scores={labels[j]: round(float(proba[i, j]), 6) for j in order})
+        record["entities"] = [{"text": text[e.start : e.end], "start": e.start, "end": e.end, "type": e.type, "score": round(float(s), 6)} for e, s in found]
+        out.append(record)
+    return out
 
 
 def stdin_texts(stream: BinaryIO | Iterable[str]) -> Iterator[str]:

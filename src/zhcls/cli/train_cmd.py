@@ -88,7 +88,8 @@ def print_run_summary(result) -> None:
     for split in ("dev", "test"):
         if split in metrics:
             m = metrics[split]
-            print(f"{split}: accuracy {m['accuracy']:.4f}  macro_f1 {m['macro_f1']:.4f}  (n={m['n']})")
+            scores = [f"{k} {m[k]:.4f}" for k in ("accuracy", "macro_f1", "entity_f1") if k in m]  # entity_f1: tagger.v1, joint.v1
+            print(f"{split}: {'  '.join(scores)}  (n={m['n']})")
     print(f"train seconds: {metrics['train_seconds']:.1f}")
     print(f"run: {result.run_dir}")
     print(f"model: {result.best_dir}")

@@ -53,6 +53,14 @@ def export_bundle(
     meta = model_dir.meta()
     with atomic_dir(out) as tmp:
         manifest = write_part(model, tmp, meta)
+        if getattr(model, "tags_spans", False):  # tagger.v1, joint.v1: a gate per head (export/tagging.py)
+            from .tagging import span_parity
+
+            if quantize != "none":
+                raise ExportError(f"{model.name} bundles are exported in fp32 only", hint="export without --quantize")
+            parity = span_parity(model, Predictor(tmp, verify=False), texts, PROB_TOLERANCE, MIN_AGREEMENT)
+            manifest["parity"] = {"fp32": parity, "n_texts": len(texts)}
+            return _finish(tmp, manifest, texts[:latency_texts])
         reference = model.predict_proba(texts)
         parity = check_parity(reference, Predictor(tmp, verify=False).predict_proba(texts))
         manifest["parity"] = {"fp32": parity, "n_texts": len(texts)}
@@ -65,11 +73,17 @@ def export_bundle(
         if quantize == "int8":
             manifest["precision"] = "int8"
             manifest["parity"]["int8"] = _quantize(tmp, model, examples, reference)
-        _write_manifest(tmp, manifest)
-        manifest["latency"] = measure_latency(Predictor(tmp, verify=False), texts[:latency_texts])
-        manifest["size_bytes"] = {name: (tmp / name).stat().st_size for name in manifest["files"]}
-        manifest["total_bytes"] = sum(manifest["size_bytes"].values())
-        _write_manifest(tmp, manifest)
+        _finish(tmp, manifest, texts[:latency_texts])
+    return manifest
+
+
+def _finish(tmp: Path, manifest: dict[str, Any], latency_texts: Sequence[str]) -> dict[str, Any]:
+    """Latency and sizes into the manifest, written last."""
+    _write_manifest(tmp, manifest)
+    manifest["latency"] = measure_latency(Predictor(tmp, verify=False), latency_texts)
+    manifest["size_bytes"] = {name: (tmp / name).stat().st_size for name in manifest["files"]}
+    manifest["total_bytes"] = sum(manifest["size_bytes"].values())
+    _write_manifest(tmp, manifest)
     return manifest
 
 
@@ -81,13 +95,15 @@ def check_parity(reference: np.ndarray, exported: np.ndarray) -> dict[str, float
 
 
 def measure_latency(predictor: Predictor, texts: Sequence[str], warmup: int = 50) -> dict[str, float]:
-    """Single-text latency, tokenization included, on one thread: what one request costs."""
+    """Single-text latency, tokenization included (and decoding, for tagging bundles), on one thread: what
+    one request costs."""
+    run = predictor.predict_scored if getattr(predictor, "tags_spans", False) else predictor.predict_proba
     for text in texts[:warmup]:
-        predictor.predict_proba([text])
+        run([text])
     times = []
     for text in texts:
         start = time.perf_counter()
-        predictor.predict_proba([text])
+        run([text])
         times.append(time.perf_counter() - start)
     ms = np.asarray(times) * 1e3
     return {"p50_ms": round(float(np.percentile(ms, 50)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4), "n": len(texts), "threads": 1}

@@ -134,6 +134,7 @@ def build_report(
         "notes": notes,
         "headline": headline_rows(m, bm),
         "per_class": per_class_rows(m, bm),
+        "entities": m.get("entities"),  # tagger.v1, joint.v1: entity-level scores and the most frequent span errors
         "confusion": {"labels": list(m.get("labels", [])), "matrix": m.get("confusion_matrix", [])},
         "curves": {"metric": _training_metric(cur), "records": cur.log, "baseline": base.log if base is not None else []},
         "confused_pairs": confused_pairs(m, predictions),

@@ -31,7 +31,7 @@ FORMAT = "zhcls-bundle"
 SCHEMA_VERSION = 1
 DIGEST = "digest"
 # files each backend reads besides the manifest; a bundle whose `files` leaves one out is refused
-REQUIRED_FILES = {"onnx": ("model.onnx",), "linear": ("linear.safetensors",), "ensemble": ("ensemble.safetensors",)}
+REQUIRED_FILES = {"onnx": ("model.onnx",), "linear": ("linear.safetensors",), "ensemble": ("ensemble.safetensors",), "joint": ("model.onnx", "tagger.json")}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _EXPORT_AGAIN = "export the bundle again from its run (`zhcls export RUN -o BUNDLE`)"
 

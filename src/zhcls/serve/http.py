@@ -43,11 +43,20 @@ PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-in
 
 
 # -- the wire format (these models are also the OpenAPI schema) ----------------------------------
+class EntityOut(BaseModel):
+    text: str = Field(description="text[start:end], the entity as it appears in the request's text.")
+    start: int = Field(description="Offset of its first character in the text (characters, from 0).")
+    end: int = Field(description="Offset just past its last character.")
+    type: str = Field(description="Entity type, e.g. LOC.")
+    score: float = Field(description="Confidence of the tag head in this entity (0 to 1).")
+
+
 class PredictionOut(BaseModel):
     label: str = Field(description="The most probable label.")
     score: float = Field(description="Its probability.")
     scores: dict[str, float] = Field(description="Probabilities of the top_k labels, most probable first.")
     truncated: bool = Field(description="The text had more tokens than the model reads; only the first max_length were used.")
+    entities: list[EntityOut] | None = Field(None, description="Tagging bundles (tagger.v1, joint.v1): the entities found in the text.")
 
 
 class PredictResponse(BaseModel):
@@ -248,7 +257,8 @@ def create_app(
         metrics.texts += len(texts)
         metrics.truncated += sum(p.truncated for p in predictions)
         out = [
-            {"label": p.label, "score": round(p.score, 6), "scores": {k: round(v, 6) for k, v in p.scores.items()}, "truncated": p.truncated}
+            {"label": p.label, "score": round(p.score, 6), "scores": {k: round(v, 6) for k, v in p.scores.items()}, "truncated": p.truncated,
+             **({"entities": list(p.entities)} if p.entities is not None else {})}
             for p in predictions
         ]
         # Built here to the schema above; JSONResponse skips a second validation pass over our own output.

@@ -25,6 +25,7 @@ class Prediction:
     score: float
     scores: dict[str, float]  # the top-k classes, most probable first
     truncated: bool  # the text had more than max_len tokens; only the first max_len were read
+    entities: tuple[dict[str, Any], ...] | None = None  # tagging bundles: {"text", "start", "end", "type", "score"} per entity
 
 
 class Predictor:
@@ -37,7 +38,9 @@ class Predictor:
         self.classes_ = np.asarray(self.labels, dtype=object)
         self.backend = self.manifest["backend"]
         tokenizer = read_json(self.path / "tokenizer.json")
-        if self.backend == "onnx":
+        self._tagger = None
+        self.tags_spans = self.backend == "joint"  # predict_spans and entities in predict_scored (tagger.v1, joint.v1)
+        if self.backend in ("onnx", "joint"):
             self._init_onnx(tokenizer, threads)
         elif self.backend == "linear":
             self._init_linear(tokenizer)
@@ -51,14 +54,14 @@ class Predictor:
             import onnxruntime as ort
         except ImportError:
             raise BundleError("serving an ONNX bundle needs onnxruntime", hint="pip install 'zhcls[serve]'") from None
-        if tokenizer.get("kind") == "hf_tokenizer":  # transformer.v1
+        if self.backend == "joint":
+            self.featurizer = None
+        elif tokenizer.get("kind") == "hf_tokenizer":  # transformer.v1
             from ..text.hf_ids import HFTokenIds
 
             self.featurizer = HFTokenIds(self.path, tokenizer)
         else:
             self.featurizer = Featurizer.from_json(tokenizer)
-        self.max_len = self.featurizer.max_len
-        self.min_len = int(self.manifest["input"]["min_length"])
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -67,6 +70,14 @@ class Predictor:
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(self.path / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self._outputs = [self._session.get_outputs()[0].name]
+        if self.backend == "joint":
+            from .tagger import TaggerRuntime
+
+            self._tagger = TaggerRuntime(self.path, tokenizer, self._session)
+            self.max_len = self._tagger.features.max_len
+            return
+        self.max_len = self.featurizer.max_len
+        self.min_len = int(self.manifest["input"]["min_length"])
 
     def _init_linear(self, tokenizer: dict[str, Any]) -> None:
         from safetensors.numpy import load_file
@@ -117,6 +128,9 @@ class Predictor:
             return self._tfidf.logits(texts, self._coef, self._intercept), [False] * len(texts)
         if self.backend == "ensemble":
             return self._ensemble_logits(texts)
+        if self._tagger is not None:
+            logits, _, truncated = self._tagger.run(texts, len(self.labels))
+            return logits, truncated
         f = self.featurizer
         if len(texts) == 1:  # the latency path: one text, no padding work, no sorting, no scatter
             tokens = f.full_tokens(texts[0])
@@ -141,6 +155,8 @@ class Predictor:
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if not self.labels:
+            raise BundleError(f"{self.path}: a {self.manifest['model']} bundle has no class head, so no class probabilities", hint="use predict_spans")
         if not len(texts):
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return _softmax32(self._logits(texts)[0])
@@ -157,6 +173,8 @@ class Predictor:
         (0: all), and whether the text was cut to max_len."""
         if not len(texts):
             return []
+        if self._tagger is not None:
+            return self._tagged_predictions(texts, top_k)
         logits, truncated = self._logits(texts)
         proba = _softmax32(logits)
         k = top_k or len(self.labels)
@@ -167,6 +185,25 @@ class Predictor:
         for row, cut in zip(proba.tolist(), truncated):
             order = sorted(range(len(row)), key=row.__getitem__, reverse=True)[:k]
             out.append(Prediction(labels[order[0]], row[order[0]], {labels[i]: row[i] for i in order}, cut))
+        return out
+
+    def predict_spans(self, texts: Sequence[str]) -> list[list[tuple[Any, float]]]:
+        """Tagging bundles: per text its (Entity, score) pairs, offsets into the text as given."""
+        if self._tagger is None:
+            raise BundleError(f"{self.path}: a {self.manifest['model']} bundle tags no spans", hint="export a tagger.v1 or joint.v1 run")
+        _, emissions, _ = self._tagger.run(texts, len(self.labels))
+        return self._tagger.spans(texts, emissions)
+
+    def _tagged_predictions(self, texts: Sequence[str], top_k: int) -> list[Prediction]:
+        logits, emissions, truncated = self._tagger.run(texts, len(self.labels))
+        spans = self._tagger.spans(texts, emissions)
+        labels, k = self.labels, top_k or len(self.labels)
+        out = []
+        for text, row, found, cut in zip(texts, _softmax32(logits).tolist() if labels else [[]] * len(texts), spans, truncated):
+            entities = tuple({"text": text[e.start : e.end], "start": e.start, "end": e.end, "type": e.type, "score": round(s, 6)} for e, s in found)
+            order = sorted(range(len(row)), key=row.__getitem__, reverse=True)[:k]
+            label, score = (labels[order[0]], row[order[0]]) if order else ("", 0.0)
+            out.append(Prediction(label, score, {labels[i]: row[i] for i in order}, cut, entities))
         return out
 
 
