@@ -68,9 +68,19 @@ def _is_punct(c: str) -> bool:
 _LATIN = re.compile(r"[A-Za-z0-9_]+|[Ａ-Ｚａ-ｚ０-９]+")
 
 
-def segment(text: str, level: Level, terms: Sequence[str] = ()) -> list[Piece]:
-    """`text` cut into pieces; joining them gives `text` back exactly."""
-    pieces: list[Piece] = []
+ENTITY = "entity"  # Piece.locked of an annotated entity span (tagging data): kept whole, its offsets shifted
+
+
+def segment(text: str, level: Level, terms: Sequence[str] = (), entities: Sequence[tuple[int, int]] = ()) -> list[Piece]:
+    """`text` cut into pieces; joining them gives `text` back exactly. `entities`: sorted, non-overlapping
+    (start, end) spans, each one locked piece of kind ENTITY, before any other protected span is looked for."""
+    if entities:
+        pieces, pos = [], 0
+        for start, end in entities:
+            pieces += segment(text[pos:start], level, terms) + [Piece(text[start:end], ENTITY)]
+            pos = end
+        return pieces + segment(text[pos:], level, terms)
+    pieces = []
     pos = 0
     for span in find_spans(text, terms):
         pieces += _free_pieces(text[pos : span.start], level)

@@ -168,6 +168,8 @@ class _Writer:
         if self.fmt == "jsonl":
             obj = json.loads(body)
             obj[self.text_field] = ex.text
+            if ex.entities is not None:  # tagging data: the same entities, at their offsets in the new text
+                obj["entities"] = [e.to_json() for e in ex.entities]
             obj["aug_source"] = obj["id"] if "id" in obj and not isinstance(obj["id"], (dict, list)) else lineno
             obj["aug_strategy"] = strategy
             return dump_json_like(obj, body) + end

@@ -22,8 +22,9 @@ import numpy as np
 from ..data.example import Example
 from ..errors import ConfigError
 from ..registry import augmenters
+from ..tagging.spans import Entity
 from ..text.normalize import normalize
-from .base import Strategy, join, segment
+from .base import ENTITY, Piece, Strategy, join, segment
 from .protect import find_spans, number_value
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ DEFAULT_RECIPE: dict[str, float] = {"delete.v1": 0.1, "swap.v1": 0.1, "insert.v1
 class Variant:
     text: str
     strategy: str
+    entities: tuple[Entity, ...] | None = None  # the source's entities at their offsets in `text` (tagging data)
 
 
 def build_strategy(name: str, options: Mapping[str, Any] | None = None) -> Strategy:
@@ -82,9 +84,10 @@ class Augmenter:
         self.fitted = True
         return self
 
-    def variants(self, text: str, rng: np.random.Generator, n: int | None = None) -> list[Variant]:
+    def variants(self, text: str, rng: np.random.Generator, n: int | None = None, entities: tuple[Entity, ...] | None = None) -> list[Variant]:
         """Up to `n` distinct variants of `text`: never empty, never equal to `text`, protected spans
-        intact. Fewer when the text is too short to vary (a one-character text, say)."""
+        intact. Fewer when the text is too short to vary (a one-character text, say). `entities`: annotated
+        spans, each kept whole and unchanged, and given in each variant at its new offsets."""
         n = self.n if n is None else n
         spans = [s.text(text) for s in find_spans(text, self.protect)]
         cache: dict[str, list] = {}
@@ -94,22 +97,29 @@ class Augmenter:
         for k in range(n):
             for j in range(len(self.strategies)):
                 strategy = self.strategies[order[(k + j) % len(order)]]
-                found = self._draw(strategy, text, spans, cache, seen, rng)
+                found = self._draw(strategy, text, spans, cache, seen, rng, entities)
                 if found is not None:
-                    seen.add(found)
-                    out.append(Variant(found, strategy.name))
+                    seen.add(found[0])
+                    out.append(Variant(found[0], strategy.name, found[1]))
                     break
         return out
 
-    def _draw(self, strategy: Strategy, text: str, spans: list[str], cache: dict, seen: set[str], rng: np.random.Generator) -> str | None:
+    def _draw(self, strategy: Strategy, text: str, spans: list[str], cache: dict, seen: set[str], rng: np.random.Generator,
+              entities: tuple[Entity, ...] | None = None) -> tuple[str, tuple[Entity, ...] | None] | None:
         if strategy.level not in cache:
-            cache[strategy.level] = segment(text, strategy.level, self.protect)
+            cache[strategy.level] = segment(text, strategy.level, self.protect, [(e.start, e.end) for e in entities or ()])
         pieces = cache[strategy.level]
+        types = {id(p): e.type for p, e in zip((p for p in pieces if p.locked == ENTITY), entities or ())}
         for _ in range(self.tries):
-            candidate = join(strategy.apply(pieces, rng))
+            drawn = strategy.apply(pieces, rng)
+            candidate = join(drawn)
             if candidate in seen or not normalize(candidate) or not spans_kept(spans, candidate, strategy, self.protect):
                 continue
-            return candidate
+            if entities is None:
+                return candidate, None
+            moved = shifted_entities(drawn, types, strategy.may_drop_spans)
+            if moved is not None:
+                return candidate, moved
         return None
 
     def augment(self, examples: Sequence[Example], *, keep_original: bool = False) -> list[Example]:
@@ -120,10 +130,26 @@ class Augmenter:
             if keep_original:
                 out.append(ex)
             rng = np.random.default_rng([self.seed, i])
-            for k, v in enumerate(self.variants(ex.text, rng)):
+            for k, v in enumerate(self.variants(ex.text, rng, entities=ex.entities)):
                 meta = {**ex.meta, "aug_source": ex.source, "aug_strategy": v.strategy, "aug_index": i}
-                out.append(replace(ex, text=v.text, copy=k + 1, meta=meta))
+                out.append(replace(ex, text=v.text, copy=k + 1, meta=meta, entities=v.entities))
         return out
+
+
+def shifted_entities(pieces: Sequence[Piece], types: dict[int, str], may_drop: bool) -> tuple[Entity, ...] | None:
+    """The entities at their offsets in the joined `pieces` (`types`: id of each source entity piece -> its
+    type). None when an entity piece is missing (unless the strategy may drop whole spans) or repeated."""
+    out, seen, at = [], set(), 0
+    for p in pieces:
+        if id(p) in types:
+            if id(p) in seen:
+                return None
+            seen.add(id(p))
+            out.append(Entity(at, at + len(p.text), types[id(p)]))
+        at += len(p.text)
+    if len(seen) < len(types) and not may_drop:
+        return None
+    return tuple(sorted(out))
 
 
 def spans_kept(spans: list[str], candidate: str, strategy: Strategy, terms: Sequence[str] = ()) -> bool:
