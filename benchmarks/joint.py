@@ -1,0 +1,244 @@
+"""Span tagging and joint models: MSRA NER with a char BiGRU-CRF tagger.v1, and joint.v1 on MSRA NER plus
+online_shopping_10_cats `cat` (one encoder, each batch from one dataset), against the single-task models.
+
+    nice -n 19 .venv/bin/python benchmarks/joint.py                 # the committed measurement
+    nice -n 19 .venv/bin/python benchmarks/joint.py --quick         # smoke run on small subsets; numbers mean nothing
+
+MSRA NER (`msra_ner/dh_msra.zip`, one `char<TAB>tag` per line) is read with zhcls's CoNLL reader and split
+by the sha256 of each sentence's text (a fixed 80/10/10 train/dev/test; identical sentences never cross
+splits), written as canonical JSON lines with `entities` under --work-dir. Cells, each trained through
+`zhcls.training.run.train` from a config, on the CPU with 1 torch thread:
+
+  tagger      tagger.v1 on MSRA: entity-level micro F1 on test (target >= 88), then exported; the bundle's
+              p50 latency on 50-character texts, 1 thread, tokenization and Viterbi decoding included
+              (target <= 0.3 ms)
+  classifier  joint.v1 on online_shopping cat alone (the class head; no entities)
+  joint       joint.v1 on online_shopping cat + [[datasets]] MSRA, the same encoder and settings: each task
+              within 1 point of its single-task model (tagger for entities, classifier for cat)
+
+Results: benchmarks/results/joint.json and joint.md; a rerun skips finished cells (--force CELL redoes one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import _harness as h
+from _harness import REPO
+
+log = logging.getLogger("joint")
+
+MSRA = "msra_ner/dh_msra.zip"
+TARGETS = {"tagger_f1": 0.88, "joint_gap": 0.01, "p50_ms": 0.3}
+ENCODER = {"encoder": "bigru", "head": "crf", "scheme": "bio", "embed_dim": 128, "ngrams": 2, "buckets": 200_000, "gram_dim": 64,
+           "hidden_size": 128, "max_len": 256, "dropout": 0.2}
+TRAINING = {"epochs": 8, "batch_size": 32, "lr": 2e-3, "patience": 2, "threads": 1, "device": "cpu", "seed": 42}
+
+
+def split_of(text: str) -> str:
+    bucket = int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % 10
+    return "test" if bucket == 0 else "dev" if bucket == 1 else "train"
+
+
+def prepare_msra(data_dir: Path, work: Path, limit: int | None) -> dict[str, Path]:
+    """The MSRA splits as JSON lines with entities (written once; --quick keeps `limit` sentences per split)."""
+    from zhcls.data.conll import read_conll
+    from zhcls.data.readers import lines
+
+    out = {name: work / f"msra_{name}{'_quick' if limit else ''}.json" for name in ("train", "dev", "test")}
+    if all(p.is_file() for p in out.values()):
+        return out
+    with zipfile.ZipFile(data_dir / MSRA) as z:
+        text = z.read("dh_msra.txt").decode("utf-8")
+    examples = read_conll(Path(MSRA), text, lines(text))
+    splits: dict[str, list[str]] = {name: [] for name in out}
+    for ex in examples:
+        rows = splits[split_of(ex.text)]
+        if limit is None or len(rows) < limit:
+            rows.append(json.dumps({"text": ex.text, "entities": [e.to_json() for e in ex.entities]}, ensure_ascii=False) + "\n")
+    work.mkdir(parents=True, exist_ok=True)
+    for name, rows in splits.items():
+        h.atomic_write(out[name], "".join(rows))
+    return out
+
+
+def shopping_subset(data_dir: Path, work: Path, limit: int | None) -> dict[str, str]:
+    """online_shopping cat files (CSV); --quick: the first `limit` reviews of each."""
+    task = h.online_shopping("cat")
+    files = {"train": task.train, "dev": task.dev, "test": task.test}
+    if limit is None:
+        return {k: str(data_dir / v) for k, v in files.items()}
+    out = {}
+    for k, v in files.items():
+        rows = (data_dir / v).read_text(encoding="utf-8").splitlines(keepends=True)
+        path = work / f"shopping_{k}_quick.csv"
+        h.atomic_write(path, "".join(rows[: limit + 1]))
+        out[k] = str(path)
+    return out
+
+
+def train_cell(name: str, cfg: dict[str, Any], work: Path) -> dict[str, Any]:
+    import shutil
+
+    from zhcls.config import config_from_dict
+    from zhcls.training.run import train
+
+    run_dir = work / name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    started = time.perf_counter()
+    result = train(config_from_dict(cfg, source=name), run_dir, check=False)
+    m = result.metrics
+    return {"run": str(run_dir), "train_seconds": round(time.perf_counter() - started, 1), "config": cfg,
+            "best_step": m.get("best_step"), "epochs": m.get("fit", {}).get("epochs"), "stopped": m.get("fit", {}).get("stopped"),
+            "dev": _scores(m.get("dev", {})), "test": _scores(m.get("test", {})),
+            "datasets": [{k: _scores(d.get(k, {})) for k in ("dev", "test")} for d in m.get("datasets", [])],
+            "test_span_errors": m.get("test", {}).get("entities", {}).get("span_errors", [])[:10] or
+            next((d["test"]["entities"]["span_errors"][:10] for d in m.get("datasets", []) if "entities" in d.get("test", {})), [])}
+
+
+def _scores(m: dict[str, Any]) -> dict[str, Any]:
+    out = {k: m[k] for k in ("n", "accuracy", "macro_f1") if k in m}
+    if "entities" in m:
+        e = m["entities"]
+        out["entities"] = {k: e[k] for k in ("micro_precision", "micro_recall", "micro_f1", "macro_f1", "n_gold", "n_pred")}
+        out["entities"]["per_type"] = e["per_type"]
+    return out
+
+
+def latency(run_dir: Path, texts: list[str], work: Path) -> dict[str, Any]:
+    """Export the run and time its bundle on 50-character texts, one at a time, 1 thread."""
+    from zhcls.export.onnx import export_bundle
+    from zhcls.export.onnx import measure_latency as measure
+    from zhcls.serve.predictor import Predictor
+
+    bundle = work / (run_dir.name + "_bundle")
+    manifest = export_bundle(run_dir, bundle, latency_texts=200)
+    predictor = Predictor(bundle, threads=1)
+    rounds = [measure(predictor, texts, warmup=100) for _ in range(3)]
+    best = min(rounds, key=lambda r: r["p50_ms"])
+    return {"bundle": str(bundle), "parity": manifest["parity"], "total_bytes": manifest["total_bytes"], "n_texts": len(texts),
+            "text_chars": 50, "rounds_p50_ms": [r["p50_ms"] for r in rounds], "p50_ms": best["p50_ms"], "p99_ms": best["p99_ms"]}
+
+
+def fifty_char_texts(test_file: Path, n: int) -> list[str]:
+    """Test sentences joined and cut into 50-character texts."""
+    joined = "".join(json.loads(line)["text"] for line in test_file.read_text(encoding="utf-8").splitlines())
+    return [joined[i : i + 50] for i in range(0, min(len(joined), 50 * n) - 49, 50)]
+
+
+def main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", type=Path, default=h.default_data_dir())
+    ap.add_argument("--work-dir", type=Path, default=REPO / "runs" / "bench_joint")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--epochs", type=int, default=TRAINING["epochs"])
+    ap.add_argument("--force", action="append", default=[], choices=["tagger", "latency", "classifier", "joint"])
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    import torch
+
+    torch.set_num_threads(1)
+    limit = 300 if args.quick else None
+    shopping = h.online_shopping("cat")
+    h.verify_data(args.data_dir, [MSRA, *shopping.files()])
+    path = h.RESULTS / ("joint_quick.json" if args.quick else "joint.json")
+    results = h.load_results(path, {"invocations": [], "cells": {}})
+    results["invocations"].append(h.environment("benchmarks/joint.py", argv, "torch", "onnxruntime", "pytorch-crf", "seqeval"))
+    results["split"] = "sha256(sentence text) % 10: 0 test, 1 dev, else train"
+    cells = results["cells"]
+    for name in args.force:
+        cells.pop(name, None)
+    work = args.work_dir
+    msra = prepare_msra(args.data_dir, work, limit)
+    shop = shopping_subset(args.data_dir, work, limit)
+    training = {**TRAINING, "epochs": 2 if args.quick else args.epochs}
+    shop_data = {**shop, "format": "csv", "text_field": "review", "label_field": "cat"}
+    msra_data = {k: str(v) for k, v in msra.items()} | {"format": "jsonl"}
+    plans = {
+        "tagger": {"data": msra_data, "model": {"name": "tagger.v1", **ENCODER}, "training": training},
+        "classifier": {"data": shop_data, "model": {"name": "joint.v1", **ENCODER}, "training": training},
+        "joint": {"data": shop_data, "datasets": [msra_data], "model": {"name": "joint.v1", **ENCODER}, "training": training},
+    }
+    for name, cfg in plans.items():
+        if name in cells:
+            log.info("%s: done, skipped (--force %s to redo)", name, name)
+        else:
+            log.info("%s: training", name)
+            cells[name] = train_cell(name, cfg, work)
+            h.write_results(path, results, render)
+        if name == "tagger" and "latency" not in cells:
+            cells["latency"] = latency(Path(cells["tagger"]["run"]), fifty_char_texts(msra["test"], 1000), work)
+            h.write_results(path, results, render)
+    results["verdict"] = verdict(cells)
+    h.write_results(path, results, render)
+    print(path.with_suffix(".md").read_text(encoding="utf-8"))
+
+
+def verdict(cells: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    tagger_f1 = cells.get("tagger", {}).get("test", {}).get("entities", {}).get("micro_f1")
+    if tagger_f1 is not None:
+        out["tagger_f1"] = {"value": tagger_f1, "target": f">= {TARGETS['tagger_f1']}", "met": tagger_f1 >= TARGETS["tagger_f1"]}
+    if "latency" in cells:
+        p50 = cells["latency"]["p50_ms"]
+        out["p50_ms"] = {"value": p50, "target": f"<= {TARGETS['p50_ms']}", "met": p50 <= TARGETS["p50_ms"]}
+    joint = cells.get("joint")
+    if joint and "classifier" in cells and "tagger" in cells and joint["datasets"]:
+        joint_f1 = joint["datasets"][0]["test"]["entities"]["micro_f1"]
+        joint_acc, single_acc = joint["test"]["accuracy"], cells["classifier"]["test"]["accuracy"]
+        out["joint_entity_gap"] = {"joint": joint_f1, "single": tagger_f1, "gap": joint_f1 - tagger_f1, "met": joint_f1 >= tagger_f1 - TARGETS["joint_gap"]}
+        out["joint_cat_gap"] = {"joint": joint_acc, "single": single_acc, "gap": joint_acc - single_acc, "met": joint_acc >= single_acc - TARGETS["joint_gap"]}
+    return out
+
+
+def render(results: dict[str, Any]) -> str:
+    cells = results["cells"]
+    last = results["invocations"][-1]
+    lines = ["# Span tagging and joint models (benchmarks/joint.py)", "",
+             f"Command: `{last['command']}`  ", f"Machine: {last['machine']['cpu_model']}, {last['machine']['affinity_cpus']} CPUs, "
+             f"1 torch thread, CPU only  ", f"Date: {last['started']}  ", f"Commit: {last['git']['commit']} (dirty tracked files: {last['git']['dirty_tracked_files']})",
+             "", f"MSRA NER split: {results['split']}. online_shopping_10_cats `cat`: the fixed train/dev/test files.", ""]
+    rows = []
+    for name in ("tagger", "classifier", "joint"):
+        c = cells.get(name)
+        if not c:
+            continue
+        ent = c["test"].get("entities") or (c["datasets"][0]["test"].get("entities") if c["datasets"] else None)
+        rows.append([name, c["config"]["model"]["name"], h.pct(ent["micro_f1"]) if ent else "—", h.pct(ent["macro_f1"]) if ent else "—",
+                     h.pct(c["test"].get("accuracy")), h.pct(c["test"].get("macro_f1")), c["epochs"], c["train_seconds"]])
+    lines += ["## Test scores", ""]
+    lines += h.md_table(["cell", "model", "entity micro F1", "entity macro F1", "cat accuracy", "cat macro F1", "epochs", "train s"], rows)
+    for name in ("tagger", "joint"):
+        c = cells.get(name)
+        ent = c and (c["test"].get("entities") or (c["datasets"][0]["test"].get("entities") if c["datasets"] else None))
+        if ent:
+            lines += ["", f"Per type ({name}, MSRA test):", ""]
+            lines += h.md_table(["type", "P", "R", "F1", "support"], [[t, h.pct(r["precision"]), h.pct(r["recall"]), h.pct(r["f1"]), r["support"]] for t, r in ent["per_type"].items()])
+    if "latency" in cells:
+        lat = cells["latency"]
+        lines += ["", "## Bundle latency (tagger)", "",
+                  f"{lat['n_texts']} texts of {lat['text_chars']} characters from MSRA test, one at a time, 1 thread, features, ONNX and numpy "
+                  f"Viterbi included: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms (best of rounds {lat['rounds_p50_ms']}); bundle {lat['total_bytes'] / 1e6:.1f} MB; "
+                  f"parity {json.dumps(lat['parity']['fp32'])}"]
+    if cells.get("tagger", {}).get("test_span_errors"):
+        lines += ["", "Most frequent span errors (tagger, MSRA test):", ""]
+        lines += h.md_table(["error", "gold", "predicted", "count"], [[e["error"], e["gold"], e["pred"], e["count"]] for e in cells["tagger"]["test_span_errors"]], "lllr")
+    v = results.get("verdict", {})
+    if v:
+        lines += ["", "## Targets", ""]
+        for key, r in v.items():
+            lines.append(f"- {key}: {json.dumps(r)} -> {'met' if r['met'] else 'MISSED'}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main(sys.argv[1:])
