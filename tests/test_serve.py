@@ -211,7 +211,10 @@ def test_openapi_documents_the_api(served):
     request = spec["components"]["schemas"]["PredictRequest"]
     assert request["required"] == ["texts"] and request["properties"]["texts"]["minItems"] == 1
     assert request["properties"]["top_k"]["anyOf"][0]["maximum"] == len(predictor.labels)
-    assert set(spec["components"]["schemas"]["PredictionOut"]["properties"]) == {"label", "score", "scores", "truncated"}
+    out = spec["components"]["schemas"]["PredictionOut"]
+    assert set(out["properties"]) == {"label", "score", "scores", "truncated", "entities"}
+    assert "entities" not in out.get("required", [])  # only tagging bundles send it
+    assert "entities" not in client.post("/v1/predict", json={"texts": ["好"]}).json()["predictions"][0]
     assert {"/healthz", "/v1/model", "/metrics"} <= set(spec["paths"]) and "/" not in spec["paths"]
     assert client.get("/docs").status_code == 200
 

@@ -166,7 +166,7 @@ class BuildConfig(Section):
     max_unlabeled: int | None = Field(50_000, ge=0)
     alpha: float = Field(0.5, ge=0.0, le=1.0)  # students: weight of the soft loss on labeled rows
     temperature: float = Field(2.0, gt=0)
-    ensemble: Literal["weights", "stacking"] = "weights"
+    ensemble: Literal["auto", "weights", "loglinear", "stacking"] = "auto"
     epochs: int = Field(40, ge=1)  # at least this epoch budget per candidate: early stopping (patience) ends training
     patience: int = Field(4, ge=1)
     int8: bool = True  # neural candidates are also exported as int8 bundles

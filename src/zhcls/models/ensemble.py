@@ -3,12 +3,18 @@
     [model]
     name = "ensemble.v1"
     members = ["runs/tfidf", "runs/textcnn", "runs/fasttext"]
-    method = "weights"        # or "stacking"
+    method = "auto"           # or "weights", "loglinear", "stacking"
 
 - "weights": p = sum_i w_i p_i, the weights on the simplex that minimize the dev log-loss. Few parameters,
   so a few hundred dev texts fit them without overfitting; the usual winner on small data.
+- "loglinear": p = softmax(sum_i w_i log p_i), w_i >= 0 minimizing the dev log-loss (a product of experts).
+  Each w_i also acts as the member's inverse temperature, so a member whose probabilities are too flat
+  (a regularized TF-IDF logistic regression over 15 classes) still gets its vote; a mean of probabilities
+  lets the sharpest member decide. Measured on TNEWS few_all: cross-fitted dev 41.9 against 38.2.
 - "stacking": a logistic regression over the members' log-probabilities (Wolpert's stacked
   generalization), also fitted on dev: it can learn that one member is good at some classes only.
+- "auto" (the default): "weights" or "loglinear", whichever has the better cross-fitted dev score (then
+  the lower cross-fitted log-loss); both scores are in the fit report.
 
 The members were trained on train and selected on dev, so dev is the only held-out data they share;
 the combiner is fitted there. Its own dev score is measured by cross-fitting (fit on k-1 folds of dev,
@@ -39,7 +45,7 @@ EPS = 1e-7  # probabilities are clipped here before a log: a member that is sure
 class EnsembleParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     members: tuple[str, ...] = Field(..., min_length=1)  # trained run or model directories
-    method: Literal["weights", "stacking"] = "weights"
+    method: Literal["auto", "weights", "loglinear", "stacking"] = "auto"
     folds: int = Field(5, ge=2)  # cross-fitting folds on dev for the ensemble's own dev score
     C: float = Field(1.0, gt=0)  # stacking: inverse L2 strength of the logistic regression
 
@@ -84,9 +90,11 @@ class Ensemble(Classifier):
         stack = self._member_probs(dev_texts)  # [m, n, k]
         if progress:
             progress("step", {"step": 1, "total": 2, "loss": 0.0, "epoch": 0})
-        oof = cross_fit(stack, y, self.params, seed=self.training.seed)
-        self.weights_, self.coef_, self.intercept_ = fit_combiner(stack, y, self.params)
+        self.method_, oof, tried = choose_method(stack, y, self.params, seed=self.training.seed, metric=self.training.metric)
+        self.weights_, self.coef_, self.intercept_ = fit_combiner(stack, y, self.params.model_copy(update={"method": self.method_}))
         self.dev_report_ = _scores(oof, y)
+        if tried:
+            self.dev_report_["methods"] = tried
         self.dev_report_["members"] = [_scores(p, y) for p in stack]
         self.history_ = [{"step": 1, "epoch": 0, **{f"dev_{k}": v for k, v in self.dev_report_.items() if k != "members"}}]
         if progress:
@@ -112,8 +120,9 @@ class Ensemble(Classifier):
     def fit_report(self) -> dict[str, Any]:
         if not hasattr(self, "weights_"):
             return {}
-        report: dict[str, Any] = {"method": self.params.method, "members": [m.name for m in self.members_]}
-        if self.params.method == "weights":
+        method = getattr(self, "method_", self.params.method)
+        report: dict[str, Any] = {"method": method, "members": [m.name for m in self.members_]}
+        if method in ("weights", "loglinear"):
             report["weights"] = [round(float(w), 4) for w in self.weights_]
         if hasattr(self, "dev_report_"):
             report["dev_cross_fitted"] = self.dev_report_
@@ -129,14 +138,17 @@ class Ensemble(Classifier):
         check_fitted(self, "weights_")
         for i, member in enumerate(self.members_):
             member.save(path / "members" / str(i))
-        write_json(path / COMBINER_FILE, {"members": [m.name for m in self.members_], "dev_report": getattr(self, "dev_report_", None)})
+        write_json(path / COMBINER_FILE, {"members": [m.name for m in self.members_], "method": getattr(self, "method_", self.params.method),
+                                          "dev_report": getattr(self, "dev_report_", None)})
         save_file(self._arrays(), str(path / "weights.safetensors"))
 
     def _load_files(self, path: Path) -> None:
         from safetensors.numpy import load_file
 
         self.members_ = [load_model(path / "members" / str(i)) for i in range(len(self.params.members))]
-        report = read_json(path / COMBINER_FILE).get("dev_report")
+        combiner = read_json(path / COMBINER_FILE)
+        self.method_ = combiner.get("method", self.params.method)  # directories written before "auto" have no method
+        report = combiner.get("dev_report")
         if report:
             self.dev_report_ = report
         arrays = load_file(str(path / "weights.safetensors"))
@@ -164,7 +176,7 @@ class Ensemble(Classifier):
             parts.append({"dir": f"members/{i}", "model": member.name, "backend": manifest["backend"], "columns": self.columns(i)})
         save_file({k: v.astype(np.float32) for k, v in self._arrays().items()}, str(out / "ensemble.safetensors"))
         write_json(out / "tokenizer.json", {"kind": "ensemble", "members": parts})
-        return {"backend": "ensemble", "input": {"text": "str", "method": self.params.method, "members": parts}}
+        return {"backend": "ensemble", "input": {"text": "str", "method": getattr(self, "method_", self.params.method), "members": parts}}
 
 
 def _member_dir(path: str) -> Path:
@@ -200,10 +212,30 @@ def stack_features(stack: np.ndarray) -> np.ndarray:
     return np.log(np.clip(stack, EPS, 1.0)).transpose(1, 0, 2).reshape(n, m * k)
 
 
+def choose_method(stack: np.ndarray, y: np.ndarray, params: EnsembleParams, *, seed: int, metric: str) -> tuple[str, np.ndarray, dict[str, Any]]:
+    """(method, its out-of-fold dev probabilities, {method: cross-fitted scores} when "auto" compared two)."""
+    if params.method != "auto":
+        return params.method, cross_fit(stack, y, params, seed=seed), {}
+    from ..eval.metrics import score_from_proba
+
+    tried, oofs = {}, {}
+    for method in ("weights", "loglinear"):
+        oofs[method] = cross_fit(stack, y, params.model_copy(update={"method": method}), seed=seed)
+        tried[method] = _scores(oofs[method], y)
+    key = metric if metric in ("accuracy", "macro_f1") else "accuracy"
+    best = max(tried, key=lambda m: (round(score_from_proba(oofs[m], y, key), 9), -tried[m]["log_loss"]))
+    return best, oofs[best], tried
+
+
 def fit_combiner(stack: np.ndarray, y: np.ndarray, params: EnsembleParams) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """(weights, coef, intercept); coef and intercept are None for "weights"."""
+    """(weights, coef, intercept); coef and intercept are None for "weights". "loglinear" is served as the
+    stacking regression it is a special case of: coef holds w_i on the diagonal of member i's block."""
     if params.method == "weights":
         return fit_weights(stack, y), None, None
+    if params.method == "loglinear":
+        w = fit_loglinear(stack, y)
+        k = stack.shape[2]
+        return w, np.hstack([wi * np.eye(k) for wi in w]), np.zeros(k)
     from sklearn.linear_model import LogisticRegression
 
     k = stack.shape[2]
@@ -235,6 +267,26 @@ def fit_weights(stack: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     theta = minimize(loss, np.zeros(stack.shape[0]), jac=True, method="L-BFGS-B").x
     return softmax(theta[None, :])[0]
+
+
+def fit_loglinear(stack: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """w >= 0 minimizing -mean log softmax(sum_i w_i log p_i)[y], by L-BFGS-B: the log-loss of a softmax over
+    a linear function of w, so convex; it starts from equal weights summing to 1 (the geometric mean)."""
+    from scipy.optimize import minimize
+
+    logp = np.log(np.clip(stack, EPS, 1.0))  # [m, n, k]
+    rows = np.arange(len(y))
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = np.tensordot(w, logp, axes=1)  # [n, k]
+        z = z - z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=1))
+        p = np.exp(z - lse[:, None])
+        g = -(logp[:, rows, y] - (p[None] * logp).sum(axis=2)).mean(axis=1)  # d loss / d w_i
+        return float(-(z[rows, y] - lse).mean()), g
+
+    m = stack.shape[0]
+    return minimize(loss, np.full(m, 1.0 / m), jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * m).x
 
 
 def cross_fit(stack: np.ndarray, y: np.ndarray, params: EnsembleParams, *, seed: int) -> np.ndarray:
