@@ -25,22 +25,26 @@ def viterbi(emissions: np.ndarray, crf: Crf) -> np.ndarray:
     start[y0] + sum_t emissions[t, y_t] + sum_t transitions[y_{t-1}, y_t] + end[y_{T-1}]. Ties go to the
     lower tag id, as in pytorch-crf's decode.
 
-    The textbook loop over positions, four numpy calls each. A tree of max-plus matrix products (log2(T)
-    numpy calls on [T/2, K, K, K] arrays) was measured too: 148 us against this loop's 134 us for 50
-    characters and 7 tags, so the plain loop stays."""
-    t_len = emissions.shape[0]
-    score = crf.start + emissions[0]
-    back = np.empty((max(t_len - 1, 0), emissions.shape[1]), dtype=np.int64)
-    trans = crf.transitions
+    On the serving path numpy's per-call cost, not arithmetic, is the time (K is about 7), so the loop over
+    positions makes two numpy calls and nothing else: the step scores are added in one call before it, and
+    the back-pointers are recomputed from the kept forward scores in one call after it. 111 us against 134
+    for the textbook four-call loop (434 against 540 for 200 characters), 7 tags, best of 30 rounds. A tree
+    of max-plus matrix products (log2(T) calls on [T/2, K, K, K] arrays) took 148 us."""
+    t_len, k = emissions.shape
+    forward = np.empty((t_len, k), dtype=np.result_type(emissions, crf.transitions))
+    forward[0] = crf.start + emissions[0]
+    step = crf.transitions.T[None] + emissions[1:, :, None]  # [T-1, next, previous]
+    buf = np.empty((k, k), dtype=forward.dtype)
     for t in range(1, t_len):
-        total = score[:, None] + trans  # [previous, next]
-        back[t - 1] = total.argmax(axis=0)
-        score = total.max(axis=0) + emissions[t]
-    path = np.empty(t_len, dtype=np.int64)
-    path[-1] = int((score + crf.end).argmax())
+        np.add(step[t - 1], forward[t - 1], out=buf)
+        buf.max(axis=1, out=forward[t])
+    back = (forward[:-1, None, :] + crf.transitions.T[None]).argmax(axis=2).tolist()  # [T-1, next] -> previous
+    tag = int((forward[-1] + crf.end).argmax())
+    path = [tag] * t_len
     for t in range(t_len - 2, -1, -1):
-        path[t] = back[t, path[t + 1]]
-    return path
+        tag = back[t][tag]
+        path[t] = tag
+    return np.asarray(path, dtype=np.int64)
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
