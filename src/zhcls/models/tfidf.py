@@ -22,6 +22,7 @@ from ..text.normalize import normalize
 from .base import Classifier, EvalSet, ProgressHook, check_fit_input, check_fitted
 
 C_GRID = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
+SVM_C_GRID = (0.1, 0.2, 0.5, 1.0, 2.0)
 
 
 class TfidfParams(BaseModel):
@@ -32,7 +33,11 @@ class TfidfParams(BaseModel):
     min_df: int = Field(1, ge=1)
     sublinear_tf: bool = True
     lowercase: bool = True
-    C: float | Literal["auto"] = "auto"  # "auto": chosen on the dev set from C_GRID (10 without one)
+    C: float | Literal["auto"] = "auto"  # "auto": chosen on the dev set from C_GRID / SVM_C_GRID (10 / 0.5 without one)
+    # "log": logistic regression; "hinge": a linear SVM (LinearSVC), its decision values turned into
+    # probabilities by one temperature fitted on dev; "auto": both C grids, the better dev score wins
+    # (logistic regression without a dev set: confident learning and ensembles need its probabilities).
+    loss: Literal["auto", "log", "hinge"] = "auto"
     class_weight: Literal["none", "balanced"] = "none"
     max_iter: int = Field(2000, ge=10)
 
@@ -55,9 +60,6 @@ class Tfidf(Classifier):
         progress: ProgressHook | None = None,
     ) -> "Tfidf":
         from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-
-        from ..eval.metrics import score_from_proba
 
         check_fit_input(texts, labels)
         p = self.params
@@ -70,38 +72,60 @@ class Tfidf(Classifier):
         x = vec.fit_transform(texts)
         self.vocab_ = [t for t, _ in sorted(vec.vocabulary_.items(), key=lambda kv: kv[1])]
         self.idf_ = vec.idf_.astype(np.float32)
-        grid = [p.C] if p.C != "auto" else (C_GRID if eval_set is not None and len(eval_set[0]) else [10.0])
-        dev_x = vec.transform(eval_set[0]) if len(grid) > 1 else None
-        dev_y = np.asarray([self.labels_.index(l) if l in self.labels_ else -1 for l in eval_set[1]]) if dev_x is not None else None
-        best = None
+        dev = None
+        if eval_set is not None and len(eval_set[0]):
+            dev = (vec.transform(eval_set[0]), np.asarray([self.labels_.index(l) if l in self.labels_ else -1 for l in eval_set[1]]))
+        plan = self._plan(dev is not None)
         self.history_ = []
-        # Ascending C with warm start: each fit starts from the previous (more regularized) solution, which
-        # lbfgs refines in far fewer iterations than from zero. Measured on the 7-value grid: 3.5x faster on
-        # TNEWS few_all, 2.5x on 2,000 online_shopping reviews, the same C chosen
-        # (benchmarks/results/tfidf_warm_start.md).
-        lr = LogisticRegression(max_iter=p.max_iter, class_weight=None if p.class_weight == "none" else "balanced", warm_start=True)
-        for i, c in enumerate(sorted(grid)):
-            lr.set_params(C=c).fit(x, y)
-            score = 0.0
-            if dev_x is not None:
-                score = score_from_proba(lr.predict_proba(dev_x), dev_y, self.training.metric)
-                self.history_.append({"C": c, f"dev_{self.training.metric}": score})
-            if progress:
-                progress("step", {"step": i + 1, "total": len(grid), "loss": 0.0, "epoch": 0})
-            if best is None or score > best[0]:
-                best = (score, c, lr.coef_.copy(), lr.intercept_.copy())
-        _, self.C_, coef, intercept = best
-        self._set_linear(coef, intercept, len(self.labels_))
-        return self
-
-    def _set_linear(self, coef: np.ndarray, intercept: np.ndarray, k: int) -> None:
-        # A binary LogisticRegression stores one row w for class 1: p1 = sigmoid(w.x + b), which is the
-        # softmax over the two rows (0, w); store that form so every k uses the same softmax.
-        if k == 2 and coef.shape[0] == 1:
-            coef = np.vstack([np.zeros_like(coef), coef])
-            intercept = np.concatenate([[0.0], intercept])
+        total = sum(len(grid) for grid in plan.values())
+        best = None
+        for loss, grid in plan.items():
+            fitted = self._fit_grid(loss, grid, x, y, dev, lambda: progress and progress("step", {"step": len(self.history_), "total": total, "epoch": 0}))
+            if best is None or fitted[0] > best[0]:  # a tie keeps logistic regression (first): its probabilities
+                best = fitted
+        _, self.C_, self.loss_, coef, intercept = best
+        if self.loss_ == "hinge":
+            self.temperature_ = fit_temperature(_decision(dev[0], coef, intercept), dev[1]) if dev is not None else 1.0
+            coef, intercept = coef / self.temperature_, intercept / self.temperature_
         self.coef_ = np.ascontiguousarray(coef, dtype=np.float32)
         self.intercept_ = np.asarray(intercept, dtype=np.float32)
+        return self
+
+    def _plan(self, has_dev: bool) -> dict[str, Sequence[float]]:
+        """{loss: the C values to try}: both losses and both grids with a dev set, one fit without."""
+        p = self.params
+        losses = [p.loss] if p.loss != "auto" else ["log", "hinge"] if has_dev else ["log"]
+        if p.C != "auto":
+            return {loss: [p.C] for loss in losses}
+        return {loss: (C_GRID if loss == "log" else SVM_C_GRID) if has_dev else [10.0 if loss == "log" else 0.5] for loss in losses}
+
+    def _fit_grid(self, loss: str, grid: Sequence[float], x, y, dev, step) -> tuple[float, float, str, np.ndarray, np.ndarray]:
+        """(dev score, C, loss, coef [k, V], intercept [k]) of the best C of the grid on dev (the only C
+        without dev). Binary models' one row w is stored as the two rows (0, w): every k is then the same
+        softmax over k rows."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.svm import LinearSVC
+
+        from ..eval.metrics import score_from_proba
+
+        weight = None if self.params.class_weight == "none" else "balanced"
+        # Logistic regression: ascending C with warm start, each fit starts from the previous (more
+        # regularized) solution, which lbfgs refines in far fewer iterations than from zero. Measured on
+        # the 7-value grid: 3.5x faster on TNEWS few_all, 2.5x on 2,000 online_shopping reviews, the same C
+        # chosen (benchmarks/results/tfidf_warm_start.md). liblinear's LinearSVC has no warm start.
+        est = LogisticRegression(max_iter=self.params.max_iter, class_weight=weight, warm_start=True) if loss == "log" else LinearSVC(C=1.0, class_weight=weight)
+        best = None
+        for c in sorted(grid):
+            est.set_params(C=c).fit(x, y)
+            coef, intercept = _full_rows(est.coef_, est.intercept_, len(self.labels_))
+            score = 0.0
+            if dev is not None:
+                score = score_from_proba(softmax(_decision(dev[0], coef, intercept)), dev[1], self.training.metric)
+                self.history_.append({"loss": loss, "C": c, f"dev_{self.training.metric}": score})
+            step()
+            if best is None or score > best[0]:
+                best = (score, c, loss, coef.copy(), intercept.copy())
+        return best
 
     def features(self) -> CharNgramTfidf:
         check_fitted(self, "coef_")
@@ -117,7 +141,12 @@ class Tfidf(Classifier):
         return softmax(logits.astype(np.float64)).astype(np.float32)
 
     def fit_report(self) -> dict[str, Any]:
-        return {"C": self.C_} if hasattr(self, "C_") else {}
+        if not hasattr(self, "C_"):
+            return {}
+        report = {"C": self.C_, "loss": getattr(self, "loss_", "log")}
+        if hasattr(self, "temperature_"):
+            report["temperature"] = round(float(self.temperature_), 4)
+        return report
 
     def fit_history(self) -> list[dict[str, Any]]:
         return list(getattr(self, "history_", []))  # one record per C tried on dev
@@ -136,6 +165,8 @@ class Tfidf(Classifier):
         check_fitted(self, "coef_")
         write_json(path / "tokenizer.json", self._tokenizer_json())  # the bundle's tokenizer.json, byte for byte
         arrays = {"idf": self.idf_, "coef": self.coef_, "intercept": self.intercept_, "C": np.asarray([self.C_], dtype=np.float64)}
+        if hasattr(self, "temperature_"):  # a linear SVM's; its absence says logistic regression
+            arrays["temperature"] = np.asarray([self.temperature_], dtype=np.float64)
         save_file(arrays, str(path / "weights.safetensors"))
 
     def _load_files(self, path: Path) -> None:
@@ -148,3 +179,35 @@ class Tfidf(Classifier):
         # settings were in params then as now
         self.C_ = data["C"] if data.get("kind") == "tfidf" else float(arrays["C"][0])
         self.idf_, self.coef_, self.intercept_ = arrays["idf"], arrays["coef"], arrays["intercept"]
+        self.loss_ = "hinge" if "temperature" in arrays else "log"
+        if "temperature" in arrays:
+            self.temperature_ = float(arrays["temperature"][0])
+
+
+def _full_rows(coef: np.ndarray, intercept: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A binary linear model's one row w as the two rows (0, w), so every k is a softmax over k rows."""
+    if k == 2 and coef.shape[0] == 1:
+        return np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+    return coef, intercept
+
+
+def _decision(x, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    return np.asarray(x @ coef.T, dtype=np.float64) + intercept
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """T > 0 minimizing the mean log-loss of softmax(logits / T) over the rows with a known label (y >= 0):
+    one parameter, so a few hundred dev rows fit it (Guo et al. 2017, temperature scaling)."""
+    from scipy.optimize import minimize_scalar
+
+    keep = y >= 0
+    z, t = logits[keep], y[keep]
+    if not len(t):
+        return 1.0
+
+    def loss(log_t: float) -> float:
+        q = z / np.exp(log_t)
+        q = q - q.max(axis=1, keepdims=True)
+        return float((np.log(np.exp(q).sum(axis=1)) - q[np.arange(len(t)), t]).mean())
+
+    return float(np.exp(minimize_scalar(loss, bounds=(-6.0, 6.0), method="bounded").x))
