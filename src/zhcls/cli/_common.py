@@ -98,7 +98,9 @@ def training_progress(description: str) -> Iterator[Any]:
             task = bar.add_task(description, total=None, status="")
         seen.record(kind, info)
         if kind == "step":
-            bar.update(task, completed=info["step"], total=info["total"], status=f"loss {info['loss']:.4f}")
+            # models without a training loss (tfidf.v1's grid) say what they fit instead
+            status = f"loss {info['loss']:.4f}" if "loss" in info else info.get("status", "")
+            bar.update(task, completed=info["step"], total=info["total"], status=status)
         elif kind == "eval":
             scores = " ".join(f"{k[4:]} {v:.4f}" for k, v in info.items() if k.startswith("dev_"))
             mark = " *" if info.get("best") else ""

@@ -78,9 +78,10 @@ class Tfidf(Classifier):
         plan = self._plan(dev is not None)
         self.history_ = []
         total = sum(len(grid) for grid in plan.values())
-        best = None
+        best, done = None, 0
         for loss, grid in plan.items():
-            fitted = self._fit_grid(loss, grid, x, y, dev, lambda: progress and progress("step", {"step": len(self.history_), "total": total, "epoch": 0}))
+            fitted = self._fit_grid(loss, grid, x, y, dev, progress, (done, total))
+            done += len(grid)
             if best is None or fitted[0] > best[0]:  # a tie keeps logistic regression (first): its probabilities
                 best = fitted
         _, self.C_, self.loss_, coef, intercept = best
@@ -99,7 +100,7 @@ class Tfidf(Classifier):
             return {loss: [p.C] for loss in losses}
         return {loss: (C_GRID if loss == "log" else SVM_C_GRID) if has_dev else [10.0 if loss == "log" else 0.5] for loss in losses}
 
-    def _fit_grid(self, loss: str, grid: Sequence[float], x, y, dev, step) -> tuple[float, float, str, np.ndarray, np.ndarray]:
+    def _fit_grid(self, loss: str, grid: Sequence[float], x, y, dev, progress: ProgressHook | None, steps: tuple[int, int]) -> tuple[float, float, str, np.ndarray, np.ndarray]:
         """(dev score, C, loss, coef [k, V], intercept [k]) of the best C of the grid on dev (the only C
         without dev). Binary models' one row w is stored as the two rows (0, w): every k is then the same
         softmax over k rows."""
@@ -115,14 +116,15 @@ class Tfidf(Classifier):
         # chosen (benchmarks/results/tfidf_warm_start.md). liblinear's LinearSVC has no warm start.
         est = LogisticRegression(max_iter=self.params.max_iter, class_weight=weight, warm_start=True) if loss == "log" else LinearSVC(C=1.0, class_weight=weight)
         best = None
-        for c in sorted(grid):
+        for i, c in enumerate(sorted(grid)):
             est.set_params(C=c).fit(x, y)
             coef, intercept = _full_rows(est.coef_, est.intercept_, len(self.labels_))
             score = 0.0
             if dev is not None:
                 score = score_from_proba(softmax(_decision(dev[0], coef, intercept)), dev[1], self.training.metric)
                 self.history_.append({"loss": loss, "C": c, f"dev_{self.training.metric}": score})
-            step()
+            if progress:
+                progress("step", {"step": steps[0] + i + 1, "total": steps[1], "epoch": 0, "status": f"{loss} C={c:g}"})
             if best is None or score > best[0]:
                 best = (score, c, loss, coef.copy(), intercept.copy())
         return best
