@@ -139,3 +139,35 @@ def test_hashed_ngrams_are_the_crc32_of_the_joined_ngram(max_n):
     for tokens in token_lists:
         for buckets in (1, 7, 200_000):
             assert hashed_ngrams(tokens, max_n, 100, buckets) == _crc_ngrams(tokens, max_n, 100, buckets)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_bigru_exports_one_bidirectional_gru_node_per_layer_with_the_texts_lengths(layers, tmp_path):
+    import torch
+
+    from zhcls import load_model
+    from zhcls.export.onnx import export_bundle
+    from zhcls.models.nets import bigru_layer, onnx_gru_reference, onnx_gru_weights
+
+    torch.manual_seed(0)
+    fwd, bwd = torch.nn.GRU(5, 3, batch_first=True), torch.nn.GRU(5, 3, batch_first=True)
+    x, lengths = torch.randn(3, 7, 5), torch.tensor([7, 4, 1])
+    with torch.no_grad():
+        ours, onnx_semantics = bigru_layer(fwd, bwd, x, lengths), onnx_gru_reference(x, lengths, *onnx_gru_weights(fwd, bwd))
+    for i, n in enumerate(lengths.tolist()):  # equal wherever there is text; ONNX gives zeros past the end
+        torch.testing.assert_close(onnx_semantics[i, :n], ours[i, :n], atol=1e-6, rtol=0)
+        assert not onnx_semantics[i, n:].any()
+
+    corpus, examples = _examples()
+    params = {"embed_dim": 8, "hidden_size": 6, "num_layers": layers, "bag_dim": 4}
+    build_model("bigru.v1", params, TrainingConfig(epochs=2, batch_size=8, lr=1e-2)).fit(corpus.texts, corpus.labels).save(tmp_path / "m")
+    export_bundle(tmp_path / "m", tmp_path / "b", data=examples, latency_texts=5)
+    nodes = onnx.load(str(tmp_path / "b" / "model.onnx")).graph.node
+    grus = [n for n in nodes if n.op_type == "GRU"]
+    assert len(grus) == layers and all(len(n.input) >= 5 and n.input[4] for n in grus), "one node per layer, given sequence_lens"
+    assert "GatherElements" not in {n.op_type for n in nodes}, "no reversal arithmetic left"
+    texts = [e.text for e in examples]
+    reference = load_model(tmp_path / "m").predict_proba(texts)
+    predictor = Predictor(tmp_path / "b")
+    np.testing.assert_allclose(predictor.predict_proba(texts), reference, atol=1e-5)  # padded batches of mixed lengths
+    np.testing.assert_allclose(np.concatenate([predictor.predict_proba([t]) for t in texts]), reference, atol=1e-5)

@@ -83,6 +83,70 @@ def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[2]))
 
 
+def bigru_layer(fwd: nn.GRU, bwd: nn.GRU, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """One bidirectional layer [B, T, D] -> [B, T, 2H]: `fwd` reads each text forward, `bwd` reads it reversed
+    within its length. Exported to ONNX as one bidirectional GRU node given the lengths (sequence_lens), whose
+    reverse direction starts at each text's last character: the same outputs at every valid position, without
+    the reversal's index arithmetic (about 30 shape and gather nodes per layer, half the graph's time at 1
+    thread for a short text)."""
+    if torch.onnx.is_in_onnx_export():
+        return _BiGRUOnnx.apply(h, lengths, *onnx_gru_weights(fwd, bwd))
+    ahead, _ = fwd(h)
+    behind, _ = bwd(reverse_within(h, lengths))
+    return torch.cat([ahead, reverse_within(behind, lengths)], dim=2)
+
+
+def onnx_gru_weights(fwd: nn.GRU, bwd: nn.GRU) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(W [2, 3H, D], R [2, 3H, H], B [2, 6H]) of ONNX's GRU, gates in its z, r, h order (PyTorch's: r, z, n)."""
+
+    def zrh(w: torch.Tensor) -> torch.Tensor:
+        r, z, n = w.chunk(3, dim=0)
+        return torch.cat([z, r, n], dim=0)
+
+    w = torch.stack([zrh(g.weight_ih_l0) for g in (fwd, bwd)])
+    r = torch.stack([zrh(g.weight_hh_l0) for g in (fwd, bwd)])
+    b = torch.stack([torch.cat([zrh(g.bias_ih_l0), zrh(g.bias_hh_l0)]) for g in (fwd, bwd)])
+    return w, r, b
+
+
+def onnx_gru_reference(x: torch.Tensor, lengths: torch.Tensor, w: torch.Tensor, r: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """ONNX's bidirectional GRU (linear_before_reset = 1, sequence_lens) on x [B, T, D] -> [B, T, 2H], written
+    out step by step; zeros past each length, as onnxruntime gives. The traced value of the export node."""
+    batch, t_len, _ = x.shape
+    hidden = r.shape[2]
+    out = x.new_zeros(batch, t_len, 2, hidden)
+    for d in range(2):
+        wz, wr, wh = w[d].chunk(3)
+        rz, rr, rh = r[d].chunk(3)
+        bwz, bwr, bwh, brz, brr, brh = b[d].chunk(6)
+        for i in range(batch):
+            n = int(lengths[i])
+            state = x.new_zeros(hidden)
+            for t in range(n) if d == 0 else range(n - 1, -1, -1):
+                z = torch.sigmoid(x[i, t] @ wz.T + state @ rz.T + bwz + brz)
+                g = torch.sigmoid(x[i, t] @ wr.T + state @ rr.T + bwr + brr)
+                cand = torch.tanh(x[i, t] @ wh.T + g * (state @ rh.T + brh) + bwh)
+                state = (1 - z) * cand + z * state
+                out[i, t, d] = state
+    return out.reshape(batch, t_len, 2 * hidden)
+
+
+class _BiGRUOnnx(torch.autograd.Function):
+    """Export only: an ONNX GRU node (direction bidirectional, sequence_lens = lengths)."""
+
+    @staticmethod
+    def forward(ctx, x, lengths, w, r, b):  # noqa: ANN001 - autograd's signature
+        return onnx_gru_reference(x, lengths, w, r, b)
+
+    @staticmethod
+    def symbolic(g, x, lengths, w, r, b):  # noqa: ANN001
+        seq_lens = g.op("Cast", lengths, to_i=6)  # int32, as ONNX's GRU takes it
+        y = g.op("GRU", g.op("Transpose", x, perm_i=[1, 0, 2]), w, r, b, seq_lens,
+                 hidden_size_i=r.type().sizes()[2], direction_s="bidirectional", linear_before_reset_i=1)  # [T, 2, B, H]
+        shape = g.op("Constant", value_t=torch.tensor([0, 0, -1], dtype=torch.int64))
+        return g.op("Reshape", g.op("Transpose", y, perm_i=[2, 0, 1, 3]), shape)  # [B, T, 2H]
+
+
 class BiGRUNet(nn.Module):
     """Bidirectional GRU + attention pooling.
 
@@ -115,9 +179,7 @@ class BiGRUNet(nn.Module):
         for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
             if i:
                 h = self.dropout(h)
-            ahead, _ = fwd(h)
-            behind, _ = bwd(reverse_within(h, lengths))
-            h = torch.cat([ahead, reverse_within(behind, lengths)], dim=2)  # [B, T, 2H]
+            h = bigru_layer(fwd, bwd, h, lengths)  # [B, T, 2H]
         scores = self.attention(h).squeeze(-1).masked_fill(~_mask(lengths, ids.shape[1]), float("-inf"))
         pooled = (torch.softmax(scores, dim=1).unsqueeze(-1) * h).sum(dim=1)
         if self.bag is not None:

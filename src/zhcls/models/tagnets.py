@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .nets import reverse_within
+from .nets import bigru_layer
 
 
 def _mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
@@ -58,9 +58,7 @@ class JointNet(nn.Module):
             for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
                 if i:
                     h = self.dropout(h)
-                ahead, _ = fwd(h)
-                behind, _ = bwd(reverse_within(h, lengths))
-                h = torch.cat([ahead, reverse_within(behind, lengths)], dim=2)
+                h = bigru_layer(fwd, bwd, h, lengths)
         else:
             for i, conv in enumerate(self.convs):
                 if i:
