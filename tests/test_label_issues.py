@@ -105,6 +105,21 @@ def test_find_label_issues_on_a_six_row_array():
     assert q.shape == (6,) and q[2] == pytest.approx(0.05)
 
 
+def test_the_default_filter_flags_the_head_of_the_ranking_as_many_rows_as_confident_learning_counts():
+    from cleanlab.count import num_label_issues
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 60)
+    probs = rng.dirichlet([1.0, 1.0, 1.0], 60)
+    probs[np.arange(60), labels] += 1.5 * (np.arange(60) % 4 != 0)  # every 4th row does not favour its label
+    probs /= probs.sum(axis=1, keepdims=True)
+    ranked = find_label_issues(labels, probs)
+    assert 0 < len(ranked) == num_label_issues(labels, probs)
+    self_confidence = probs[np.arange(60), labels]
+    assert ranked.tolist() == np.argsort(self_confidence, kind="stable")[: len(ranked)].tolist()
+    assert set(ranked.tolist()) <= set(range(0, 60, 4))
+
+
 def test_conflicting_duplicates_ignore_punctuation_space_and_width():
     texts = ["好评！", "好评 !!", "ＯＫ的", "ok的", "别的"]
     labels = ["pos", "neg", "pos", "pos", "neg"]
@@ -135,8 +150,9 @@ def test_planted_flips_are_found():
     found = {i.line - 1 for i in issues}
     assert len(found & set(flipped)) >= 5  # recall >= 5/6
     assert len(found - set(flipped)) <= 2  # precision
+    both = build_issues(examples_of(texts, labels), proba, LabelSet.from_labels(labels), filter_by="both")
     more = build_issues(examples_of(texts, labels), proba, LabelSet.from_labels(labels), filter_by="prune_by_noise_rate")
-    assert {i.line for i in issues} <= {i.line for i in more}
+    assert {i.line for i in both} <= {i.line for i in more}  # "both" also needs prune_by_class's vote
     top = issues[0]
     assert top.kind == "label_error" and top.given_prob < top.suggested_prob and top.suggested_label != top.given_label
 
@@ -386,4 +402,8 @@ def test_a_config_without_a_model_cross_fits_tfidf(tmp_path, capsys):
     cfg.write_text(f'[data]\ntrain = "{data}"\n', encoding="utf-8")
     code, _, err = run_cli(["labels", "find", data, "-c", cfg, "-o", tmp_path / "issues.jsonl", "--quiet"], capsys)
     assert code == 0, err
-    assert json.loads((tmp_path / "issues.summary.json").read_text(encoding="utf-8"))["model"] == "tfidf.v1"
+    summary = json.loads((tmp_path / "issues.summary.json").read_text(encoding="utf-8"))
+    assert summary["model"] == "tfidf.v1" and summary["model_params"] == {"loss": "log", "solver": "newton-cg"}
+    assert summary["filter_by"] == "low_self_confidence"
+    rows = [json.loads(line) for line in (tmp_path / "issues.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len({r["line"] - 1 for r in rows} & set(flipped)) >= 5 and len(rows) <= len(flipped) + 2

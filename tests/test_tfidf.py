@@ -84,3 +84,11 @@ def test_without_dev_auto_is_one_logistic_regression():
     texts, labels = _corpus(3, 120, seed=0)
     model = build_model("tfidf.v1", {}, TrainingConfig()).fit(texts, labels)
     assert model.loss_ == "log" and model.C_ == 10.0 and not hasattr(model, "temperature_")
+
+
+def test_newton_cg_fits_the_same_logistic_regression_as_lbfgs():
+    texts, labels = _corpus(4, 240, seed=1)
+    fits = [build_model("tfidf.v1", {"loss": "log", "C": 10.0, "solver": solver}, TrainingConfig()).fit(texts, labels) for solver in ("lbfgs", "newton-cg")]
+    dev, _ = _corpus(4, 80, seed=101)
+    # the same loss, each solver stopping at its own tolerance (scikit-learn's tol=1e-4)
+    np.testing.assert_allclose(fits[0].predict_proba(dev), fits[1].predict_proba(dev), atol=1e-2)

@@ -17,13 +17,18 @@ app = typer.Typer(help="Find and fix mislabeled examples.", no_args_is_help=True
 @app.command("find")
 def find(
     data: Path = typer.Argument(..., help="Labeled data file (JSON lines, TSV or CSV), read with the config's [data] field mapping."),
-    config: Path = typer.Option(..., "--config", "-c", help="Run config: [data] for the field mapping, [model]/[training] for the cross-fitted model (no [model]: tfidf.v1)."),
+    config: Path = typer.Option(..., "--config", "-c", help="Run config: [data] for the field mapping, [model]/[training] for the cross-fitted model (no [model]: tfidf.v1, logistic regression by newton-cg)."),
     output: Path = typer.Option(..., "-o", "--output", help="issues.jsonl to write (and ISSUES.summary.json beside it)."),
     folds: int = typer.Option(5, "--folds", min=2, help="Folds of out-of-fold cross-fitting."),
     soft: Optional[Path] = typer.Option(None, "--soft", help="Teacher probabilities (JSON lines, see docs/labels.md) instead of cross-fitting."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write the issues as CSV for review (fill in `accept`)."),
     no_duplicates: bool = typer.Option(False, "--no-duplicates", help="Do not list near-duplicate texts with conflicting labels."),
-    filter_by: str = typer.Option("both", "--filter-by", help="cleanlab's filter: both (default: fewer, surer), prune_by_noise_rate (cleanlab's default, more recall), prune_by_class, confident_learning, predicted_neq_given."),
+    filter_by: str = typer.Option(
+        "low_self_confidence", "--filter-by",
+        help="cleanlab's filter: low_self_confidence (default: the head of the ranking, as many rows as confident learning counts errors), "
+        "both (fewer where the count is high), prune_by_noise_rate (cleanlab's default, more recall), low_normalized_margin, prune_by_class, "
+        "confident_learning, predicted_neq_given.",
+    ),
     set_: list[str] = _common.SetOption,
 ) -> None:
     """Rank likely label errors in DATA.
