@@ -49,61 +49,83 @@ class TagFitResult:
 
 
 def batch_plan(groups: Sequence[Rows], batch_size: int, seed: int, epoch: int) -> list[tuple[int, np.ndarray]]:
-    """(group, row indices) for one epoch. The epoch has as many batches as the groups have together;
-    group g gets a share weight_g / sum(weights) of them, cycling through its own shuffled batches."""
+    """(group, row indices) for one epoch. The epoch has as many batches as the groups have together; group g
+    gets a share of them proportional to weight_g x its own number of batches, cycling through its own
+    shuffled batches. With equal weights (the default) that is one pass over every dataset per epoch, as in
+    single-task training: sampling in proportion to size, so an epoch means the same for each task."""
     natural = [epoch_batches(np.fromiter((len(f[0]) for f in g.features), np.int64), batch_size, seed + 7919 * i, epoch) for i, g in enumerate(groups)]
-    total = sum(len(b) for b in natural)
-    weights = np.asarray([g.weight for g in groups], dtype=np.float64)
-    counts = np.floor(weights / weights.sum() * total + 0.5).astype(int)
+    sizes = np.asarray([len(b) for b in natural], dtype=np.float64)
+    share = np.asarray([g.weight for g in groups], dtype=np.float64) * sizes
+    if not share.sum():
+        return []
+    counts = np.floor(share / share.sum() * sizes.sum() + 0.5).astype(int)
     plan = [(i, natural[i][j % len(natural[i])]) for i in range(len(groups)) for j in range(counts[i]) if natural[i]]
     order = np.random.default_rng([seed, epoch, 17]).permutation(len(plan))
     return [plan[k] for k in order]
 
 
+def batch_losses(
+    modules: torch.nn.Module, group: Rows, idx: np.ndarray, *, label_smoothing: float = 0.0, tags: bool = True, classes: bool = True,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(tag loss, class loss) of one batch, each None where no text of it is annotated for that head (or the
+    head is off). Both are per text, averaged over the batch's texts: a text's tag loss is the negative
+    log-likelihood of its whole tag sequence (the CRF's; for a softmax head the sum of its characters'
+    cross-entropies), as its class loss is that of its label. A mean over characters instead would weigh a
+    tagged sentence of 45 characters as 1/45 of a label, and leave the shared encoder to the class head."""
+    net, crf = modules.net, modules.crf
+    device = next(net.parameters()).device
+    ids, grams, lengths = (torch.from_numpy(a).to(device) for a in pad_features([group.features[i] for i in idx]))
+    out = net(ids, grams, lengths)
+    emissions, logits = out if net.out is not None else (out, None)
+    tag_loss = class_loss = None
+    tagged = [k for k, i in enumerate(idx) if group.tags[i] is not None]
+    if tagged and tags:
+        y = torch.full(ids.shape, -100, dtype=torch.long)
+        for k in tagged:
+            row = group.tags[idx[k]]
+            y[k, : len(row)] = torch.from_numpy(row)
+        rows = torch.as_tensor(tagged, device=device)
+        y = y.to(device)[rows]
+        em = emissions[rows].float()
+        if crf is not None:
+            tag_loss = -crf(em, y.clamp(min=0), mask=y >= 0, reduction="mean")
+        else:
+            tag_loss = torch.nn.functional.cross_entropy(em.reshape(-1, em.shape[-1]), y.reshape(-1), ignore_index=-100, reduction="sum") / len(tagged)
+    labeled = np.flatnonzero(group.labels[idx] >= 0)
+    if logits is not None and len(labeled) and classes:
+        rows = torch.as_tensor(labeled, device=device)
+        target = torch.as_tensor(group.labels[idx][labeled], device=device)
+        class_loss = torch.nn.functional.cross_entropy(logits[rows].float(), target, label_smoothing=label_smoothing)
+    return tag_loss, class_loss
+
+
 def fit_joint(
     modules: torch.nn.Module, groups: Sequence[Rows], cfg: TrainingConfig, *, lr: float,
-    tag_weight: float, class_weight: float, evaluate: Callable[[], dict[str, float]] | None, progress=None,
+    tag_weight: float, class_weight: float, evaluate: Callable[[], dict[str, Any]] | None, progress=None,
 ) -> TagFitResult:
     """`modules`: a TaggerModule (net and crf). `evaluate()` scores the current weights on dev:
-    {"score": ..., other dev_ numbers}; higher is better."""
+    {"score": ..., "heads": {head: its own dev score}, other dev_ numbers}; higher is better. The best
+    score's weights are kept; early stopping waits for every head: `patience` evaluations in a row in which
+    neither the score nor any head's own best improved (a head that learns slower is not cut short by one
+    that has peaked)."""
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     modules.to(device)
-    net, crf = modules.net, modules.crf
     optimizers, dense = make_optimizers(modules, lr, cfg.weight_decay)
-    ce = torch.nn.CrossEntropyLoss(ignore_index=-100)
-    cls_ce = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     progress = progress or (lambda kind, info: None)
-    has_classes = getattr(net, "out", None) is not None
 
     def batch_loss(group: Rows, idx: np.ndarray) -> torch.Tensor:
-        ids, grams, lengths = (torch.from_numpy(a).to(device) for a in pad_features([group.features[i] for i in idx]))
-        out = net(ids, grams, lengths)
-        emissions, logits = out if has_classes else (out, None)
+        tag_loss, class_loss = batch_losses(modules, group, idx, label_smoothing=cfg.label_smoothing, tags=tag_weight > 0, classes=class_weight > 0)
         loss = torch.zeros((), device=device)
-        tagged = [k for k, i in enumerate(idx) if group.tags[i] is not None]
-        if tagged and tag_weight > 0:
-            y = torch.full(ids.shape, -100, dtype=torch.long)
-            for k in tagged:
-                tags = group.tags[idx[k]]
-                y[k, : len(tags)] = torch.from_numpy(tags)
-            rows = torch.as_tensor(tagged, device=device)
-            y = y.to(device)[rows]
-            em = emissions[rows].float()
-            if crf is not None:
-                mask = y >= 0
-                loss = loss + tag_weight * -crf(em, y.clamp(min=0), mask=mask, reduction="token_mean")
-            else:
-                loss = loss + tag_weight * ce(em.reshape(-1, em.shape[-1]), y.reshape(-1))
-        labeled = np.flatnonzero(group.labels[idx] >= 0)
-        if logits is not None and len(labeled) and class_weight > 0:
-            rows = torch.as_tensor(labeled, device=device)
-            target = torch.as_tensor(group.labels[idx][labeled], device=device)
-            loss = loss + class_weight * cls_ce(logits[rows].float(), target)
+        if tag_loss is not None:
+            loss = loss + tag_weight * tag_loss
+        if class_loss is not None:
+            loss = loss + class_weight * class_loss
         return loss
 
     result = TagFitResult({}, {}, device=describe(device))
     best_state = _copy(modules)
+    head_best: dict[str, float] = {}
     bad_evals, started, loss_sum, loss_n = 0, time.perf_counter(), 0.0, 0
     step = 0
     modules.train()
@@ -136,15 +158,16 @@ def fit_joint(
             modules.eval()
             scores = evaluate() if evaluate is not None else {"score": -record["train_loss"]}
             modules.train()
-            score = scores.pop("score")
+            score, heads = scores.pop("score"), scores.pop("heads", {})
             record.update(scores)
             improved = result.best_score is None or score > result.best_score
             if improved:
-                result.best_score, result.best_step, bad_evals = score, step, 0
+                result.best_score, result.best_step = score, step
                 best_state = _copy(modules)
-            else:
-                bad_evals += 1
-            record.update(best=improved, seconds=round(time.perf_counter() - started, 3))
+            better = sorted(h for h, v in heads.items() if v > head_best.get(h, -math.inf))
+            head_best.update({h: heads[h] for h in better})
+            bad_evals = 0 if improved or better else bad_evals + 1
+            record.update(best=improved, heads_improved=better, seconds=round(time.perf_counter() - started, 3))
             result.history.append(record)
             progress("eval", record)
             if evaluate is not None and cfg.patience and bad_evals >= cfg.patience:

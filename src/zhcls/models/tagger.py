@@ -146,9 +146,10 @@ class JointModel(Classifier):
         y = np.asarray([self.labels_.index(e.label) if e.label is not None and e.label in self.labels_ else -1 for e in examples], dtype=np.int64)
         return Rows(f.encode_batch([e.text for e in examples]), tags, y, weight)
 
-    def _dev_scores(self, dev: Sequence[Example]) -> dict[str, float]:
-        """The mean of the entity micro F1 (texts annotated with entities) and training.metric (texts with a
-        label), each where dev has such texts."""
+    def _dev_scores(self, dev: Sequence[Example]) -> dict[str, Any]:
+        """score: the mean of the entity micro F1 (texts annotated with entities) and training.metric (texts
+        with a label), each where dev has such texts; heads: each of the two alone (early stopping waits for
+        both)."""
         from ..eval.metrics import classification_metrics
         from ..tagging.metrics import entity_metrics
 
@@ -162,9 +163,10 @@ class JointModel(Classifier):
         if labeled:
             m = classification_metrics([e.label for e in labeled], self.predict([e.text for e in labeled]), self.labels_.labels)
             out["dev_accuracy"], out["dev_macro_f1"] = m["accuracy"], m["macro_f1"]
-        parts = [out["dev_entity_f1"]] if tagged else []
-        parts += [out[f"dev_{self.training.metric}"]] if labeled else []
-        out["score"] = float(np.mean(parts)) if parts else 0.0
+        heads = {"entities": out["dev_entity_f1"]} if tagged else {}
+        heads.update({"classes": out[f"dev_{self.training.metric}"]} if labeled else {})
+        out["score"] = float(np.mean(list(heads.values()))) if heads else 0.0
+        out["heads"] = heads
         return out
 
     # -- prediction ------------------------------------------------------------------------------

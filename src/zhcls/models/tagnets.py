@@ -53,17 +53,19 @@ class JointNet(nn.Module):
             bag = self.grams(grams).sum(dim=2)
             x = torch.cat([x, bag], dim=2)
         h = self.dropout(x)
-        valid = _mask(lengths, ids.shape[1]).unsqueeze(-1).to(h.dtype)
         if self.encoder == "bigru":
             for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
                 if i:
                     h = self.dropout(h)
                 h = bigru_layer(fwd, bwd, h, lengths)
-        else:
-            for i, conv in enumerate(self.convs):
-                if i:
-                    h = self.dropout(h)
-                h = torch.relu(conv((h * valid).transpose(1, 2))).transpose(1, 2)
+            if torch.onnx.is_in_onnx_export():  # ONNX's GRU (sequence_lens) already writes zeros past each length
+                return h, bag
+            return h * _mask(lengths, ids.shape[1]).unsqueeze(-1).to(h.dtype), bag
+        valid = _mask(lengths, ids.shape[1]).unsqueeze(-1).to(h.dtype)
+        for i, conv in enumerate(self.convs):
+            if i:
+                h = self.dropout(h)
+            h = torch.relu(conv((h * valid).transpose(1, 2))).transpose(1, 2)
         return h * valid, bag
 
     def forward(self, ids: torch.Tensor, grams: torch.Tensor, lengths: torch.Tensor):

@@ -34,10 +34,17 @@ class TaggerRuntime:
 
     def run(self, texts: Sequence[str], n_classes: int) -> tuple[np.ndarray, list[np.ndarray], list[bool]]:
         """(class logits [n, C] (C = 0 without a class head), emissions [T_i, K] per text, truncated per text)."""
+        max_len = self.features.max_len
+        if len(texts) == 1:  # the latency path: no sorting, padding or scatter
+            ids, grams = self.features.encode(texts[0])
+            feed = {"ids": ids[None], "grams": grams[None], "lengths": np.array([len(ids)], dtype=np.int64)}
+            out = self.session.run(self.outputs, {k: v for k, v in feed.items() if k in self.inputs})
+            logits = out[1] if self.classifies else np.zeros((1, n_classes), dtype=np.float32)
+            return logits, [out[0][0]], [len(texts[0]) > max_len]
         encoded = self.features.encode_batch(texts)
         logits = np.zeros((len(texts), n_classes), dtype=np.float32)
         emissions: list[np.ndarray] = [np.empty(0)] * len(texts)
-        order = np.argsort([len(ids) for ids, _ in encoded], kind="stable") if len(texts) > 1 else [0]
+        order = np.argsort([len(ids) for ids, _ in encoded], kind="stable")
         for start in range(0, len(order), BATCH):
             idx = order[start : start + BATCH]
             ids, grams, lengths = pad_features([encoded[i] for i in idx])
@@ -47,7 +54,6 @@ class TaggerRuntime:
                 logits[idx] = out[1]
             for k, i in enumerate(idx):
                 emissions[i] = out[0][k, : int(lengths[k])]
-        max_len = self.features.max_len
         return logits, emissions, [len(t) > max_len for t in texts]
 
     def spans(self, texts: Sequence[str], emissions: Sequence[np.ndarray]) -> list[list[tuple[Entity, float]]]:

@@ -7,11 +7,12 @@ offsets of predicted entities exact: position i of the model is `text[i]`, whate
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..text.featurizer import hashed_ngrams
+from ..text.featurizer import NGRAM_SEP
 from ..text.normalize import normalize
 from ..text.vocab import Vocab
 
@@ -34,7 +35,8 @@ class CharFeatures:
     def __init__(self, vocab: Vocab, *, lowercase: bool = True, max_len: int = 512, ngrams: int = 2, buckets: int = 200_000) -> None:
         self.vocab, self.lowercase, self.max_len = vocab, lowercase, max_len
         self.ngrams, self.buckets = ngrams if buckets > 0 else 1, buckets
-        self._cache: dict[str, str] = {}
+        self._cache: dict[str, tuple[int, bytes, int]] = {}
+        self._boundary = (0, BOUNDARY.encode("utf-8"), zlib.crc32(NGRAM_SEP, zlib.crc32(BOUNDARY.encode("utf-8"))))
 
     @classmethod
     def fit(cls, texts: Sequence[str], *, lowercase: bool = True, max_len: int = 512, ngrams: int = 2, buckets: int = 200_000,
@@ -56,36 +58,46 @@ class CharFeatures:
         return self.buckets + 1 if self.n_grams else 1
 
     def tokens(self, text: str) -> list[str]:
-        cache = self._cache
-        out = []
-        for ch in text[: self.max_len]:
-            tok = cache.get(ch)
-            if tok is None:
-                tok = char_token(ch, self.lowercase)
-                if len(cache) < 100_000:  # bounded: a server sees arbitrary characters
-                    cache[ch] = tok
-            out.append(tok)
-        return out
+        return [char_token(ch, self.lowercase) for ch in text[: self.max_len]]
+
+    def _char(self, ch: str) -> tuple[int, bytes, int]:
+        """(vocab id, utf-8 of the token, crc32 of the token and the n-gram separator) of one character,
+        cached (bounded: a server sees arbitrary characters)."""
+        tok = char_token(ch, self.lowercase)
+        encoded = tok.encode("utf-8")
+        entry = (self.vocab.index.get(tok, 1), encoded, zlib.crc32(NGRAM_SEP, zlib.crc32(encoded)))
+        if len(self._cache) < 100_000:
+            self._cache[ch] = entry
+        return entry
 
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids [T] int64, grams [T, G] int64) for the first max_len characters (T >= 1: an empty text
-        reads as one space)."""
-        tokens = self.tokens(text) or [SPACE]
-        ids = np.asarray(self.vocab.encode(tokens), dtype=np.int64)
-        t, n_max = len(tokens), self.ngrams
+        reads as one space).
+
+        The n-gram ids are those of hashed_ngrams over the tokens padded with BOUNDARY, each n-gram's crc
+        continuing its prefix's; the per-character part of that (the token's crc) comes from a cache, so a
+        50-character text costs one crc32 call per position and n-gram length (about 2x faster)."""
+        cache, entry = self._cache, self._char
+        rows = [cache.get(ch) or entry(ch) for ch in text[: self.max_len] or " "]
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        t, n_max = len(rows), self.ngrams
         if not self.n_grams:
             return ids, np.zeros((t, 0), dtype=np.int64)
-        pad = [BOUNDARY] * (n_max - 1)
-        raw = np.asarray(hashed_ngrams(pad + tokens + pad, n_max, 0, RAW), dtype=np.int64)
-        columns, at = [], 0
+        edge = [self._boundary] * (n_max - 1)
+        padded = edge + rows + edge
+        encoded = [r[1] for r in padded]
+        prefix = [r[2] for r in padded]
+        crc, columns = zlib.crc32, []
         for n in range(2, n_max + 1):
-            count = t + 2 * (n_max - 1) - n + 1
-            grams = raw[at : at + count]
-            at += count
+            full = [crc(e, p) for e, p in zip(encoded[n - 1 :], prefix)]  # crc of the n-gram at each start
+            if n < n_max:
+                prefix = [crc(NGRAM_SEP, h) for h in full]
+            grams = np.asarray(full, dtype=np.int64)
             for k in range(n):  # the n-gram in which the position is the k-th character
                 lo = n_max - n + k
-                columns.append((grams[lo : lo + t] + SALT * (len(columns) + 1)) % self.buckets + 1)
-        return ids, np.stack(columns, axis=1)
+                columns.append(grams[lo : lo + t])
+        salts = SALT * np.arange(1, len(columns) + 1, dtype=np.int64)
+        return ids, (np.stack(columns, axis=1) + salts) % self.buckets + 1
 
     def encode_batch(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         return [self.encode(t) for t in texts]
