@@ -11,8 +11,9 @@ import torch
 
 from conftest import make_corpus, run_cli, write_jsonl
 from zhcls.config import TrainingConfig, config_from_dict
+from zhcls.data.unlabeled import dedupe_unlabeled
 from zhcls.distill import label_texts, load_teacher, read_soft_targets
-from zhcls.distill.transfer import build_transfer_set, dedupe_unlabeled
+from zhcls.distill.transfer import build_transfer_set
 from zhcls.eval.probs import SoftTargets, temper
 from zhcls.models.base import build_model, load_model
 from zhcls.models.losses import distill_loss, kd_loss

@@ -18,9 +18,9 @@ import numpy as np
 from ..config import DistillConfig, RunConfig, expand_path
 from ..data.example import Example
 from ..data.readers import ReadOptions, read_examples
+from ..data.unlabeled import read_unlabeled
 from ..errors import ConfigError, DataError
 from ..eval.probs import SoftTargets
-from ..text.normalize import normalize
 from .soft import SoftLabels, label_texts, read_soft_targets
 from .teachers import load_teacher
 
@@ -40,27 +40,6 @@ class TransferSet:
         self.kinds += [kind] * len(texts)
 
 
-def dedupe_unlabeled(texts: list[str], exclude: list[str]) -> tuple[list[str], dict[str, int]]:
-    """Unlabeled texts that neither repeat one another nor, once normalized, occur in `exclude` (dev and
-    test, so evaluation never sees a text the student was fitted to; train, which is already labeled)."""
-    seen = {normalize(t) for t in exclude}
-    kept: list[str] = []
-    dropped = {"overlap": 0, "duplicate": 0, "empty": 0}
-    own: set[str] = set()
-    for text in texts:
-        key = normalize(text)
-        if not key:
-            dropped["empty"] += 1
-        elif key in seen:
-            dropped["overlap"] += 1
-        elif key in own:
-            dropped["duplicate"] += 1
-        else:
-            own.add(key)
-            kept.append(text)
-    return kept, dropped
-
-
 def build_transfer_set(cfg: RunConfig, splits: dict[str, list[Example]], augmented: list[Example] | None = None) -> TransferSet:
     d = _distill(cfg)
     train = splits["train"]
@@ -73,23 +52,12 @@ def build_transfer_set(cfg: RunConfig, splits: dict[str, list[Example]], augment
         aug += read_examples(Path(expand_path(path)), options)
     if aug:
         ts.add([e.text for e in aug], [e.label for e in aug], "augmented")
-    unlabeled: list[str] = []
-    plain = ReadOptions(cfg.data.format, cfg.data.text_field, None, cfg.data.tsv_order)
-    for path in d.unlabeled:
-        unlabeled += [e.text for e in read_examples(Path(expand_path(path)), plain)]
-    n_read = len(unlabeled)
-    held_out = [e.text for name in ("dev", "test") for e in splits.get(name, [])]
-    unlabeled, dropped = dedupe_unlabeled(unlabeled, held_out + [e.text for e in train])
-    cap = len(unlabeled)
+    cap = d.max_unlabeled
     if d.unlabeled_ratio is not None:
-        cap = min(cap, int(d.unlabeled_ratio * max(1, len(train))))
-    if d.max_unlabeled is not None:
-        cap = min(cap, d.max_unlabeled)
-    if cap < len(unlabeled):
-        rng = np.random.default_rng(cfg.training.seed)
-        unlabeled = [unlabeled[i] for i in sorted(rng.choice(len(unlabeled), size=cap, replace=False))]
+        cap = min(cap if cap is not None else 2**62, int(d.unlabeled_ratio * max(1, len(train))))
+    unlabeled, info = read_unlabeled(d.unlabeled, cfg.data, splits, cap=cap, seed=cfg.training.seed)
     ts.add(unlabeled, [None] * len(unlabeled), "unlabeled")
-    ts.info = {"unlabeled_read": n_read, "unlabeled_dropped": dropped, "unlabeled_capped_to": cap}
+    ts.info = info
     if not ts.texts:
         raise ConfigError("[distill] leaves an empty transfer set", hint="set labeled = true, or name augmented/unlabeled files")
     return ts
