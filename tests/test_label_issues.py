@@ -407,3 +407,25 @@ def test_a_config_without_a_model_cross_fits_tfidf(tmp_path, capsys):
     assert summary["filter_by"] == "low_self_confidence"
     rows = [json.loads(line) for line in (tmp_path / "issues.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len({r["line"] - 1 for r in rows} & set(flipped)) >= 5 and len(rows) <= len(flipped) + 2
+
+
+def test_folds_train_for_training_epochs_not_a_models_early_stopping_budget(monkeypatch):
+    """Folds have no dev set to stop on: an unset epochs is TrainingConfig's 10 even for textcnn.v1 (whose own
+    budget, 40, assumes early stopping on dev); a set one is kept."""
+    import zhcls.models.base as base
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def spy(name, params=None, training=None):
+        seen.append(base.models.get(name).factory(params, training).training.epochs)  # what the model makes of it
+        raise Stop
+
+    monkeypatch.setattr(base, "build_model", spy)
+    corpus = make_corpus(6, seed=3)
+    for training, epochs in ((None, 10), (TrainingConfig(), 10), (TrainingConfig(epochs=2), 2)):
+        with pytest.raises(Stop):
+            out_of_fold_proba(corpus.texts, corpus.labels, "textcnn.v1", None, training, folds=2, seed=0)
+        assert seen[-1] == epochs

@@ -60,6 +60,22 @@ def test_the_resolved_lr_trains_the_same_weights(tiny_files, tmp_path, capsys):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
+def test_textcnn_has_its_own_epoch_budget_and_patience_and_a_set_value_wins(capsys):
+    """textcnn.v1 trains up to 40 epochs with patience 5 when [training] leaves them out (10 and 3 stopped it
+    before it converged: benchmarks/results/student_defaults.md); other models keep TrainingConfig's."""
+    from zhcls.config import TrainingConfig, config_from_dict, resolved_dict
+    from zhcls.models.base import build_model
+
+    resolved = resolved_dict(config_from_dict({"model": {"name": "textcnn.v1"}}))["training"]
+    assert (resolved["epochs"], resolved["patience"]) == (40, 5)
+    model = build_model("textcnn.v1", {}, TrainingConfig(epochs=10))
+    assert (model.training.epochs, model.training.patience) == (10, 5)  # the config's value wins, the other is the model's
+    other = build_model("bigru.v1", {}, TrainingConfig())
+    assert (other.training.epochs, other.training.patience) == (10, 3)
+    code, out, _ = run_cli(["config", "init", "--model", "textcnn.v1"], capsys)
+    assert code == 0 and "epochs = 40  # textcnn.v1's default" in out and "patience = 5  # textcnn.v1's default" in out
+
+
 # -- early stopping: the bar is finished and one line says where -------------------------------------------
 
 def test_early_stopping_finishes_the_bar_and_says_where(tiny_files, tmp_path, capsys):

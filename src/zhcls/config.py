@@ -59,13 +59,13 @@ class DataConfig(Section):
 
 class TrainingConfig(Section):
     seed: int = 42
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(10, ge=1)  # when left out: the model's own where it has one (textcnn.v1 40), else 10
     batch_size: int = Field(64, ge=1)
     lr: float | None = Field(None, gt=0, le=1.0)  # None: the model's own default (textcnn 1e-3, fasttext 1e-2, ...)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(5.0, ge=0)  # 0 turns clipping off
     eval_every: int = Field(0, ge=0)  # steps between dev evaluations; 0: once per epoch
-    patience: int = Field(3, ge=0)  # evaluations without improvement before stopping; 0: never stop early
+    patience: int = Field(3, ge=0)  # evaluations without improvement before stopping; 0: never stop early (left out: textcnn.v1 5)
     metric: Literal["accuracy", "macro_f1"] = "macro_f1"
     class_weights: Literal["none", "balanced"] = "none"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # hard-label loss only; soft targets are used as they are
@@ -360,9 +360,25 @@ def default_lr(model_name: str) -> float | None:
     return None if lr is None else float(lr)
 
 
+MODEL_TRAINING_DEFAULTS = {"epochs": "default_epochs", "patience": "default_patience"}  # [training] key -> model attribute
+
+
+def with_model_defaults(training: TrainingConfig, model: Any) -> TrainingConfig:
+    """`training` with the model class's own epochs and patience (`default_epochs`, `default_patience`) where
+    the config left them out: textcnn.v1 needs a longer budget than TrainingConfig's 10 epochs to converge on
+    few-shot data (benchmarks/results/student_defaults.md). A value the config sets always wins."""
+    update = {key: value for key, attr in MODEL_TRAINING_DEFAULTS.items()
+              if key not in training.model_fields_set and (value := getattr(model, attr, None)) is not None}
+    return training.model_copy(update=update) if update else training
+
+
 def resolved_training(training: TrainingConfig, model_name: str) -> dict[str, Any]:
     """[training] with every default filled in, lr included: an unset lr shows the model's default, the
-    value the model trains with anyway, so the same config trains the same weights as before."""
+    value the model trains with anyway, so the same config trains the same weights as before (and so do an
+    unset epochs and patience, where the model has its own)."""
+    from .registry import models
+
+    training = with_model_defaults(training, models.get(model_name).factory)
     out = training.model_dump(mode="json", exclude_none=True)
     if training.lr is None and (lr := default_lr(model_name)) is not None:
         out["lr"] = lr

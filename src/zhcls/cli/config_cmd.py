@@ -43,7 +43,7 @@ def init(model: str = typer.Option("textcnn.v1", "--model", help="Registered mod
     Every setting is spelled out with its default, lr included."""
     import tomli_w
 
-    from ..config import TrainingConfig, resolved_training
+    from ..config import MODEL_TRAINING_DEFAULTS, TrainingConfig, resolved_training
     from ..registry import models
 
     entry = models.get(model)
@@ -51,8 +51,10 @@ def init(model: str = typer.Option("textcnn.v1", "--model", help="Registered mod
     model_toml = tomli_w.dumps({"name": model, **params}).strip()
     training = resolved_training(TrainingConfig(), model)
     lines = tomli_w.dumps(training).strip().splitlines()
-    # lr is the one per-model default: say so, so that a changed [model] name is not left with this lr.
-    lines = [f"{line}  # {model}'s default; delete the line to use the model's own" if line.startswith("lr = ") else line for line in lines]
+    # lr (and epochs, patience where the model has its own) are per-model defaults: say so, so that a changed
+    # [model] name is not left with this model's values.
+    own = ("lr = ", *(f"{key} = " for key, attr in MODEL_TRAINING_DEFAULTS.items() if getattr(entry.factory, attr, None) is not None))
+    lines = [f"{line}  # {model}'s default; delete the line to use the model's own" if line.startswith(own) else line for line in lines]
     if "lr" not in training:
         lines.append(f"# lr: not used by {model}")
     print(STARTER.format(model=model_toml, training="\n".join(lines)))

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from .. import __version__
 from ..artifact import atomic_dir, is_temp_dir, read_json, recover_dir, verify_checksums, write_checksums, write_json
-from ..config import TrainingConfig, format_validation_error
+from ..config import TrainingConfig, format_validation_error, with_model_defaults
 from ..data.example import LabelSet
 from ..errors import ConfigError, DataError, ExportError, NotFittedError, ZhclsError
 from ..registry import models
@@ -38,12 +38,15 @@ class Classifier:
     name: str = ""
     params_type: type[BaseModel]
     default_lr: float | None = None  # training.lr when the config leaves it out (None: the model takes no lr)
+    # training.epochs and training.patience when the config leaves them out (None: TrainingConfig's 10 and 3)
+    default_epochs: int | None = None
+    default_patience: int | None = None
     learns_from_soft_targets = False  # fit(..., targets=SoftTargets) works: the model can be a [distill] student
     trains_distributed = False  # fit works under torchrun (DistributedDataParallel, docs/scale.md)
 
     def __init__(self, params: BaseModel | dict | None = None, training: TrainingConfig | None = None) -> None:
         self.params = _validate_params(type(self), params)
-        self.training = training or TrainingConfig()
+        self.training = with_model_defaults(training or TrainingConfig(), type(self))
         self.meta: dict[str, Any] = {}  # metrics and data fingerprints, filled by the run that trains it
 
     # -- contract -------------------------------------------------------------------------------

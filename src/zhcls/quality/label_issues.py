@@ -55,7 +55,8 @@ def out_of_fold_proba(
     Columns follow the sorted label set of `labels` (`LabelSet.from_labels`), also when a fold's training
     part lacks a class (that column is 0 for the fold). `folds` is a number of stratified folds (split
     with `seed`) or the held-out index arrays themselves. Each fold trains without a dev set, for the
-    configured number of epochs, with no checkpoints.
+    configured number of epochs (unset: TrainingConfig's 10, not a model's longer budget for early stopping on
+    dev), with no checkpoints.
     """
     from ..models.base import build_model
 
@@ -67,6 +68,9 @@ def out_of_fold_proba(
     if len(classes) < 2:
         raise DataError(f"label issues need at least 2 classes; the data has {len(classes)}", hint="check [data] label_field")
     held_out = stratified_kfold(labels, folds, seed) if isinstance(folds, int) else [np.asarray(f) for f in folds]
+    training = training or TrainingConfig()
+    if "epochs" not in training.model_fields_set:  # a model's own budget (textcnn.v1's 40) assumes early stopping on dev
+        training = training.model_copy(update={"epochs": TrainingConfig.model_fields["epochs"].default})
     covered = np.zeros(n, dtype=np.int64)
     for f in held_out:
         covered[f] += 1
