@@ -211,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         runners = {
             "baseline.tfidf_lr": lambda task=task: fd.run_tfidf_baseline(task, args.data_dir, args.work_dir / task.name / "tfidf_lr", args),
             "baseline.svm": lambda task=task: run_svm(task, args.data_dir),
-            "baseline.fasttext": lambda task=task: fd.run_fasttext_baseline(task, args.data_dir, args.work_dir / task.name / "fasttext", args),
             "build": lambda task=task: run_build(task, args.data_dir, args.work_dir / task.name / "build", args.budget_ms),
+            # last: its autotune can stall on a loaded machine (foundation.py's deadline), and the build need not wait
+            "baseline.fasttext": lambda task=task: fd.run_fasttext_baseline(task, args.data_dir, args.work_dir / task.name / "fasttext", args),
         }
         if task.large and args.also_budget_ms:  # the same build's cache, chosen again within the budget
             runners[f"build@{args.also_budget_ms:g}ms"] = lambda task=task: run_build(task, args.data_dir, args.work_dir / task.name / "build", args.also_budget_ms)

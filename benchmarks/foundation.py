@@ -174,6 +174,9 @@ def run_zhcls(task: Task, model: str, data_dir: Path, run_dir: Path, args: argpa
 FASTTEXT_MEMORY_CAP = 12 << 30
 
 
+FASTTEXT_DEADLINE_FACTOR = 5  # autotune's wall-clock deadline: this many times its duration, plus 5 minutes
+
+
 def _autotune_capped(train: str, dev: str, duration: int, threads: int, out: str) -> None:
     import resource
 
@@ -215,7 +218,15 @@ def run_fasttext_baseline(task: Task, data_dir: Path, run_dir: Path, args: argpa
         target=_autotune_capped, args=(str(run_dir / "train.txt"), str(run_dir / "dev.txt"), duration, args.threads, str(model_file))
     )
     child.start()
-    child.join()
+    # autotune checks its duration between trials only; a trial that fills a multi-GB bucket x dim table with
+    # random numbers on a loaded machine has run for most of an hour. Past the deadline the cell fails
+    # (recorded as an error and rerun by the next invocation), not the whole benchmark.
+    deadline = FASTTEXT_DEADLINE_FACTOR * duration + 300
+    child.join(deadline)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        raise RuntimeError(f"fastText autotune ({duration} s) was still running after {deadline} s and was stopped")
     if child.exitcode != 0 or not model_file.is_file():
         raise RuntimeError(f"fastText autotune failed (exit {child.exitcode}); its memory was capped at {FASTTEXT_MEMORY_CAP >> 30} GiB")
     model = fasttext.load_model(str(model_file))
