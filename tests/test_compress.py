@@ -89,6 +89,24 @@ def test_recovery_lowers_the_distillation_loss(textcnn_run):
     assert (textcnn_run["small"] / "log.jsonl").is_file()
 
 
+def test_max_train_ranks_and_recovers_on_a_seeded_sample_of_train(textcnn_run):
+    from zhcls.compress import compress
+    from zhcls.compress.run import sample_train
+    from zhcls.data.example import Example
+
+    splits = {"train": [Example(f"t{i}", "a") for i in range(20)], "dev": [Example("d", "a")]}
+    sample = sample_train(splits, 8, seed=42)
+    assert [e.text for e in sample["train"]] == [e.text for e in sample_train(splits, 8, seed=42)["train"]]  # seeded
+    assert len(sample["train"]) == 8 and sample["train"] == sorted(sample["train"], key=lambda e: int(e.text[1:]))  # file order
+    assert sample["dev"] is splits["dev"] and sample_train(splits, 50, seed=42) is splits
+    out = textcnn_run["root"] / "sampled"
+    compress(textcnn_run["run"], out, width=0.5, max_train=10, recover_epochs=1, export=False)
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    c = metrics["compress"]
+    assert c["max_train"] == 10 and c["n_train_used"] == 10 and c["recovery"]["n_transfer"] == 10 and metrics["n_train"] == 10
+    assert metrics["dev"]["n"] == 12  # dev stays whole
+
+
 def test_vocabulary_pruning_maps_removed_tokens_to_unk_in_training_and_serving(textcnn_run):
     from zhcls.serve.predictor import Predictor
 

@@ -185,3 +185,16 @@ def test_tfidf_model_dir_and_bundle_share_one_tokenizer_schema(models_dir, tiny_
     loaded = load_model(old)
     assert loaded.C_ == model.C_
     np.testing.assert_allclose(loaded.predict_proba(tiny_corpus.texts), model.predict_proba(tiny_corpus.texts), atol=1e-7)
+
+
+def test_latency_texts_are_spread_over_the_split_not_its_first_label(monkeypatch, models_dir, tiny_corpus, tmp_path):
+    from zhcls.export import onnx
+
+    assert onnx.spread(list(range(10)), 4) == [0, 3, 6, 9] and onnx.spread([1, 2], 5) == [1, 2]
+    ordered = sorted(zip(tiny_corpus.labels, tiny_corpus.texts))  # a file ordered by label, as online_shopping's is
+    timed = []
+    real = onnx.measure_latency
+    monkeypatch.setattr(onnx, "measure_latency", lambda predictor, texts, **kw: timed.extend(texts) or real(predictor, texts, **kw))
+    onnx.export_bundle(models_dir / "textcnn.v1", tmp_path / "b", data=[Example(t, label) for label, t in ordered], latency_texts=6)
+    labels = {text: label for label, text in ordered}
+    assert len(timed) == 6 and {labels[t] for t in timed} == set(tiny_corpus.labels)

@@ -23,6 +23,7 @@ def compress(
     recover_epochs: int = typer.Option(10, "--recover-epochs", help="Epochs of distillation from the unpruned run, early-stopped on dev (0: none)."),
     unlabeled: list[Path] = typer.Option([], "--unlabeled", help="A file of unlabeled in-domain texts for recovery's transfer set (repeatable)."),
     max_unlabeled: Optional[int] = typer.Option(None, "--max-unlabeled", help="At most this many unlabeled texts (a seeded sample)."),
+    max_train: Optional[int] = typer.Option(None, "--max-train", help="Rank and recover on at most N train examples (a seeded sample); for large train splits."),
     quantize: str = typer.Option("none", "--quantize", help="Export both bundles as none (fp32) or int8 (with --width)."),
     budget_ms: Optional[float] = typer.Option(None, "--budget-ms", help="Search for the most accurate variant with p50 <= this (1 thread, tokenization included)."),
     budget_mb: Optional[float] = typer.Option(None, "--budget-mb", help="... and a bundle of at most this many MB."),
@@ -52,7 +53,7 @@ def compress(
         if metric not in ("accuracy", "macro_f1"):
             raise ConfigError(f"--metric {metric!r} is not supported", hint="use accuracy or macro_f1")
         result = search(run, output, budget_ms=budget_ms, budget_mb=budget_mb, widths=_split(widths), vocabs=_split(vocabs), int8=not no_int8,
-                        recover_epochs=recover_epochs, vocab_by=vocab_by, unlabeled=[str(u) for u in unlabeled], max_unlabeled=max_unlabeled, metric=metric, force=force,
+                        recover_epochs=recover_epochs, vocab_by=vocab_by, unlabeled=[str(u) for u in unlabeled], max_unlabeled=max_unlabeled, max_train=max_train, metric=metric, force=force,
                         stage=_common.training_progress)
         for r in sorted(result.candidates, key=lambda r: -r["dev"]):
             mark = "*" if r.get("chosen") else " "
@@ -69,7 +70,8 @@ def compress(
         raise ConfigError(f"--quantize {quantize!r} is not supported", hint="use --quantize int8, or leave it out")
     with _common.training_progress("recover") as hook:
         result = run_compress(run, output, width=parse_width(width), max_vocab=max_vocab, vocab_by=vocab_by,  # type: ignore[arg-type]
-                              recover_epochs=recover_epochs, unlabeled=[str(u) for u in unlabeled], max_unlabeled=max_unlabeled, quantize=quantize,  # type: ignore[arg-type]
+                              recover_epochs=recover_epochs, unlabeled=[str(u) for u in unlabeled], max_unlabeled=max_unlabeled, max_train=max_train,
+                              quantize=quantize,  # type: ignore[arg-type]
                               force=force, progress=hook)
     c = result.metrics["compress"]
     for split in ("dev", "test"):

@@ -95,6 +95,18 @@ def prune_for(model: Classifier, width: float, max_vocab: int | None, train: Seq
     return model.prune(width, max_vocab, texts=texts, labels=labels, vocab_by=vocab_by)  # type: ignore[attr-defined]
 
 
+def sample_train(splits: dict[str, list[Example]], max_train: int | None, seed: int) -> dict[str, list[Example]]:
+    """`splits` with at most `max_train` train examples, a seeded sample kept in file order: what the ranking
+    of what to prune, the vocabulary counts and recovery see when the train split is too large to recover on."""
+    if max_train is not None and max_train < 1:
+        raise ConfigError(f"max_train {max_train} is below 1", hint="leave --max-train out to use the whole train split")
+    train = splits["train"]
+    if max_train is None or len(train) <= max_train:
+        return splits
+    keep = np.sort(np.random.default_rng(seed).choice(len(train), size=max_train, replace=False))
+    return {**splits, "train": [train[i] for i in keep]}
+
+
 def recovery_config(
     cfg: RunConfig, parent: Path, pruned: Classifier, epochs: int, unlabeled: Sequence[str | Path] = (), cache_dir: str | Path | None = None,
     max_unlabeled: int | None = None,
@@ -125,26 +137,28 @@ def compress(
     recover_epochs: int = 10,
     unlabeled: Sequence[str | Path] = (),
     max_unlabeled: int | None = None,
+    max_train: int | None = None,
     quantize: Literal["none", "int8"] = "none",
     export: bool = True,
     force: bool = False,
     progress: ProgressHook | None = None,
 ) -> CompressResult:
     """Prune `run` to `width` (and `max_vocab` tokens), recover it by distillation from `run` for
-    `recover_epochs` epochs (0: none), and write the compressed run to `out`."""
+    `recover_epochs` epochs (0: none), and write the compressed run to `out`. `max_train`: rank and recover
+    on at most that many train examples (a sample seeded by the run's training.seed)."""
     out = Path(out)
     _check_out(out, force)
     parent, cfg, model = load_parent(run)
-    splits = load_splits(cfg)
+    splits = sample_train(load_splits(cfg), max_train, cfg.training.seed)
     pruned = prune_for(model, width, max_vocab, splits["train"], vocab_by)
-    return finish(parent, cfg, splits, model, pruned, out, width=width, max_vocab=max_vocab, vocab_by=vocab_by,
-                  recover_epochs=recover_epochs, unlabeled=unlabeled, max_unlabeled=max_unlabeled, quantize=quantize, export=export, progress=progress)
+    return finish(parent, cfg, splits, model, pruned, out, width=width, max_vocab=max_vocab, vocab_by=vocab_by, recover_epochs=recover_epochs,
+                  unlabeled=unlabeled, max_unlabeled=max_unlabeled, max_train=max_train, quantize=quantize, export=export, progress=progress)
 
 
 def finish(
     parent: Path, cfg: RunConfig, splits: dict[str, list[Example]], model: Classifier, pruned: Classifier, out: Path, *,
     width: float, max_vocab: int | None, vocab_by: str, recover_epochs: int, unlabeled: Sequence[str | Path] = (), max_unlabeled: int | None = None,
-    quantize: str = "none", export: bool = True, progress: ProgressHook | None = None, cache_dir: str | Path | None = None,
+    max_train: int | None = None, quantize: str = "none", export: bool = True, progress: ProgressHook | None = None, cache_dir: str | Path | None = None,
 ) -> CompressResult:
     """Recover `pruned` and write the run (compress() and the budget search share this)."""
     rcfg = recovery_config(cfg, parent, pruned, recover_epochs, unlabeled, cache_dir if cache_dir is not None else out / WORK / "soft-targets", max_unlabeled)
@@ -158,7 +172,7 @@ def finish(
     parent_metrics = read_json(parent / "metrics.json")
     info: dict[str, Any] = {
         "parent": str(parent), "parent_model": model.name, "width": round(width, 6), "width_label": width_label(width),
-        "max_vocab": max_vocab, "vocab_by": vocab_by, "recover_epochs": recover_epochs,
+        "max_vocab": max_vocab, "vocab_by": vocab_by, "recover_epochs": recover_epochs, "max_train": max_train, "n_train_used": len(splits["train"]),
         "pruned": shape_summary(model, pruned),
         "before": {s: headline(parent_metrics[s]) for s in ("dev", "test") if s in parent_metrics},
     }

@@ -48,6 +48,7 @@ from .run import (
     parse_width,
     prune_for,
     recovery_config,
+    sample_train,
     vocab_size,
     width_label,
 )
@@ -80,6 +81,7 @@ def search(
     vocab_by: str = "frequency",
     unlabeled: Sequence[str | Path] = (),
     max_unlabeled: int | None = None,
+    max_train: int | None = None,
     metric: str = "accuracy",
     rounds: int = 3,
     force: bool = False,
@@ -98,7 +100,7 @@ def search(
         _check_out(out, False)
     stage = stage or (lambda title: contextlib.nullcontext(None))
     parent, cfg, model = load_parent(run)
-    splits = load_splits(cfg)
+    splits = sample_train(load_splits(cfg), max_train, cfg.training.seed)  # dev and test stay whole
     dev = splits.get("dev")
     if not dev:
         raise CompressError(f"{parent}: its config has no dev split, which the search chooses on", hint="set [data] dev in the run's config and train it again")
@@ -149,7 +151,7 @@ def search(
         with stage(f"recover {name}") as hook:
             pruned = prune_for(model, extra["width"], extra["max_vocab"], splits["train"], vocab_by)
             finish(parent, cfg, splits, model, pruned, Path(extra["run"]), width=extra["width"], max_vocab=extra["max_vocab"], vocab_by=vocab_by,
-                   recover_epochs=recover_epochs, unlabeled=unlabeled, max_unlabeled=max_unlabeled, export=False, progress=hook, cache_dir=work / "soft-targets")
+                   recover_epochs=recover_epochs, unlabeled=unlabeled, max_unlabeled=max_unlabeled, max_train=max_train, export=False, progress=hook, cache_dir=work / "soft-targets")
         rows += [measured(name, Path(extra["run"]), p, recovered=True, **extra) for p in precisions]
     retime(rows, dev, rounds)  # every bundle that can be chosen, in one interleaved pass: the figures the choice compares
 
@@ -157,7 +159,7 @@ def search(
         r["within_budget"] = within(r, budget_ms, budget_mb)
         r["eligible"] = r["within_budget"] and r["recovered"] is not False
     ok = [r for r in rows if r["eligible"]]
-    summary: dict[str, Any] = {"parent": str(parent), "model": model.name, "metric": metric, **budget, "recover_epochs": recover_epochs, "candidates": rows}
+    summary: dict[str, Any] = {"parent": str(parent), "model": model.name, "metric": metric, **budget, "recover_epochs": recover_epochs, "max_train": max_train, "candidates": rows}
     if not ok:
         closest = min(rows, key=lambda r: (r["p50_ms"] if budget_ms is not None else 0, r["size_mb"]))
         reason = (f"no variant meets the budget ({_budget(budget_ms, budget_mb)}); the smallest and fastest is {closest['name']} "
@@ -203,14 +205,14 @@ def _scores(predictor, examples, split: str, metric: str) -> dict[str, float]:
 
 
 def retime(rows: list[dict[str, Any]], dev, rounds: int, n_texts: int = 500) -> None:
-    """p50/p99 of every row's bundle again, one dev text at a time on one thread (tokenization included, as at
+    """p50/p99 of every row's bundle again, one dev text at a time (`n_texts` spread over dev) on one thread (tokenization included, as at
     export), in `rounds` interleaved passes over all the bundles; the medians replace the rows' p50_ms/p99_ms
     (the manifest's own figure stays as export_p50_ms). A single measurement at export time, minutes apart from
     the others, is at the mercy of whatever else the machine ran then."""
-    from ..export.onnx import measure_latency
+    from ..export.onnx import measure_latency, spread
     from ..serve.predictor import Predictor
 
-    texts = [e.text for e in dev[:n_texts]]
+    texts = spread([e.text for e in dev], n_texts)
     predictors = [Predictor(r["bundle"], threads=1) for r in rows]
     p50: list[list[float]] = [[] for _ in rows]
     p99: list[list[float]] = [[] for _ in rows]

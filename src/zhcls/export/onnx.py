@@ -31,7 +31,7 @@ PROB_TOLERANCE = 1e-4
 MIN_AGREEMENT = 0.999
 INT8_OPS = ("Gather",)  # measured: quantizing the final MatMul/Gemm too adds DynamicQuantizeLinear + MatMulInteger and is slower, for no size gain
 
-__all__ = ["ExportError", "export_bundle", "check_parity", "measure_latency"]
+__all__ = ["ExportError", "export_bundle", "check_parity", "measure_latency", "spread"]
 
 
 def export_bundle(
@@ -60,7 +60,7 @@ def export_bundle(
                 raise ExportError(f"{model.name} bundles are exported in fp32 only", hint="export without --quantize")
             parity = span_parity(model, Predictor(tmp, verify=False), texts, PROB_TOLERANCE, MIN_AGREEMENT)
             manifest["parity"] = {"fp32": parity, "n_texts": len(texts)}
-            return _finish(tmp, manifest, texts[:latency_texts])
+            return _finish(tmp, manifest, spread(texts, latency_texts))
         reference = model.predict_proba(texts)
         parity = check_parity(reference, Predictor(tmp, verify=False).predict_proba(texts))
         manifest["parity"] = {"fp32": parity, "n_texts": len(texts)}
@@ -73,7 +73,7 @@ def export_bundle(
         if quantize == "int8":
             manifest["precision"] = "int8"
             manifest["parity"]["int8"] = _quantize(tmp, model, examples, reference)
-        _finish(tmp, manifest, texts[:latency_texts])
+        _finish(tmp, manifest, spread(texts, latency_texts))
     return manifest
 
 
@@ -92,6 +92,15 @@ def check_parity(reference: np.ndarray, exported: np.ndarray) -> dict[str, float
         "max_abs_diff": float(np.abs(reference - exported).max()),
         "label_agreement": float((reference.argmax(1) == exported.argmax(1)).mean()),
     }
+
+
+def spread(items: Sequence[Any], n: int) -> list[Any]:
+    """At most `n` of `items`, evenly spaced from the first to the last: latency texts that stand for the whole
+    split. A file ordered by label (online_shopping's is, by category) has one label's texts first, and those
+    can be twice as long as the average."""
+    if len(items) <= n:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, max(n, 1)).round().astype(int)]
 
 
 def measure_latency(predictor: Predictor, texts: Sequence[str], warmup: int = 50) -> dict[str, float]:

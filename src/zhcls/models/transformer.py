@@ -77,21 +77,33 @@ class HFEncoder:
         return {"max_length": self.max_length, "truncated": cut, "n": len(lengths), "longest": max(lengths, default=0)}
 
 
-def tiny_checkpoint(path: Path, texts: Sequence[str]) -> Path:
-    """A randomly initialized BERT (hidden 32, 2 layers, 2 heads) whose vocabulary is the texts' characters:
-    a local checkpoint for tests and smoke runs, since nothing may be downloaded."""
+def tiny_checkpoint(path: Path, texts: Sequence[str], *, hidden_size: int = 32, layers: int = 2, heads: int = 2,
+                    intermediate_size: int = 64, max_positions: int = 64, seed: int = 0) -> Path:
+    """A randomly initialized BERT (by default hidden 32, 2 layers, 2 heads) whose vocabulary is the texts'
+    characters, each also as a "##" continuation piece so that Latin words and numbers split into characters
+    rather than becoming UNK: a local checkpoint for tests, smoke runs and benchmarks, since nothing may be
+    downloaded. BERT's tokenizer lowercases, so only lowercase letters enter the vocabulary."""
     import torch
 
     t = _transformers()
     path.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted({ch for text in texts for ch in normalize(text, lowercase=False)})
+    chars = sorted({ch for text in texts for ch in normalize(text, lowercase=True) if not ch.isspace()})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{ch}" for ch in chars if not _is_cjk(ch))]
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = t.BertTokenizerFast(str(path / "vocab.txt"))
-    cfg = t.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
-    torch.manual_seed(0)
+    cfg = t.BertConfig(vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=heads,
+                       intermediate_size=intermediate_size, max_position_embeddings=max_positions)
+    torch.manual_seed(seed)
     t.BertModel(cfg).save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     return path
+
+
+def _is_cjk(ch: str) -> bool:
+    """A character BERT's tokenizer splits off on its own (its _is_chinese_char ranges), never a "##" piece."""
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+                                              (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)))
 
 
 VOCAB_MAP = "vocab_map.safetensors"  # a vocabulary-pruned model: tokenizer id -> embedding row (zhcls compress)
