@@ -365,9 +365,13 @@ def test_joint_save_load_and_export_parity(joint, tmp_path):
     np.testing.assert_allclose(predictor.predict_proba(texts), joint.predict_proba(texts), atol=1e-4)
     ours = [[e for e, _ in p] for p in predictor.predict_spans(texts)]
     assert ours == [[e for e, _ in p] for p in joint.predict_spans(texts)]
-    for text, p in zip(texts, predictor.predict_scored(texts)):
+    batch = predictor.predict_scored(texts)
+    for text, p in zip(texts, batch):
         for e in p.entities:
             assert text[e["start"] : e["end"]] == e["text"] and e["end"] <= len(text)
+    one = [predictor.predict_scored([t])[0] for t in texts]  # the single-text path: no padding
+    assert [p.entities for p in one] == [p.entities for p in batch] and [p.truncated for p in one] == [p.truncated for p in batch]
+    np.testing.assert_allclose([[p.scores[k] for k in sorted(p.scores)] for p in one], [[p.scores[k] for k in sorted(p.scores)] for p in batch], atol=1e-6)
 
 
 def test_train_evaluate_export_predict_serve(tmp_path, capsys):
