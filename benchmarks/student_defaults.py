@@ -3,6 +3,7 @@
     nice -n 10 .venv/bin/python benchmarks/student_defaults.py                      # textcnn.v1, resumable
     nice -n 10 .venv/bin/python benchmarks/student_defaults.py --settings seed=43,seed=44 --tasks tnews/few_all,eprstmt/few_all
     nice -n 10 .venv/bin/python benchmarks/student_defaults.py --models bigru.v1
+    nice -n 10 .venv/bin/python benchmarks/student_defaults.py --tasks tnews/few_all,eprstmt/few_all --settings seed=45,seed=46,vectors=unlabeled,seed=43+vectors,seed=44+vectors,seed=45+vectors,seed=46+vectors
     .venv/bin/python benchmarks/student_defaults.py --report                        # the Markdown again from the JSON
 
 One factor at a time from the current defaults (`base`), then `combined`: every factor whose best value beat
@@ -11,6 +12,13 @@ where time allows: the rest of the grid, `epochs=10, patience=3` (the budget tex
 with seeds 43 and 44 (what a seed alone moves). Tasks: FewCLUE tnews, eprstmt and iflytek few_all
 (train_few_all / dev_few_all / test_public) and online_shopping_10_cats `cat` on a fixed sample of 5,000
 train and 2,000 dev reviews (seeded, written under --work-dir; test is the full test split).
+
+`vectors=unlabeled` (issue "Accuracy first", item 1: pretrained vectors from the task's own unlabeled text):
+`[model] vectors` set to character vectors that `zhcls.text.vectors.train_vectors` (what `zhcls embeddings
+train` runs, with its defaults: skip-gram, dim 128 = textcnn.v1's embed_dim, char.v1 tokens of normalized,
+lowercased text, as the model's featurizer makes them) learns from the task's unlabeled texts plus its train
+texts; a task without an unlabeled set (iflytek, online_shopping) gets vectors from its train texts only.
+Written once per task under --work-dir/vectors and reused.
 
 Each cell is `zhcls.training.run.train` of a config that sets only the factor, 1 thread, seed 42, early
 stopping on dev accuracy (an evaluation per epoch) with --patience 5 and a budget of --epochs 40. A cell
@@ -39,6 +47,7 @@ from _harness import RESULTS
 log = logging.getLogger("student_defaults")
 TASK_NAMES = ("tnews/few_all", "eprstmt/few_all", "iflytek/few_all", "online_shopping/cat")
 OS_TRAIN, OS_DEV, OS_SEED = 5000, 2000, 0
+VECTORS = "<task's unlabeled + train texts>"  # stands for the task's own vectors file in SETTINGS and the results
 
 # name -> (group, {"model": {...}, "training": {...}}): one factor moved from the current defaults.
 # weight_decay is AdamW's decoupled decay (the trainer's optimizer) on the dense weights; 1e-4 x lr 1e-3
@@ -59,13 +68,22 @@ SETTINGS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
     "epochs=10, patience=3": ("budget", {"training": {"epochs": 10, "patience": 3}}),
     "seed=43": ("seed", {"training": {"seed": 43}}),
     "seed=44": ("seed", {"training": {"seed": 44}}),
+    "seed=45": ("seed", {"training": {"seed": 45}}),
+    "seed=46": ("seed", {"training": {"seed": 46}}),
+    # char vectors trained on the task's own unlabeled + train texts (VECTORS: filled in per task by cell_overrides)
+    "vectors=unlabeled": ("vectors", {"model": {"vectors": VECTORS}}),
+    "seed=43+vectors": ("vectors", {"model": {"vectors": VECTORS}, "training": {"seed": 43}}),
+    "seed=44+vectors": ("vectors", {"model": {"vectors": VECTORS}, "training": {"seed": 44}}),
+    "seed=45+vectors": ("vectors", {"model": {"vectors": VECTORS}, "training": {"seed": 45}}),
+    "seed=46+vectors": ("vectors", {"model": {"vectors": VECTORS}, "training": {"seed": 46}}),
 }
 # Settings measured once and not runnable any more, with why (their rows stay in the results).
 RETIRED: dict[str, str] = {
     "embed_dropout=0.2": "measured with a textcnn.v1 `embed_dropout` knob (dropout on the character embeddings) that lost "
                          "on dev and was not kept (git 1a065046e8f2 + that knob)",
 }
-EXTRA = ("lr=5e-4", "weight_decay=0.01", "epochs=10, patience=3", "seed=43", "seed=44")
+EXTRA = ("lr=5e-4", "weight_decay=0.01", "epochs=10, patience=3", "seed=43", "seed=44", "seed=45", "seed=46",
+         "vectors=unlabeled", "seed=43+vectors", "seed=44+vectors", "seed=45+vectors", "seed=46+vectors")
 MODEL_SETTINGS = {"bigru.v1": [s for s in SETTINGS if SETTINGS[s][0] != "embed_dropout"]}  # its `dropout` is on the embeddings already
 
 
@@ -115,14 +133,50 @@ def combined_choice(results: dict[str, Any], model: str) -> dict[str, Any] | Non
     if "base" not in means or len(means) < 2:
         return None
     picked, overrides = [], {"model": {}, "training": {}}
-    for group in sorted({SETTINGS[s][0] for s in means} - {"base", "seed", "budget"}):
+    for group in sorted({SETTINGS[s][0] for s in means} - {"base", "seed", "budget", "vectors"}):
         best = max((s for s in means if SETTINGS[s][0] == group), key=lambda s: means[s])
         if means[best] > means["base"]:
             picked.append(best)
             for section, values in SETTINGS[best][1].items():
                 overrides[section].update(values)
-    considered = [s for s in names if s in means and SETTINGS[s][0] not in ("seed", "budget")]
+    considered = [s for s in names if s in means and SETTINGS[s][0] not in ("seed", "budget", "vectors")]
     return {"settings": picked, "considered": considered, "overrides": overrides}
+
+
+def task_vectors(task: h.Task, data_dir: Path, work: Path) -> dict[str, Any]:
+    """The task's character vectors, trained once (train_vectors with the `zhcls embeddings train` defaults)
+    on its unlabeled texts, if it has a set, plus its train texts, then reused; and how many rows of the
+    vocabulary textcnn.v1 builds from train they cover (load_vectors' count)."""
+    import torch
+
+    from zhcls.data.readers import ReadOptions, read_examples
+    from zhcls.models.neural import load_vectors
+    from zhcls.text.featurizer import Featurizer, TextParams
+    from zhcls.text.vectors import train_vectors
+
+    dest = work / "vectors" / f"{task.name.replace('/', '_')}.txt"
+    train_texts = [e.text for e in read_examples(data_dir / task.train, ReadOptions(text_field=task.text_field, label_field=task.label_field))]
+    unlabeled = [e.text for e in read_examples(data_dir / task.unlabeled, ReadOptions(text_field=task.text_field))] if task.unlabeled else []
+    info: dict[str, Any] = {"sources": [task.unlabeled, task.train] if task.unlabeled else [task.train],
+                            "texts": {"unlabeled": len(unlabeled), "train": len(train_texts)}}
+    if not dest.is_file():
+        started = time.perf_counter()
+        v = train_vectors([*unlabeled, *train_texts], dest, dim=128)
+        log.info("%s: %d vectors from %d texts in %.0f s -> %s", task.name, v.words, v.sentences, time.perf_counter() - started, dest)
+    with open(dest, encoding="utf-8") as f:
+        words, dim = (int(x) for x in f.readline().split())
+    featurizer = Featurizer.fit(train_texts, TextParams())  # textcnn.v1's vocabulary: its default text settings, from train
+    rows = load_vectors(torch.nn.Embedding(len(featurizer.vocab), dim), featurizer, str(dest))
+    return {**info, "path": str(dest), "sha256": h.sha256_file(dest), "words": words, "dim": dim,
+            "vocab_rows": len(featurizer.vocab) - 2, "rows_covered": rows}  # ids 0 and 1 (padding, UNK) take no vector
+
+
+def cell_overrides(overrides: dict[str, dict[str, Any]], vectors: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The setting's overrides with VECTORS replaced by the task's own file."""
+    if overrides.get("model", {}).get("vectors") != VECTORS:
+        return overrides
+    assert vectors is not None
+    return {**overrides, "model": {**overrides["model"], "vectors": vectors["path"]}}
 
 
 def cell_config(task: h.Task, data_dir: Path, model: str, overrides: dict[str, dict[str, Any]], epochs: int, patience: int) -> dict[str, Any]:
@@ -221,6 +275,68 @@ def budget_table(results: dict[str, Any], model: str) -> list[str]:
     ]
 
 
+def seed_of(setting: str) -> int:
+    return SETTINGS[setting][1].get("training", {}).get("seed", 42)
+
+
+def vectors_section(results: dict[str, Any], model: str) -> list[str]:
+    """`base` and the vectors setting seed against seed on the tasks that have both, and whether the gain in
+    their mean dev accuracy is larger than what a seed alone moves `base`'s mean (the bar for wiring the
+    vectors into `zhcls build`)."""
+    by = results.get("results", {}).get(model, {})
+    base_runs = [s for s in SETTINGS if s == "base" or SETTINGS[s][0] == "seed"]
+    vec_runs = [s for s in SETTINGS if SETTINGS[s][0] == "vectors"]
+    seeds = sorted({seed_of(s) for s in base_runs if s in by} & {seed_of(s) for s in vec_runs if s in by})
+    run_of = {(kind, seed_of(s)): s for kind, names in (("base", base_runs), ("vectors", vec_runs)) for s in names}
+    tasks_ = [t for t in TASK_NAMES if seeds and all(t in by.get(run_of[(k, sd)], {}) for k in ("base", "vectors") for sd in seeds)]
+    if not tasks_:
+        return []
+    vec_info = results.get("data", {}).get("vectors", {})
+
+    def acc(kind: str, seed: int, task: str, split: str = "dev") -> float:
+        return 100 * by[run_of[(kind, seed)]][task][split]["accuracy"]
+
+    def spread(xs: list[float]) -> str:
+        return f"{statistics.fmean(xs):.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
+
+    lines = [f"## Character vectors from the task's unlabeled text ({model})", "",
+             "`vectors=unlabeled` (and its seeds): `[model] vectors` = char vectors from `train_vectors` (`zhcls embeddings train`'s defaults: "
+             "skip-gram, dim 128, window 5, min_count 2, 5 epochs, char.v1 tokens of normalized lowercased text, as textcnn.v1's featurizer makes them) "
+             "on the task's unlabeled.json plus its train texts. Dev accuracy by seed; mean ± standard deviation over the seeds.", ""]
+    rows = []
+    for t in tasks_:
+        v = vec_info.get(t, {})
+        for kind in ("base", "vectors"):
+            dev = [acc(kind, sd, t) for sd in seeds]
+            test = [acc(kind, sd, t, "test") for sd in seeds]
+            cover = (f"{v['texts']['unlabeled']:,} + {v['texts']['train']:,} texts, {v['words']:,} vectors, {v['rows_covered']:,} of {v['vocab_rows']:,} "
+                     f"vocabulary rows ({100 * v['rows_covered'] / v['vocab_rows']:.1f}%)") if kind == "vectors" and v else ""
+            rows.append([t, f"`{kind}`", *(f"{x:.2f}" for x in dev), spread(dev), spread(test), cover])
+    lines += [*h.md_table(["task", "setting", *(f"seed {sd}" for sd in seeds), "mean dev", "mean test (record)", "vectors"], rows), ""]
+    def verdict(t: str) -> str:
+        b, v = [acc("base", sd, t) for sd in seeds], [acc("vectors", sd, t) for sd in seeds]
+        d = statistics.fmean(v) - statistics.fmean(b)
+        if min(v) > max(b) or max(v) < min(b):
+            return f"{t} {d:+.2f}, every vectors seed {'above' if d > 0 else 'below'} every `base` seed"
+        return f"{t} {d:+.2f}, within the seeds' overlap"
+
+    mean = {k: [statistics.fmean(acc(k, sd, t) for t in tasks_) for sd in seeds] for k in ("base", "vectors")}
+    gain = statistics.fmean(mean["vectors"]) - statistics.fmean(mean["base"])
+    seed_move = max(mean["base"]) - min(mean["base"])
+    per_task = "; ".join(f"{t} {statistics.fmean(acc('vectors', sd, t) for sd in seeds) - statistics.fmean(acc('base', sd, t) for sd in seeds):+.2f}" for t in tasks_)
+    se = (statistics.variance(mean["base"]) / len(seeds) + statistics.variance(mean["vectors"]) / len(seeds)) ** 0.5 if len(seeds) > 1 else float("nan")
+    lines += [
+        f"Mean dev accuracy over {', '.join(tasks_)}, by seed: `base` {', '.join(f'{x:.2f}' for x in mean['base'])}; vectors "
+        f"{', '.join(f'{x:.2f}' for x in mean['vectors'])}. Gain of the vectors, mean over {len(seeds)} seeds: {gain:+.2f} points "
+        f"(standard error {se:.2f}; per task {per_task}); at seed 42 alone {mean['vectors'][0] - mean['base'][0]:+.2f}. "
+        f"A seed alone moves `base`'s mean by {seed_move:.2f} points ({min(mean['base']):.2f} to {max(mean['base']):.2f}).", "",
+        f"**Finding:** the gain is {'larger' if gain > seed_move else 'smaller'} than what a seed moves, "
+        f"so the vectors {'are' if gain > seed_move else 'are not'} wired into `zhcls build`. By task: {'; '.join(map(verdict, tasks_))}. "
+        f"Not run: {', '.join(t for t in TASK_NAMES if t not in tasks_) or 'none'}.", "",
+    ]
+    return lines
+
+
 def describe(overrides: dict[str, dict[str, Any]]) -> str:
     return ", ".join(f"{k}={v}" for section in ("model", "training") for k, v in overrides.get(section, {}).items()) or "(current defaults)"
 
@@ -271,19 +387,21 @@ def render(results: dict[str, Any]) -> str:
             lines += [f"`combined` = {', '.join(f'`{s}`' for s in combo['settings']) or 'nothing beat base'}: {describe(combo['overrides'])} "
                       f"(the best of each factor that beat `base` on mean dev accuracy, among {', '.join(f'`{s}`' for s in combo['considered'])}).", ""]
         seeds = [s for s in order if s == "base" or SETTINGS.get(s, ("",))[0] == "seed"]
+        seed_list = ", ".join(str(seed_of(s)) for s in seeds)
         spread = []
         for t in TASK_NAMES:
             accs = [by_setting[s][t]["dev"]["accuracy"] for s in seeds if t in by_setting[s]]
             if len(accs) > 1:
                 spread.append(f"{t} {h.pct(min(accs))} to {h.pct(max(accs))} ({100 * (max(accs) - min(accs)):.1f} points)")
         if spread:
-            lines += [f"`base` with seeds 42, 43, 44 (nothing else changed), dev accuracy: {'; '.join(spread)}. A difference "
+            lines += [f"`base` with seeds {seed_list} (nothing else changed), dev accuracy: {'; '.join(spread)}. A difference "
                       "between settings smaller than that is what another seed gives.", ""]
         lines += [f"`{s}`: {why}." for s, why in RETIRED.items() if s in order]
         lines += ["", "Test accuracy per task (for the record only):", ""]
         rows = [[f"`{s}`", *(h.pct(by_setting[s][t]["test"]["accuracy"]) if t in by_setting[s] else "not run" for t in TASK_NAMES)] for s in order]
         lines += [*h.md_table(["setting", *TASK_NAMES], rows), ""]
         lines += budget_table(results, model)
+        lines += vectors_section(results, model)
         lines += ["Convergence: best epoch / epochs run (budget), and why each run ended.", ""]
         rows = []
         for s in order:
@@ -325,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", action="store_true", help="only write the Markdown from the JSON")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("gensim").setLevel(logging.WARNING)  # its per-epoch progress would bury the cells' lines
     path = RESULTS / "student_defaults.json"
     results = h.load_results(path, {"invocations": [], "results": {}})
     if args.report:
@@ -375,9 +494,16 @@ def main(argv: list[str] | None = None) -> int:
                     if task.name in cells_of(results, model, same_as):
                         cells[task.name] = {**cells_of(results, model, same_as)[task.name], "same_as": same_as}
                     continue
+                vec = None
+                if overrides.get("model", {}).get("vectors") == VECTORS:
+                    vec = task_vectors(task, data_dir, args.work_dir)
+                    known_vec = results["data"].setdefault("vectors", {}).get(task.name)
+                    if known_vec and known_vec["sha256"] != vec["sha256"]:
+                        sys.exit(f"error: {vec['path']} differs from the vectors in {path} ({known_vec['sha256'][:12]}); delete it or use another --work-dir")
+                    results["data"]["vectors"][task.name] = vec
                 log.info("%s %s %s: start (%s)", model, setting, task.name, describe(overrides))
-                run_dir = args.work_dir / "runs" / model / setting.replace(" ", "").replace(",", "_") / task.name.replace("/", "_")
-                cells[task.name] = {**run_cell(task, data_dir, model, overrides, run_dir, args), "overrides": overrides}
+                run_dir = args.work_dir / "runs" / model / setting.replace(" ", "").replace(",", "_").replace("+", "_") / task.name.replace("/", "_")
+                cells[task.name] = {**run_cell(task, data_dir, model, cell_overrides(overrides, vec), run_dir, args), "overrides": overrides}
                 c = cells[task.name]
                 log.info("%s %s %s: dev %.4f test %.4f, best epoch %d/%d (%s), %.0f s", model, setting, task.name, c["dev"]["accuracy"],
                          c["test"]["accuracy"], c["best_epoch"], c["epochs_run"], c["stopped"], c["train_seconds"])

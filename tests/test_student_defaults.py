@@ -1,0 +1,56 @@
+"""benchmarks/student_defaults.py: the `vectors=unlabeled` setting (vectors trained once per task, reused)
+and the finding its section renders."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import _harness as h  # noqa: E402
+import student_defaults as sd  # noqa: E402
+
+pytest.importorskip("gensim")
+
+
+def _jsonl(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def test_task_vectors_are_trained_once_and_cover_the_model_vocabulary(tmp_path):
+    texts = ["这个手机很好用", "物流很快，包装很好", "质量太差了，不推荐", "手机屏幕很清楚", "ABC 很好"]
+    train = _jsonl(tmp_path / "train.json", [{"sentence": t, "label": str(i % 2)} for i, t in enumerate(texts)])
+    unlabeled = _jsonl(tmp_path / "unlabeled.json", [{"sentence": t} for t in texts * 20])
+    task = h.Task("toy/few_all", train, train, train, "sentence", "label", unlabeled=unlabeled)
+    work = tmp_path / "work"
+    first = sd.task_vectors(task, tmp_path, work)
+    assert first["texts"] == {"unlabeled": 100, "train": 5} and first["dim"] == 128
+    assert 0 < first["rows_covered"] <= first["vocab_rows"]  # "abc" is lowercased on both sides: "a", "b", "c" are covered too
+    mtime = Path(first["path"]).stat().st_mtime_ns
+    again = sd.task_vectors(task, tmp_path, work)
+    assert again == first and Path(first["path"]).stat().st_mtime_ns == mtime  # reused, not trained again
+
+    over = sd.cell_overrides(sd.SETTINGS["seed=43+vectors"][1], first)
+    assert over == {"model": {"vectors": first["path"]}, "training": {"seed": 43}}
+    assert sd.cell_overrides(sd.SETTINGS["seed=43"][1], None) == sd.SETTINGS["seed=43"][1]
+
+
+def test_vectors_section_wires_in_only_past_the_seed_spread():
+    def results(vec_gain: float) -> dict:
+        by = {}
+        for i, (b, v) in enumerate(zip(["base", "seed=43", "seed=44"], ["vectors=unlabeled", "seed=43+vectors", "seed=44+vectors"])):
+            for t in sd.TASK_NAMES[:2]:
+                acc = 0.5 + 0.01 * i  # base's mean moves 2 points over the seeds
+                by.setdefault(b, {})[t] = {"dev": {"accuracy": acc}, "test": {"accuracy": acc}}
+                by.setdefault(v, {})[t] = {"dev": {"accuracy": acc + vec_gain}, "test": {"accuracy": acc}}
+        return {"results": {"textcnn.v1": by}}
+
+    small = "\n".join(sd.vectors_section(results(0.01), "textcnn.v1"))
+    assert "the gain is smaller than what a seed moves, so the vectors are not wired" in small
+    large = "\n".join(sd.vectors_section(results(0.03), "textcnn.v1"))
+    assert "the gain is larger than what a seed moves, so the vectors are wired" in large
+    assert "every vectors seed above every `base` seed" in large
