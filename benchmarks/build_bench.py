@@ -77,7 +77,9 @@ def run_svm(task: Task, data_dir: Path) -> dict[str, Any]:
     }
 
 
-def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None) -> dict[str, Any]:
+def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`options`: [build] settings that narrow the default build (--candidates, --students), recorded with the
+    cell and shown beside its figure, so a reduced cell is never read as the default build's."""
     from zhcls.build import build
     from zhcls.config import config_from_dict
 
@@ -87,7 +89,7 @@ def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None) ->
     cfg = config_from_dict({
         "data": data,
         "training": {"metric": "accuracy", "batch_size": 32, "threads": 2},
-        "build": {"unlabeled": [str(unlabeled)] if unlabeled else [], "max_unlabeled": 20000},
+        "build": {"unlabeled": [str(unlabeled)] if unlabeled else [], "max_unlabeled": 20000, **(options or {})},
     })
     started = time.perf_counter()
     # force: online_shopping holds a few texts under two labels and two test texts also in train (the data as
@@ -101,7 +103,20 @@ def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None) ->
         "candidates": result.candidates,
         "test": {"accuracy": result.chosen["test_accuracy"]},
         "check_errors": [p["message"] for p in json.loads((out / "check.json").read_text(encoding="utf-8")).get("problems", []) if p.get("severity") == "error"],
+        **({"options": options} if options else {}),
     }
+
+
+def narrowed(options: dict[str, Any] | None) -> str:
+    """How a reduced build differs from the default one, for the tables."""
+    if not options:
+        return ""
+    parts = []
+    if "candidates" in options:
+        parts.append("candidates " + ", ".join(options["candidates"]))
+    if "students" in options:
+        parts.append("students " + (", ".join(options["students"]) or "none"))
+    return "; ".join(parts)
 
 
 def render(results: dict[str, Any]) -> str:
@@ -130,7 +145,7 @@ def render(results: dict[str, Any]) -> str:
             row = next(r for r in b["candidates"] if r["name"] == b["chosen"])
             acc = b["test"]["accuracy"]
             delta = f"{100 * (acc - best_peer):+.2f}" if best_peer is not None else "—"
-            build_cell = f"{100 * acc:.2f} ({b['chosen']})"
+            build_cell = f"{100 * acc:.2f} ({b['chosen']}{'; reduced build: ' + narrowed(b.get('options')) if b.get('options') else ''})"
             lat, size = row["p50_ms"], row["size_mb"]
         else:
             build_cell, lat, size, delta = "not run", "—", "—", "—"
@@ -148,7 +163,8 @@ def render(results: dict[str, Any]) -> str:
             row = next(r for r in c["candidates"] if r["name"] == c["chosen"])
             lines += ["", f"With `--budget-ms {key[6:-2]}`: **{c['chosen']}**, test accuracy {h.pct(c['test']['accuracy'])}, p50 {row['p50_ms']} ms — {c['reason']}."]
         checked = f" `zhcls data check` found, and the build went on (`force`): {'; '.join(b['check_errors'])}." if b.get("check_errors") else ""
-        lines += ["", f"## {name}: every build candidate", "", f"Chosen: `{b['chosen']}` — {b['reason']}. Build took {b['seconds']} s.{checked}", "",
+        reduced = f" A reduced build ({narrowed(b['options'])}), not the default candidate set." if b.get("options") else ""
+        lines += ["", f"## {name}: every build candidate", "", f"Chosen: `{b['chosen']}` — {b['reason']}. Build took {b['seconds']} s.{reduced}{checked}", "",
                   *h.md_table(("candidate", "dev acc", "test acc", "p50 ms", "p99 ms", "size MB"), rows)]
     errors = [(n, k, c[k]["error"]) for n, c in results["tasks"].items() for k in c if isinstance(c[k], dict) and "error" in c[k]]
     if errors:
@@ -186,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metric", default="accuracy")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--also-budget-ms", type=float, default=0.1, help="online_shopping tasks: build again within this p50 budget (cached stages; the choice and why)")
+    p.add_argument("--candidates", default=None, help="comma-separated [build] candidates instead of the default set (a reduced build, marked as such in the results)")
+    p.add_argument("--students", default=None, help="comma-separated [build] students ('' for none; a reduced build, marked as such)")
     p.add_argument("--results", default="build", help="results file stem under benchmarks/results (another one runs beside a long run; --merge folds it in)")
     p.add_argument("--merge", default=None, metavar="NAME", help="fold results/NAME.json into build.json and exit")
     args = p.parse_args(argv)
@@ -199,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     if SHOPPING_2K in wanted:  # its files are written from train.csv, after the check
         sources += [f"{h.ONLINE_SHOPPING}/{f}" for f in ("train.csv", "dev.csv", "test.csv")]
     h.verify_data(args.data_dir, sources)
+    options = {k: [v for v in val.split(",") if v] for k, val in (("candidates", args.candidates), ("students", args.students)) if val is not None}
     tasks = [t for t in h.TASKS if t.name in wanted] + ([shopping_2k(args.data_dir, args.work_dir)] if SHOPPING_2K in wanted else [])
     results = h.load_results(RESULTS / f"{args.results}.json")  # resume: finished cells are skipped below
     command = h.command_line("benchmarks/build_bench.py", sys.argv[1:] if argv is None else argv)
@@ -211,12 +230,12 @@ def main(argv: list[str] | None = None) -> int:
         runners = {
             "baseline.tfidf_lr": lambda task=task: fd.run_tfidf_baseline(task, args.data_dir, args.work_dir / task.name / "tfidf_lr", args),
             "baseline.svm": lambda task=task: run_svm(task, args.data_dir),
-            "build": lambda task=task: run_build(task, args.data_dir, args.work_dir / task.name / "build", args.budget_ms),
+            "build": lambda task=task: run_build(task, args.data_dir, args.work_dir / task.name / "build", args.budget_ms, options),
             # last: its autotune can stall on a loaded machine (foundation.py's deadline), and the build need not wait
             "baseline.fasttext": lambda task=task: fd.run_fasttext_baseline(task, args.data_dir, args.work_dir / task.name / "fasttext", args),
         }
         if task.large and args.also_budget_ms:  # the same build's cache, chosen again within the budget
-            runners[f"build@{args.also_budget_ms:g}ms"] = lambda task=task: run_build(task, args.data_dir, args.work_dir / task.name / "build", args.also_budget_ms)
+            runners[f"build@{args.also_budget_ms:g}ms"] = lambda task=task: run_build(task, args.data_dir, args.work_dir / task.name / "build", args.also_budget_ms, options)
         for key, run in runners.items():
             if key in cell and "error" not in cell[key]:
                 continue
