@@ -3,7 +3,7 @@
     nice -n 10 .venv/bin/python benchmarks/student_defaults.py                      # textcnn.v1, resumable
     nice -n 10 .venv/bin/python benchmarks/student_defaults.py --settings seed=43,seed=44 --tasks tnews/few_all,eprstmt/few_all
     nice -n 10 .venv/bin/python benchmarks/student_defaults.py --models bigru.v1
-    nice -n 10 .venv/bin/python benchmarks/student_defaults.py --tasks tnews/few_all,eprstmt/few_all --settings seed=45,seed=46,vectors=unlabeled,seed=43+vectors,seed=44+vectors,seed=45+vectors,seed=46+vectors
+    nice -n 10 .venv/bin/python benchmarks/student_defaults.py --tasks tnews/few_all,eprstmt/few_all --settings seed=45,seed=46,vectors=unlabeled,scaled,seed=43+vectors,scaled,seed=44+vectors,scaled,seed=45+vectors,scaled,seed=46+vectors,scaled
     .venv/bin/python benchmarks/student_defaults.py --report                        # the Markdown again from the JSON
 
 One factor at a time from the current defaults (`base`), then `combined`: every factor whose best value beat
@@ -18,7 +18,9 @@ train and 2,000 dev reviews (seeded, written under --work-dir; test is the full 
 train` runs, with its defaults: skip-gram, dim 128 = textcnn.v1's embed_dim, char.v1 tokens of normalized,
 lowercased text, as the model's featurizer makes them) learns from the task's unlabeled texts plus its train
 texts; a task without an unlabeled set (iflytek, online_shopping) gets vectors from its train texts only.
-Written once per task under --work-dir/vectors and reused.
+Written once per task under --work-dir/vectors and reused. It was measured with load_vectors copying the rows
+as they are (git 1840e03); load_vectors now rescales them to the mean row norm of the embedding's init, which
+`vectors=unlabeled,scaled` (and its seeds) measures on the same files; the unscaled settings are retired.
 
 Each cell is `zhcls.training.run.train` of a config that sets only the factor, 1 thread, seed 42, early
 stopping on dev accuracy (an evaluation per epoch) with --patience 5 and a budget of --epochs 40. A cell
@@ -76,14 +78,26 @@ SETTINGS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
     "seed=44+vectors": ("vectors", {"model": {"vectors": VECTORS}, "training": {"seed": 44}}),
     "seed=45+vectors": ("vectors", {"model": {"vectors": VECTORS}, "training": {"seed": 45}}),
     "seed=46+vectors": ("vectors", {"model": {"vectors": VECTORS}, "training": {"seed": 46}}),
+    # the same vectors, rescaled by load_vectors to the mean row norm of the embedding's random init
+    "vectors=unlabeled,scaled": ("vectors_scaled", {"model": {"vectors": VECTORS}}),
+    "seed=43+vectors,scaled": ("vectors_scaled", {"model": {"vectors": VECTORS}, "training": {"seed": 43}}),
+    "seed=44+vectors,scaled": ("vectors_scaled", {"model": {"vectors": VECTORS}, "training": {"seed": 44}}),
+    "seed=45+vectors,scaled": ("vectors_scaled", {"model": {"vectors": VECTORS}, "training": {"seed": 45}}),
+    "seed=46+vectors,scaled": ("vectors_scaled", {"model": {"vectors": VECTORS}, "training": {"seed": 46}}),
 }
 # Settings measured once and not runnable any more, with why (their rows stay in the results).
 RETIRED: dict[str, str] = {
     "embed_dropout=0.2": "measured with a textcnn.v1 `embed_dropout` knob (dropout on the character embeddings) that lost "
                          "on dev and was not kept (git 1a065046e8f2 + that knob)",
+    # load_vectors now rescales the rows it copies, so these configs would train `vectors=unlabeled,scaled` again
+    **{s: "measured with load_vectors copying the vectors as they are (git 1840e03), before it rescaled them; "
+          "rerunning it now gives the matching `vectors=unlabeled,scaled` run"
+       for s in ("vectors=unlabeled", "seed=43+vectors", "seed=44+vectors", "seed=45+vectors", "seed=46+vectors")},
 }
 EXTRA = ("lr=5e-4", "weight_decay=0.01", "epochs=10, patience=3", "seed=43", "seed=44", "seed=45", "seed=46",
-         "vectors=unlabeled", "seed=43+vectors", "seed=44+vectors", "seed=45+vectors", "seed=46+vectors")
+         "vectors=unlabeled", "seed=43+vectors", "seed=44+vectors", "seed=45+vectors", "seed=46+vectors",
+         "vectors=unlabeled,scaled", "seed=43+vectors,scaled", "seed=44+vectors,scaled", "seed=45+vectors,scaled", "seed=46+vectors,scaled")
+VECTOR_GROUPS = ("vectors", "vectors_scaled")  # char vectors as they were copied (1840e03), and rescaled
 MODEL_SETTINGS = {"bigru.v1": [s for s in SETTINGS if SETTINGS[s][0] != "embed_dropout"]}  # its `dropout` is on the embeddings already
 
 
@@ -133,13 +147,13 @@ def combined_choice(results: dict[str, Any], model: str) -> dict[str, Any] | Non
     if "base" not in means or len(means) < 2:
         return None
     picked, overrides = [], {"model": {}, "training": {}}
-    for group in sorted({SETTINGS[s][0] for s in means} - {"base", "seed", "budget", "vectors"}):
+    for group in sorted({SETTINGS[s][0] for s in means} - {"base", "seed", "budget", *VECTOR_GROUPS}):
         best = max((s for s in means if SETTINGS[s][0] == group), key=lambda s: means[s])
         if means[best] > means["base"]:
             picked.append(best)
             for section, values in SETTINGS[best][1].items():
                 overrides[section].update(values)
-    considered = [s for s in names if s in means and SETTINGS[s][0] not in ("seed", "budget", "vectors")]
+    considered = [s for s in names if s in means and SETTINGS[s][0] not in ("seed", "budget", *VECTOR_GROUPS)]
     return {"settings": picked, "considered": considered, "overrides": overrides}
 
 
@@ -280,18 +294,20 @@ def seed_of(setting: str) -> int:
 
 
 def vectors_section(results: dict[str, Any], model: str) -> list[str]:
-    """`base` and the vectors setting seed against seed on the tasks that have both, and whether the gain in
-    their mean dev accuracy is larger than what a seed alone moves `base`'s mean (the bar for wiring the
-    vectors into `zhcls build`)."""
+    """`base` and each vectors setting (as copied, and rescaled) seed against seed on the tasks that have them
+    all, and whether the gain in their mean dev accuracy is larger than what a seed alone moves `base`'s mean
+    (the bar for wiring the vectors into `zhcls build`)."""
     by = results.get("results", {}).get(model, {})
-    base_runs = [s for s in SETTINGS if s == "base" or SETTINGS[s][0] == "seed"]
-    vec_runs = [s for s in SETTINGS if SETTINGS[s][0] == "vectors"]
-    seeds = sorted({seed_of(s) for s in base_runs if s in by} & {seed_of(s) for s in vec_runs if s in by})
-    run_of = {(kind, seed_of(s)): s for kind, names in (("base", base_runs), ("vectors", vec_runs)) for s in names}
-    tasks_ = [t for t in TASK_NAMES if seeds and all(t in by.get(run_of[(k, sd)], {}) for k in ("base", "vectors") for sd in seeds)]
+    groups = ("base", *VECTOR_GROUPS)
+    runs = {g: [s for s in SETTINGS if s in by and (SETTINGS[s][0] == g or (g == "base" and SETTINGS[s][0] == "seed"))] for g in groups}
+    run_of = {(g, seed_of(s)): s for g in groups for s in runs[g]}
+    kinds = ["base", *(g for g in VECTOR_GROUPS if runs[g])]
+    seeds = sorted(set.intersection(*({seed_of(s) for s in runs[g]} for g in kinds))) if len(kinds) > 1 else []
+    tasks_ = [t for t in TASK_NAMES if seeds and all(t in by[run_of[(k, sd)]] for k in kinds for sd in seeds)]
     if not tasks_:
         return []
     vec_info = results.get("data", {}).get("vectors", {})
+    label = {"base": "`base`", "vectors": "`vectors=unlabeled`", "vectors_scaled": "`vectors=unlabeled,scaled`"}
 
     def acc(kind: str, seed: int, task: str, split: str = "dev") -> float:
         return 100 * by[run_of[(kind, seed)]][task][split]["accuracy"]
@@ -302,38 +318,47 @@ def vectors_section(results: dict[str, Any], model: str) -> list[str]:
     lines = [f"## Character vectors from the task's unlabeled text ({model})", "",
              "`vectors=unlabeled` (and its seeds): `[model] vectors` = char vectors from `train_vectors` (`zhcls embeddings train`'s defaults: "
              "skip-gram, dim 128, window 5, min_count 2, 5 epochs, char.v1 tokens of normalized lowercased text, as textcnn.v1's featurizer makes them) "
-             "on the task's unlabeled.json plus its train texts. Dev accuracy by seed; mean ± standard deviation over the seeds.", ""]
+             "on the task's unlabeled.json plus its train texts, copied into the embedding as they are (load_vectors at git 1840e03). "
+             "`vectors=unlabeled,scaled`: the same files, with load_vectors rescaling the copied rows so that their mean norm is that of the "
+             "embedding's initial rows (the vectors' rows are ~6x shorter than textcnn.v1's N(0, 1) rows, so copied as they are, covered characters "
+             "start much weaker than uncovered ones). Dev accuracy by seed; mean ± standard deviation over the seeds.", ""]
     rows = []
     for t in tasks_:
         v = vec_info.get(t, {})
-        for kind in ("base", "vectors"):
+        for kind in kinds:
             dev = [acc(kind, sd, t) for sd in seeds]
             test = [acc(kind, sd, t, "test") for sd in seeds]
             cover = (f"{v['texts']['unlabeled']:,} + {v['texts']['train']:,} texts, {v['words']:,} vectors, {v['rows_covered']:,} of {v['vocab_rows']:,} "
-                     f"vocabulary rows ({100 * v['rows_covered'] / v['vocab_rows']:.1f}%)") if kind == "vectors" and v else ""
-            rows.append([t, f"`{kind}`", *(f"{x:.2f}" for x in dev), spread(dev), spread(test), cover])
+                     f"vocabulary rows ({100 * v['rows_covered'] / v['vocab_rows']:.1f}%)") if kind != "base" and v else ""
+            rows.append([t, label[kind], *(f"{x:.2f}" for x in dev), spread(dev), spread(test), cover])
     lines += [*h.md_table(["task", "setting", *(f"seed {sd}" for sd in seeds), "mean dev", "mean test (record)", "vectors"], rows), ""]
-    def verdict(t: str) -> str:
-        b, v = [acc("base", sd, t) for sd in seeds], [acc("vectors", sd, t) for sd in seeds]
+
+    def verdict(kind: str, t: str, against: str = "base") -> str:
+        b, v = [acc(against, sd, t) for sd in seeds], [acc(kind, sd, t) for sd in seeds]
         d = statistics.fmean(v) - statistics.fmean(b)
         if min(v) > max(b) or max(v) < min(b):
-            return f"{t} {d:+.2f}, every vectors seed {'above' if d > 0 else 'below'} every `base` seed"
+            return f"{t} {d:+.2f}, every seed {'above' if d > 0 else 'below'} every {label[against]} seed"
         return f"{t} {d:+.2f}, within the seeds' overlap"
 
-    mean = {k: [statistics.fmean(acc(k, sd, t) for t in tasks_) for sd in seeds] for k in ("base", "vectors")}
-    gain = statistics.fmean(mean["vectors"]) - statistics.fmean(mean["base"])
+    mean = {k: [statistics.fmean(acc(k, sd, t) for t in tasks_) for sd in seeds] for k in kinds}
     seed_move = max(mean["base"]) - min(mean["base"])
-    per_task = "; ".join(f"{t} {statistics.fmean(acc('vectors', sd, t) for sd in seeds) - statistics.fmean(acc('base', sd, t) for sd in seeds):+.2f}" for t in tasks_)
-    se = (statistics.variance(mean["base"]) / len(seeds) + statistics.variance(mean["vectors"]) / len(seeds)) ** 0.5 if len(seeds) > 1 else float("nan")
-    lines += [
-        f"Mean dev accuracy over {', '.join(tasks_)}, by seed: `base` {', '.join(f'{x:.2f}' for x in mean['base'])}; vectors "
-        f"{', '.join(f'{x:.2f}' for x in mean['vectors'])}. Gain of the vectors, mean over {len(seeds)} seeds: {gain:+.2f} points "
-        f"(standard error {se:.2f}; per task {per_task}); at seed 42 alone {mean['vectors'][0] - mean['base'][0]:+.2f}. "
-        f"A seed alone moves `base`'s mean by {seed_move:.2f} points ({min(mean['base']):.2f} to {max(mean['base']):.2f}).", "",
-        f"**Finding:** the gain is {'larger' if gain > seed_move else 'smaller'} than what a seed moves, "
-        f"so the vectors {'are' if gain > seed_move else 'are not'} wired into `zhcls build`. By task: {'; '.join(map(verdict, tasks_))}. "
-        f"Not run: {', '.join(t for t in TASK_NAMES if t not in tasks_) or 'none'}.", "",
-    ]
+    lines += [f"Mean dev accuracy over {', '.join(tasks_)}, by seed: " + "; ".join(f"{label[k]} {', '.join(f'{x:.2f}' for x in mean[k])}" for k in kinds)
+              + f". A seed alone moves `base`'s mean by {seed_move:.2f} points ({min(mean['base']):.2f} to {max(mean['base']):.2f}).", ""]
+    for kind in kinds[1:]:
+        gain = statistics.fmean(mean[kind]) - statistics.fmean(mean["base"])
+        se = (statistics.variance(mean["base"]) / len(seeds) + statistics.variance(mean[kind]) / len(seeds)) ** 0.5 if len(seeds) > 1 else float("nan")
+        per_task = "; ".join(f"{t} {statistics.fmean(acc(kind, sd, t) for sd in seeds) - statistics.fmean(acc('base', sd, t) for sd in seeds):+.2f}" for t in tasks_)
+        lines += [
+            f"**Finding, {label[kind]}:** gain over `base`, mean over {len(seeds)} seeds: {gain:+.2f} points (standard error {se:.2f}; per task "
+            f"{per_task}; at seed {seeds[0]} alone {mean[kind][0] - mean['base'][0]:+.2f}), {'larger' if gain > seed_move else 'smaller'} than what "
+            f"a seed moves `base`'s mean, so {'it is' if gain > seed_move else 'not'} wired into `zhcls build`. By task: "
+            f"{'; '.join(verdict(kind, t) for t in tasks_)}.", ""]
+    if "vectors" in kinds and "vectors_scaled" in kinds:
+        d = statistics.fmean(mean["vectors_scaled"]) - statistics.fmean(mean["vectors"])
+        up = sum(acc("vectors_scaled", sd, t) > acc("vectors", sd, t) for sd in seeds for t in tasks_)
+        lines += [f"Rescaled against as copied: {d:+.2f} points on the mean; higher in {up} of {len(seeds) * len(tasks_)} (task, seed) pairs; by task: "
+                  f"{'; '.join(verdict('vectors_scaled', t, 'vectors') for t in tasks_)}.", ""]
+    lines += [f"Not run: {', '.join(t for t in TASK_NAMES if t not in tasks_) or 'none'}.", ""]
     return lines
 
 
@@ -396,7 +421,9 @@ def render(results: dict[str, Any]) -> str:
         if spread:
             lines += [f"`base` with seeds {seed_list} (nothing else changed), dev accuracy: {'; '.join(spread)}. A difference "
                       "between settings smaller than that is what another seed gives.", ""]
-        lines += [f"`{s}`: {why}." for s, why in RETIRED.items() if s in order]
+        for why in dict.fromkeys(RETIRED.values()):  # settings retired for one reason share a line
+            names = [f"`{s}`" for s, w in RETIRED.items() if w == why and s in order]
+            lines += [f"{', '.join(names)}: {why}."] if names else []
         lines += ["", "Test accuracy per task (for the record only):", ""]
         rows = [[f"`{s}`", *(h.pct(by_setting[s][t]["test"]["accuracy"]) if t in by_setting[s] else "not run" for t in TASK_NAMES)] for s in order]
         lines += [*h.md_table(["setting", *TASK_NAMES], rows), ""]

@@ -40,17 +40,26 @@ def test_task_vectors_are_trained_once_and_cover_the_model_vocabulary(tmp_path):
 
 
 def test_vectors_section_wires_in_only_past_the_seed_spread():
-    def results(vec_gain: float) -> dict:
+    def results(vec_gain: float, scaled_gain: float | None = None) -> dict:
         by = {}
-        for i, (b, v) in enumerate(zip(["base", "seed=43", "seed=44"], ["vectors=unlabeled", "seed=43+vectors", "seed=44+vectors"])):
+        for i, b in enumerate(["base", "seed=43", "seed=44"]):
+            runs = [("vectors=unlabeled" if i == 0 else f"seed={42 + i}+vectors", vec_gain)]
+            if scaled_gain is not None:
+                runs.append(("vectors=unlabeled,scaled" if i == 0 else f"seed={42 + i}+vectors,scaled", scaled_gain))
             for t in sd.TASK_NAMES[:2]:
                 acc = 0.5 + 0.01 * i  # base's mean moves 2 points over the seeds
                 by.setdefault(b, {})[t] = {"dev": {"accuracy": acc}, "test": {"accuracy": acc}}
-                by.setdefault(v, {})[t] = {"dev": {"accuracy": acc + vec_gain}, "test": {"accuracy": acc}}
+                for v, gain in runs:
+                    by.setdefault(v, {})[t] = {"dev": {"accuracy": acc + gain}, "test": {"accuracy": acc}}
         return {"results": {"textcnn.v1": by}}
 
     small = "\n".join(sd.vectors_section(results(0.01), "textcnn.v1"))
-    assert "the gain is smaller than what a seed moves, so the vectors are not wired" in small
+    assert "smaller than what a seed moves `base`'s mean, so not wired into `zhcls build`" in small
     large = "\n".join(sd.vectors_section(results(0.03), "textcnn.v1"))
-    assert "the gain is larger than what a seed moves, so the vectors are wired" in large
-    assert "every vectors seed above every `base` seed" in large
+    assert "larger than what a seed moves `base`'s mean, so it is wired into `zhcls build`" in large
+    assert "every seed above every `base` seed" in large
+    # as copied and rescaled side by side: a finding each, and the rescaled against the copied, pair by pair
+    both = "\n".join(sd.vectors_section(results(0.01, 0.03), "textcnn.v1"))
+    assert "**Finding, `vectors=unlabeled`:** gain over `base`, mean over 3 seeds: +1.00 points" in both
+    assert "**Finding, `vectors=unlabeled,scaled`:** gain over `base`, mean over 3 seeds: +3.00 points" in both
+    assert "Rescaled against as copied: +2.00 points on the mean; higher in 6 of 6 (task, seed) pairs" in both

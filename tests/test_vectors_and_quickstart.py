@@ -34,8 +34,39 @@ def test_embeddings_train_then_used_by_a_model(tmp_path, capsys):
 
     emb = torch.nn.Embedding(featurizer.num_ids, 16)
     assert load_vectors(emb, featurizer, str(vectors)) == len(featurizer.vocab) - 2
+    # copied in the file's direction (load_vectors rescales the rows; test_load_vectors_rescales_to_the_init_norm)
     first = vectors.read_text(encoding="utf-8").splitlines()[1].split()
-    np.testing.assert_allclose(emb.weight[featurizer.vocab.index[first[0]]].detach().numpy(), np.array(first[1:], dtype=np.float32), rtol=1e-5)
+    row, vec = emb.weight[featurizer.vocab.index[first[0]]].detach().numpy(), np.array(first[1:], dtype=np.float32)
+    assert np.dot(row, vec) / (np.linalg.norm(row) * np.linalg.norm(vec)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_load_vectors_rescales_to_the_init_norm(tmp_path):
+    """Copied rows keep their direction and relative lengths, their mean norm becomes that of the initial rows;
+    the padding row stays zero, uncovered rows keep their init."""
+    import torch
+
+    from zhcls.models.neural import load_vectors
+    from zhcls.text.featurizer import Featurizer, TextParams
+
+    featurizer = Featurizer.fit(["甲乙丙", "甲乙"], TextParams(min_freq=1))
+    covered = ["甲", "乙"]
+    assert all(c in featurizer.vocab.index for c in [*covered, "丙"])
+    vec = tmp_path / "v.txt"
+    vec.write_text("3 4\n甲 0.1 0 0 0\n乙 0 0.3 0 0\n无 1 1 1 1\n", encoding="utf-8")  # 无: not in the vocabulary
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(featurizer.num_ids, 4, padding_idx=0)
+    before = emb.weight.detach().clone()
+    init_norm = before[1:].norm(dim=1).mean().item()
+    assert load_vectors(emb, featurizer, str(vec)) == 2
+    w = emb.weight.detach()
+    ia, ib = (featurizer.vocab.index[c] for c in covered)
+    # mean norm of the copied rows (0.1 and 0.3, mean 0.2) scaled to the init's: factor init_norm / 0.2
+    np.testing.assert_allclose(w[ia].numpy(), [0.1 * init_norm / 0.2, 0, 0, 0], rtol=1e-5)
+    np.testing.assert_allclose(w[ib].numpy(), [0, 0.3 * init_norm / 0.2, 0, 0], rtol=1e-5)
+    assert w[[ia, ib]].norm(dim=1).mean().item() == pytest.approx(init_norm, rel=1e-5)
+    assert not w[0].any()
+    others = [i for i in range(1, featurizer.num_ids) if i not in (ia, ib)]
+    assert torch.equal(w[others], before[others])
 
 
 def test_vectors_dimension_mismatch_is_a_config_error(tmp_path, capsys):

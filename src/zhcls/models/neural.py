@@ -25,7 +25,7 @@ WEIGHTS_FILE = "weights.safetensors"
 class NeuralParams(TextParams):
     embed_dim: int = Field(128, gt=0)
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
-    vectors: str | None = None  # a local word2vec text file; rows for known tokens replace the random init
+    vectors: str | None = None  # a local word2vec text file; rows for known tokens replace the random init (rescaled, see load_vectors)
 
 
 class NgramParams(NeuralParams):
@@ -226,7 +226,8 @@ def load_vectors(embedding, featurizer: Featurizer, path: str) -> int:
     """Copy rows of a word2vec text file into `embedding` for tokens in the vocabulary.
 
     Read by hand, line by line, rather than with gensim: only vocabulary rows are kept, so a
-    multi-gigabyte file (Tencent's 8M-word vectors) never has to fit in memory. Returns rows copied.
+    multi-gigabyte file (Tencent's 8M-word vectors) never has to fit in memory. The copied rows are
+    rescaled so that their mean norm is that of the embedding's initial rows. Returns rows copied.
     """
     import torch
 
@@ -236,8 +237,8 @@ def load_vectors(embedding, featurizer: Featurizer, path: str) -> int:
     if not file.is_file():
         raise ConfigError(f"model.vectors: {file} does not exist", hint="train vectors with `zhcls embeddings train` or give a word2vec text file")
     dim = embedding.weight.shape[1]
-    found = 0
-    with open(file, encoding="utf-8", errors="replace") as f, torch.no_grad():
+    rows: dict[int, list[float]] = {}
+    with open(file, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             parts = line.rstrip().split(" ")
             if lineno == 1 and len(parts) == 2:
@@ -247,6 +248,19 @@ def load_vectors(embedding, featurizer: Featurizer, path: str) -> int:
             idx = featurizer.vocab.index.get(parts[0])
             if idx is None or idx < 2 or len(parts) != dim + 1:
                 continue
-            embedding.weight[idx] = torch.tensor([float(v) for v in parts[1:]])
-            found += 1
-    return found
+            rows[idx] = [float(v) for v in parts[1:]]
+    if not rows:
+        return 0
+    weight, ids = embedding.weight, torch.tensor(sorted(rows))
+    vectors = torch.tensor([rows[i] for i in sorted(rows)], dtype=weight.dtype)
+    with torch.no_grad():
+        # Rescale to the mean row norm of the initial rows: word2vec vectors are much shorter (row norm ~1.8
+        # for `zhcls embeddings train`'s vs ~11.3 for N(0, 1) rows of dim 128), so copied as they are, covered
+        # tokens would start ~6x weaker than the random rows of uncovered ones. The padding row (id 0) is
+        # zero and stays out of the mean.
+        init = weight[1:].norm(dim=1).mean()
+        norm = vectors.norm(dim=1).mean()
+        if norm > 0:
+            vectors = vectors * (init / norm)
+        weight[ids.to(weight.device)] = vectors.to(weight.device)
+    return len(rows)
