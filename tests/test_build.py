@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -68,10 +69,17 @@ def test_every_stage_runs_and_the_choice_is_served(built):
     assert chosen["name"] == summary["chosen"] and chosen["dev"] == max(r["dev"] for r in summary["candidates"])
     assert Predictor(out / "bundle").manifest["model"] == chosen["model"]
     assert "chosen:" in done.stdout and summary["chosen"] in done.stdout
+    # char vectors from unlabeled + train start the char.v1 neural models (textcnn here, embed_dim 16), no other
+    vectors = str(out / "vectors" / "char-16.txt")
+    assert (out / "vectors" / "char-16.txt").is_file()
+    for name, expect in (("textcnn.v1", vectors), ("distill-textcnn.v1", vectors), ("fasttext.v1", None), ("tfidf.v1", None)):
+        assert tomllib.loads((out / "runs" / name / "config.toml").read_text())["model"].get("vectors") == expect, name
 
 
 def test_a_candidate_over_budget_is_never_chosen(built):
     root, cfg, _ = built
+    vectors = root / "out" / "vectors" / "char-16.txt"
+    before = (vectors.stat().st_mtime_ns, vectors.read_bytes())
     rows = json.loads((root / "out" / "build.json").read_text())["candidates"]
     best = max(rows, key=lambda r: r["dev"])
     budget = min(r["p50_ms"] for r in rows)  # only the fastest candidate fits
@@ -84,6 +92,7 @@ def test_a_candidate_over_budget_is_never_chosen(built):
     summary = json.loads((root / "out" / "build.json").read_text())
     assert summary["budget_mb"] == 0.000001 and not any(r["within_budget"] for r in summary["candidates"])
     assert "no candidate meets the budget" in summary["reason"]
+    assert (vectors.stat().st_mtime_ns, vectors.read_bytes()) == before  # reused, not trained again
 
 
 def test_select_prefers_dev_then_size_and_ignores_test():
@@ -143,3 +152,37 @@ def test_when_nothing_meets_the_budget_build_compresses_the_best_neural_run(tmp_
     from zhcls.serve.predictor import Predictor
 
     assert Predictor(tmp_path / "out" / "bundle").predict(["很好"])  # what build copied is a working bundle
+
+
+def test_vectors_only_with_unlabeled_texts_unless_turned_off_or_set(tmp_path):
+    """Which configs the vectors stage touches, without training any model: train_vectors is fast."""
+    import contextlib
+
+    from zhcls.build import _vectors_stage, candidate_config, student_config
+    from zhcls.config import config_from_dict, load_config, resolved_dict
+
+    cfg = load_config(write_build_config(tmp_path))
+    raw = resolved_dict(cfg)
+
+    def configured(build: dict, model: dict | None = None) -> dict:
+        c = config_from_dict({**raw, "model": model or raw["model"], "build": {**raw["build"], **build}})
+        stage = _vectors_stage(c, tmp_path / "out", lambda name: contextlib.nullcontext(None))
+        runs = {n: stage(candidate_config(c, n)) for n in ("tfidf.v1", "fasttext.v1", "textcnn.v1", "bigru.v1")}
+        runs["distill-textcnn.v1"] = stage(student_config(c, "textcnn.v1", tmp_path / "teacher"))
+        return {n: r.model.options().get("vectors") for n, r in runs.items()}
+
+    assert set(configured({"unlabeled": []}).values()) == {None}
+    assert set(configured({"vectors": False}).values()) == {None}
+    got = configured({})
+    small, default = str(tmp_path / "out" / "vectors" / "char-16.txt"), str(tmp_path / "out" / "vectors" / "char-128.txt")
+    assert got == {"tfidf.v1": None, "fasttext.v1": None, "textcnn.v1": small, "bigru.v1": default, "distill-textcnn.v1": small}
+    first = {p: (Path(p).stat().st_mtime_ns, Path(p).read_bytes()) for p in (small, default)}
+    assert int(first[small][1].split()[1]) == 16  # the model's embed_dim
+    assert configured({}) == got  # rerun: the same files, reused
+    assert {p: (Path(p).stat().st_mtime_ns, Path(p).read_bytes()) for p in first} == first
+    assert not [p for p in (tmp_path / "out" / "vectors").iterdir() if p.name.startswith(".")]  # no temporary file left behind
+    # the user's own vectors, or a tokenizer other than char.v1, are left alone
+    own = configured({}, {**raw["model"], "vectors": str(tmp_path / "mine.txt")})
+    assert own["textcnn.v1"] == own["distill-textcnn.v1"] == str(tmp_path / "mine.txt") and own["bigru.v1"] == default
+    words = configured({}, {**raw["model"], "tokenizer": "jieba.v1"})
+    assert words["textcnn.v1"] is None and words["bigru.v1"] == default

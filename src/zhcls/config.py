@@ -164,6 +164,7 @@ class BuildConfig(Section):
     students: list[str] = ["textcnn.v1"]  # distilled from the ensemble of the candidates
     unlabeled: list[str] = []  # in-domain texts without labels, for the students' transfer set
     max_unlabeled: int | None = Field(50_000, ge=0)
+    vectors: bool = True  # with unlabeled: char vectors trained on it + train start the char.v1 neural models' embeddings
     alpha: float = Field(0.5, ge=0.0, le=1.0)  # students: weight of the soft loss on labeled rows
     temperature: float = Field(2.0, gt=0)
     ensemble: Literal["auto", "weights", "loglinear", "stacking"] = "auto"
