@@ -70,15 +70,15 @@ def test_every_stage_runs_and_the_choice_is_served(built):
     assert Predictor(out / "bundle").manifest["model"] == chosen["model"]
     assert "chosen:" in done.stdout and summary["chosen"] in done.stdout
     # char vectors from unlabeled + train start the char.v1 neural models (textcnn here, embed_dim 16), no other
-    vectors = str(out / "vectors" / "char-16.txt")
-    assert (out / "vectors" / "char-16.txt").is_file()
+    [vectors_file] = (out / "vectors").glob("char-16-*.txt")
+    vectors = str(vectors_file)
     for name, expect in (("textcnn.v1", vectors), ("distill-textcnn.v1", vectors), ("fasttext.v1", None), ("tfidf.v1", None)):
         assert tomllib.loads((out / "runs" / name / "config.toml").read_text())["model"].get("vectors") == expect, name
 
 
 def test_a_candidate_over_budget_is_never_chosen(built):
     root, cfg, _ = built
-    vectors = root / "out" / "vectors" / "char-16.txt"
+    [vectors] = (root / "out" / "vectors").glob("char-16-*.txt")
     before = (vectors.stat().st_mtime_ns, vectors.read_bytes())
     rows = json.loads((root / "out" / "build.json").read_text())["candidates"]
     best = max(rows, key=lambda r: r["dev"])
@@ -174,7 +174,8 @@ def test_vectors_only_with_unlabeled_texts_unless_turned_off_or_set(tmp_path):
     assert set(configured({"unlabeled": []}).values()) == {None}
     assert set(configured({"vectors": False}).values()) == {None}
     got = configured({})
-    small, default = str(tmp_path / "out" / "vectors" / "char-16.txt"), str(tmp_path / "out" / "vectors" / "char-128.txt")
+    small, default = got["textcnn.v1"], got["bigru.v1"]
+    assert Path(small).name.startswith("char-16-") and Path(default).name.startswith("char-128-")
     assert got == {"tfidf.v1": None, "fasttext.v1": None, "textcnn.v1": small, "bigru.v1": default, "distill-textcnn.v1": small}
     first = {p: (Path(p).stat().st_mtime_ns, Path(p).read_bytes()) for p in (small, default)}
     assert int(first[small][1].split()[1]) == 16  # the model's embed_dim
@@ -186,3 +187,24 @@ def test_vectors_only_with_unlabeled_texts_unless_turned_off_or_set(tmp_path):
     assert own["textcnn.v1"] == own["distill-textcnn.v1"] == str(tmp_path / "mine.txt") and own["bigru.v1"] == default
     words = configured({}, {**raw["model"], "tokenizer": "jieba.v1"})
     assert words["textcnn.v1"] is None and words["bigru.v1"] == default
+
+
+def test_a_finished_stage_is_reused_only_for_its_config_and_data(tmp_path):
+    from zhcls.build import _reusable
+    from zhcls.config import config_from_dict, dump_config, load_config, resolved_dict
+    from zhcls.data.readers import fingerprint
+    from zhcls.errors import RunError
+
+    cfg = load_config(write_build_config(tmp_path))
+    run_dir = tmp_path / "out" / "runs" / "textcnn.v1"
+    (run_dir / "model-best").mkdir(parents=True)
+    (run_dir / "config.toml").write_text(dump_config(cfg), encoding="utf-8")
+    train = tmp_path / "train.json"
+    (run_dir / "model-best" / "zhcls.json").write_text(json.dumps({"data": {"train": {"path": str(train), "sha256": fingerprint(train)}}}))
+    _reusable(cfg, run_dir)  # the same inputs: reused
+    other = config_from_dict({**resolved_dict(cfg), "training": {**resolved_dict(cfg)["training"], "seed": 7}})
+    with pytest.raises(RunError, match="another config"):
+        _reusable(other, run_dir)
+    train.write_text(train.read_text(encoding="utf-8") + train.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    with pytest.raises(RunError, match="another version of"):
+        _reusable(cfg, run_dir)

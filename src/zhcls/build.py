@@ -5,7 +5,8 @@
 
 out/
   check.json          what `zhcls data check` found (build stops on its errors unless forced)
-  vectors/char-D.txt  with [build] unlabeled: char vectors for the char.v1 neural models of embed_dim D
+  vectors/char-D-K.txt with [build] unlabeled: char vectors for the char.v1 neural models of embed_dim D
+                      (K: a key of the texts they learn from)
   runs/NAME/          one ordinary run per candidate (tfidf, fasttext, textcnn, bigru[, transformer]),
                       the ensemble of them, and each student distilled from the ensemble
   bundles/NAME/       each run exported (neural runs also as int8), latency and size in its manifest
@@ -23,6 +24,7 @@ reported beside them, never used.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from typing import Any, Callable, ContextManager
 
 from .artifact import atomic_dir, read_json, write_json, write_text
 from .config import BuildConfig, RunConfig, config_from_dict, resolved_dict
-from .errors import DataError
+from .errors import DataError, RunError
 from .training.run import load_splits, train
 
 # A stage's progress: build calls stage("train textcnn.v1") and feeds the hook it yields to train().
@@ -169,7 +171,7 @@ def _vectors_stage(cfg: RunConfig, out: Path, stage: StageProgress) -> Callable[
     learns from `[build] unlabeled` (the students' transfer set: the same reader, cap and seed) plus the train
     texts, for the neural models that read char.v1 tokens and whose config names no vectors of its own. On
     textcnn.v1, FewCLUE tnews and eprstmt few_all, they raised mean dev accuracy by 3.81 points over seeds
-    42-46 (benchmarks/results/student_defaults.md). One file per embedding size, OUT/vectors/char-DIM.txt,
+    42-46 (benchmarks/results/student_defaults.md). One file per embedding size and input, OUT/vectors/char-DIM-KEY.txt,
     trained when first needed and reused on rerun; train_vectors writes it atomically (a temporary file
     renamed into place), so a build killed mid-write leaves no partial file to reuse. Without unlabeled
     texts, or with `[build] vectors = false`, configs pass through unchanged."""
@@ -177,13 +179,26 @@ def _vectors_stage(cfg: RunConfig, out: Path, stage: StageProgress) -> Callable[
     if not (opts.vectors and opts.unlabeled):
         return lambda run_cfg: run_cfg
     texts: list[str] = []
+    keys: list[str] = []
+
+    def key() -> str:
+        """Of the texts the vectors learn from (the files' bytes, the cap, the seed): a rerun after the data
+        changed trains new vectors under a new name, and the runs given the old ones no longer match."""
+        if not keys:
+            from .config import expand_path
+            from .data.readers import fingerprint
+
+            files = [Path(expand_path(p)) for p in opts.unlabeled] + [p for p in (cfg.data.path(n) for n in ("train", "dev", "test")) if p]
+            parts = [fingerprint(f) if f.is_file() else str(f) for f in files] + [str(opts.max_unlabeled), str(cfg.training.seed)]
+            keys.append(hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12])
+        return keys[0]
 
     def with_vectors(run_cfg: RunConfig) -> RunConfig:
         raw = resolved_dict(run_cfg)
         model = raw["model"]
         if model["name"] not in VECTOR_MODELS or model.get("vectors") or model.get("tokenizer") != "char.v1":
             return run_cfg
-        path = out / "vectors" / f"char-{model['embed_dim']}.txt"
+        path = out / "vectors" / f"char-{model['embed_dim']}-{key()}.txt"
         if not path.is_file():
             from .text.vectors import train_vectors
 
@@ -224,10 +239,30 @@ def _check(cfg: RunConfig, out: Path, force: bool) -> None:
 
 
 def _train_stage(cfg: RunConfig, run: Path, stage: StageProgress, title: str) -> Path:
-    if not (run / "metrics.json").is_file():
-        with stage(title) as hook:
-            train(cfg, run, progress=hook, check=False)  # checked once, before the first candidate
+    if (run / "metrics.json").is_file():
+        _reusable(cfg, run)
+        return run
+    with stage(title) as hook:
+        train(cfg, run, progress=hook, check=False)  # checked once, before the first candidate
     return run
+
+
+def _reusable(cfg: RunConfig, run: Path) -> None:
+    """A finished stage is reused only for the config and data it was trained on: a build rerun into the same
+    directory after the data or a setting changed must not serve models of the old inputs without a word."""
+    from .config import dump_config
+    from .data.readers import fingerprint
+    from .training.run import same_run_config
+
+    hint = f"build into a new directory (-o), or delete {run} to train it again"
+    previous = run / "config.toml"
+    if previous.is_file() and not same_run_config(previous.read_text(encoding="utf-8"), dump_config(cfg)):
+        raise RunError(f"{run}: was trained with another config than this build gives it ([model], [training] or [data] changed)", hint=hint)
+    meta = run / "model-best" / "zhcls.json"
+    for split, info in (read_json(meta).get("data", {}) if meta.is_file() else {}).items():
+        path = Path(info.get("path", ""))
+        if info.get("sha256") and path.is_file() and fingerprint(path) != info["sha256"]:
+            raise RunError(f"{run}: was trained on another version of {path} ({split} changed since)", hint=hint)
 
 
 def _export_stage(run: Path, bundle: Path, precision: str, stage: StageProgress, title: str) -> Path:
