@@ -262,3 +262,7 @@ def test_a_run_resumes_on_another_device_but_not_with_other_settings():
     before = tomllib.loads(auto)  # a run started before device and precision were settings
     del before["training"]["device"], before["training"]["precision"]
     assert same_run_config(tomli_w.dumps(before), auto)
+    newer = tomllib.loads(auto)  # a [build] setting added since (e.g. vectors) leaves runs before it reusable
+    del newer["build"]["vectors"]
+    assert same_run_config(tomli_w.dumps(newer), auto)
+    assert same_run_config(auto, dump_config(config_from_dict({"track": {"experiment": "other"}})))

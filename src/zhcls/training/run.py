@@ -169,7 +169,9 @@ def _train(cfg: RunConfig, out: Path, world, *, force: bool, progress: ProgressH
 def same_run_config(previous: str, current: str) -> bool:
     """Whether an unfinished run's config.toml and this one train the same model: equal but for where it
     runs ([training] device), so a run resumes on another machine; precision "fp32" counts as unset, as in
-    configs from before there was a setting."""
+    configs from before there was a setting. [build] and [track] do not change the model a run trains ([build]
+    acts through the [model], [training] and [distill] it writes into each run's config), so a new setting
+    there does not orphan the runs before it."""
     if previous == current:
         return True
     try:
@@ -177,6 +179,8 @@ def same_run_config(previous: str, current: str) -> bool:
     except tomllib.TOMLDecodeError:
         return False
     for raw in (a, b):
+        raw.pop("build", None)
+        raw.pop("track", None)
         training = raw.get("training", {})
         training.pop("device", None)
         if training.get("precision") == "fp32":
