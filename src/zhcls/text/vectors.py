@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -34,7 +35,13 @@ def train_vectors(
     sentences = [tokens for tokens in (tokenize(normalize(t)) for t in texts) if tokens]
     if not sentences:
         raise ConfigError("no text to train vectors on", hint="give files with one text per line, or JSON lines / CSV with a text field")
-    model = Word2Vec(sentences, vector_size=dim, window=window, min_count=min_count, sg=int(sg), epochs=epochs, seed=seed, workers=workers)
+    gensim_log = logging.getLogger("gensim")
+    level = gensim_log.level
+    gensim_log.setLevel(logging.WARNING)  # its INFO lines (a dozen per epoch) would drown build's and train's own log
+    try:
+        model = Word2Vec(sentences, vector_size=dim, window=window, min_count=min_count, sg=int(sg), epochs=epochs, seed=seed, workers=workers)
+    finally:
+        gensim_log.setLevel(level)
     kv = model.wv
     lines = [f"{len(kv.index_to_key)} {dim}\n"]
     lines += [w + " " + " ".join(f"{x:.6f}" for x in kv[w]) + "\n" for w in kv.index_to_key]
