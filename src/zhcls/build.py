@@ -24,6 +24,7 @@ reported beside them, never used.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import shutil
@@ -178,20 +179,18 @@ def _vectors_stage(cfg: RunConfig, out: Path, stage: StageProgress) -> Callable[
     opts = cfg.build
     if not (opts.vectors and opts.unlabeled):
         return lambda run_cfg: run_cfg
-    texts: list[str] = []
-    keys: list[str] = []
-
+    @functools.cache
     def key() -> str:
         """Of the texts the vectors learn from (the files' bytes, the cap, the seed): a rerun after the data
         changed trains new vectors under a new name, and the runs given the old ones no longer match."""
-        if not keys:
-            from .config import expand_path
-            from .data.readers import fingerprint
+        from .config import expand_path
+        from .data.readers import fingerprint
 
-            files = [Path(expand_path(p)) for p in opts.unlabeled] + [p for p in (cfg.data.path(n) for n in ("train", "dev", "test")) if p]
-            parts = [fingerprint(f) if f.is_file() else str(f) for f in files] + [str(opts.max_unlabeled), str(cfg.training.seed)]
-            keys.append(hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12])
-        return keys[0]
+        files = [Path(expand_path(p)) for p in opts.unlabeled] + [p for p in (cfg.data.path(n) for n in ("train", "dev", "test")) if p]
+        parts = [fingerprint(f) if f.is_file() else str(f) for f in files] + [str(opts.max_unlabeled), str(cfg.training.seed)]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+    texts = functools.cache(lambda: _vector_texts(cfg))  # read once, for the first size that needs training
 
     def with_vectors(run_cfg: RunConfig) -> RunConfig:
         raw = resolved_dict(run_cfg)
@@ -202,13 +201,11 @@ def _vectors_stage(cfg: RunConfig, out: Path, stage: StageProgress) -> Callable[
         if not path.is_file():
             from .text.vectors import train_vectors
 
-            if not texts:  # read once, for the first size that needs training
-                texts.extend(_vector_texts(cfg))
             with stage(f"train vectors {path.name}") as hook:
-                status = f"word2vec, {len(texts):,} texts"
+                status = f"word2vec, {len(texts()):,} texts"
                 if hook is not None:  # one step: the bar shows that the stage is under way
                     hook("step", {"step": 0, "total": 1, "status": status})
-                train_vectors(texts, path, dim=model["embed_dim"], seed=cfg.training.seed)  # workers=1: the same file every time
+                train_vectors(texts(), path, dim=model["embed_dim"], seed=cfg.training.seed)  # workers=1: the same file every time
                 if hook is not None:
                     hook("step", {"step": 1, "total": 1, "status": status})
         return config_from_dict({**raw, "model": {**model, "vectors": str(path)}})
