@@ -67,6 +67,10 @@ def test_every_stage_runs_and_the_choice_is_served(built):
     assert metrics["distill"]["transfer"]["unlabeled"] == unlabeled  # the student saw the unlabeled texts
     chosen = next(r for r in summary["candidates"] if r["chosen"])
     assert chosen["name"] == summary["chosen"] and chosen["dev"] == max(r["dev"] for r in summary["candidates"])
+    for r in summary["candidates"]:  # each ranked by the cross-fitted score of the choices its run made on dev
+        fit = json.loads((Path(r["run"]) / "metrics.json").read_text())["fit"]
+        assert r["dev"] == round(fit["dev_cross_fitted"]["accuracy"], 6), r["name"]
+    assert "(cross-fitted)" in (out / "build.md").read_text()
     assert Predictor(out / "bundle").manifest["model"] == chosen["model"]
     assert "chosen:" in done.stdout and summary["chosen"] in done.stdout
     # char vectors from unlabeled + train start the char.v1 neural models (textcnn here, embed_dim 16), no other

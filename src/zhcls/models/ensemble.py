@@ -291,13 +291,10 @@ def fit_loglinear(stack: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def cross_fit(stack: np.ndarray, y: np.ndarray, params: EnsembleParams, *, seed: int) -> np.ndarray:
     """Out-of-fold ensemble probabilities on dev: each fold scored by a combiner fitted on the others."""
-    from sklearn.model_selection import KFold, StratifiedKFold
+    from ..eval.selection import dev_folds
 
-    counts = np.bincount(y)
-    folds = min(params.folds, len(y))
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed) if counts[counts > 0].min() >= folds else KFold(folds, shuffle=True, random_state=seed)
     out = np.empty(stack.shape[1:])
-    for fit_rows, score_rows in splitter.split(np.zeros(len(y)), y):
+    for fit_rows, score_rows in dev_folds(y, params.folds, seed):
         w, coef, intercept = fit_combiner(stack[:, fit_rows], y[fit_rows], params)
         out[score_rows] = combine(stack[:, score_rows], w, coef, intercept)
     return out

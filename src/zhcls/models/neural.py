@@ -149,6 +149,7 @@ class TorchClassifier(Classifier):
             "best_step": result.best_step, "steps": result.steps, "resumed_from": result.resumed_from,
             "stopped": result.stopped, "epochs": result.epochs,
             "device": result.device, "precision": result.precision, "world_size": result.world_size,
+            **({"dev_cross_fitted": result.dev_cross_fitted} if result.dev_cross_fitted else {}),
         }
 
     def fit_history(self) -> list[dict[str, Any]]:

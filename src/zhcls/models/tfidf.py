@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..artifact import read_json, write_json
 from ..data.example import LabelSet
 from ..eval.probs import softmax
+from ..eval.selection import cross_fitted_choice
 from ..registry import models
 from ..text.charngrams import CharNgramTfidf
 from ..text.normalize import normalize
@@ -83,7 +84,7 @@ class Tfidf(Classifier):
         if eval_set is not None and len(eval_set[0]):
             dev = (vec.transform(eval_set[0]), np.asarray([self.labels_.index(l) if l in self.labels_ else -1 for l in eval_set[1]]))
         plan = self._plan(dev is not None)
-        self.history_ = []
+        self.history_, self._dev_preds = [], []
         total = sum(len(grid) for grid in plan.values())
         best, done = None, 0
         for loss, grid in plan.items():
@@ -92,6 +93,9 @@ class Tfidf(Classifier):
             if best is None or fitted[0] > best[0]:  # a tie keeps logistic regression (first): its probabilities
                 best = fitted
         _, self.C_, self.loss_, coef, intercept = best
+        if dev is not None:  # the grid's choice, scored honestly (zhcls.eval.selection); settings in the order ties go
+            self.dev_cross_fitted_ = cross_fitted_choice(np.asarray(self._dev_preds), dev[1], self.training.metric, seed=self.training.seed)
+        del self._dev_preds
         if self.loss_ == "hinge":
             self.temperature_ = fit_temperature(_decision(dev[0], coef, intercept), dev[1]) if dev is not None else 1.0
             coef, intercept = coef / self.temperature_, intercept / self.temperature_
@@ -128,7 +132,9 @@ class Tfidf(Classifier):
             coef, intercept = _full_rows(est.coef_, est.intercept_, len(self.labels_))
             score = 0.0
             if dev is not None:
-                score = score_from_proba(softmax(_decision(dev[0], coef, intercept)), dev[1], self.training.metric)
+                decision = _decision(dev[0], coef, intercept)
+                score = score_from_proba(softmax(decision), dev[1], self.training.metric)
+                self._dev_preds.append(decision.argmax(axis=1))
                 self.history_.append({"loss": loss, "C": c, f"dev_{self.training.metric}": score})
             if progress:
                 progress("step", {"step": steps[0] + i + 1, "total": steps[1], "epoch": 0, "status": f"{loss} C={c:g}"})
@@ -155,6 +161,8 @@ class Tfidf(Classifier):
         report = {"C": self.C_, "loss": getattr(self, "loss_", "log")}
         if hasattr(self, "temperature_"):
             report["temperature"] = round(float(self.temperature_), 4)
+        if getattr(self, "dev_cross_fitted_", None):
+            report["dev_cross_fitted"] = self.dev_cross_fitted_
         return report
 
     def fit_history(self) -> list[dict[str, Any]]:
@@ -177,6 +185,8 @@ class Tfidf(Classifier):
         if hasattr(self, "temperature_"):  # a linear SVM's; its absence says logistic regression
             arrays["temperature"] = np.asarray([self.temperature_], dtype=np.float64)
         save_file(arrays, str(path / "weights.safetensors"))
+        if getattr(self, "dev_cross_fitted_", None):
+            write_json(path / "selection.json", {"dev_cross_fitted": self.dev_cross_fitted_})
 
     def _load_files(self, path: Path) -> None:
         from safetensors.numpy import load_file
@@ -191,6 +201,8 @@ class Tfidf(Classifier):
         self.loss_ = "hinge" if "temperature" in arrays else "log"
         if "temperature" in arrays:
             self.temperature_ = float(arrays["temperature"][0])
+        if (path / "selection.json").is_file():
+            self.dev_cross_fitted_ = read_json(path / "selection.json")["dev_cross_fitted"]
 
 
 def _full_rows(coef: np.ndarray, intercept: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,7 @@ from ..config import TrainingConfig
 from ..errors import RunError
 from ..eval.metrics import score_from_proba
 from ..eval.probs import SoftTargets, softmax
+from ..eval.selection import cross_fitted_choice
 from ..scale import distributed
 from ..scale.device import autocast, check_precision, describe, grad_scaler, module_device, resolve_device
 from ..text.featurizer import pad
@@ -49,6 +50,8 @@ class FitResult:
     device: str = "cpu"
     precision: str = "fp32"
     world_size: int = 1  # processes that trained it (DistributedDataParallel when more than one)
+    # the kept evaluation's dev score with the choice of evaluation cross-fitted (zhcls.eval.selection)
+    dev_cross_fitted: dict[str, Any] | None = None
 
 
 def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -310,10 +313,14 @@ class Trainer:
                 if state.stopped:
                     break
         last_state = _copy(module)  # training always ends with an evaluation, which saved the checkpoint
+        cross_fitted = None
+        if world.main and dev is not None and state.dev_preds:
+            cross_fitted = cross_fitted_choice(np.asarray(state.dev_preds), np.asarray(dev[1]), cfg.metric, seed=cfg.seed)
         return FitResult(
             best_state if best_state is not None else last_state,  # ranks other than 0 keep no best weights: they save nothing
             last_state, state.history, state.best_score, state.best_step, state.step, resumed_from,
             "early_stopping" if state.stopped else "epoch_budget", state.epoch, describe(device), cfg.precision, world.size,
+            cross_fitted,
         )
 
     def _evaluate(self, module, state: "_State", best_state, dev, min_len: int, train_loss: float, started: float):
@@ -323,6 +330,7 @@ class Trainer:
             y_dev = np.asarray(dev[1])
             record["dev_accuracy"] = float((proba.argmax(1) == y_dev).mean())
             record["dev_macro_f1"] = score_from_proba(proba, y_dev, "macro_f1")
+            state.dev_preds.append(proba.argmax(1).tolist())
             score = record[f"dev_{self.cfg.metric}"]
             improved = state.best_score is None or score > state.best_score
         else:
@@ -456,6 +464,8 @@ class _State:
     stopped: bool = False
     seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    # each evaluation's predicted class per dev row, for the cross-fitted score of the evaluation kept
+    dev_preds: list[list[int]] = field(default_factory=list)
 
 
 def _copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
