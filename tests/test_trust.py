@@ -316,6 +316,20 @@ def test_stale_temp_dirs_are_removed_and_never_loaded(built, tmp_path, capsys):
     assert not dead.exists() and not legacy.exists() and live.exists()
 
 
+def test_stale_temp_files_of_killed_file_writes_are_removed_on_the_next_write(tmp_path):
+    from zhcls.artifact import write_text
+
+    dead = tmp_path / ".v.txt.999999999-k1ll3d.tmp"  # a writer that was killed mid-write (no such pid)
+    live = tmp_path / f".v.txt.{os.getpid()}-busy.tmp"
+    other = tmp_path / ".w.txt.999999999-k1ll3d.tmp"  # another file's: not this write's business
+    for p in (dead, live, other):
+        p.write_text("half", encoding="utf-8")
+    write_text(tmp_path / "v.txt", "whole")
+    assert (tmp_path / "v.txt").read_text() == "whole"
+    assert not dead.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "v.txt"])  # its own temp file renamed
+
+
 def test_sigkill_during_export_leaves_nothing_loadable(built, tmp_path):
     cmd = [sys.executable, "-m", "zhcls", "export", str(built / "model"), "-o", str(tmp_path / "b"), "--data", str(built / "texts.txt")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

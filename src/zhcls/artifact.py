@@ -16,20 +16,23 @@ from typing import Any, Iterator
 from .errors import DataError, ZhclsError
 
 CHECKSUMS = "SHA256SUMS"  # `sha256sum -c SHA256SUMS` checks a model directory by hand too
-# .NAME.PID-RANDOM.tmp: the temporary directory of atomic_dir while `path` is being written, by process PID
+# .NAME.PID-RANDOM.tmp: the temporary directory of atomic_dir, or file of write_bytes, while `path` is being
+# written by process PID
 _TEMP_DIR = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[A-Za-z0-9_]+\.tmp$")
 LEGACY_TEMP_AGE_S = 3600.0  # temp dirs of zhcls before the pid was in the name: stale after an hour
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`. An output
-    path that is a directory, or a place that cannot be written, is a ZhclsError naming it."""
+    path that is a directory, or a place that cannot be written, is a ZhclsError naming it. Temporary
+    files that killed writers of `path` left behind are removed first."""
     path = Path(path)
     if path.is_dir():
         raise ZhclsError(f"{path}: is a directory; the output is a file", hint=f"name a file, e.g. {path / 'out'}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        remove_stale_temp_dirs(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise ZhclsError(f"{path}: cannot write here ({exc.strerror or exc})", hint="choose a directory you can write to") from None
     try:
@@ -63,9 +66,9 @@ def is_temp_dir(path: str | Path) -> bool:
 
 
 def remove_stale_temp_dirs(path: str | Path) -> list[Path]:
-    """Remove the temporary directories that writes of `path` left behind when their process was killed:
-    those of processes that no longer run (and, from before the pid was recorded, those older than an
-    hour). A live writer's directory is left alone. Returns what was removed."""
+    """Remove the temporary directories (atomic_dir) and files (write_bytes) that writes of `path` left
+    behind when their process was killed: those of processes that no longer run (and, from before the pid
+    was recorded, those older than an hour). A live writer's are left alone. Returns what was removed."""
     path = Path(path)
     removed = []
     try:
@@ -74,7 +77,7 @@ def remove_stale_temp_dirs(path: str | Path) -> list[Path]:
         return removed
     for tmp in siblings:
         m = _TEMP_DIR.match(tmp.name)
-        if m is None or m["name"] != path.name or not tmp.is_dir() or tmp.is_symlink():
+        if m is None or m["name"] != path.name or tmp.is_symlink() or not (tmp.is_dir() or tmp.is_file()):
             continue
         if m["pid"] is not None:
             stale = not _alive(int(m["pid"]))
@@ -84,7 +87,10 @@ def remove_stale_temp_dirs(path: str | Path) -> list[Path]:
             except OSError:
                 continue
         if stale:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
 
