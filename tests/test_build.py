@@ -65,6 +65,7 @@ def test_every_stage_runs_and_the_choice_is_served(built):
     metrics = json.loads((out / "runs" / "distill-textcnn.v1" / "metrics.json").read_text())
     unlabeled = len((root / "unlabeled.txt").read_text().splitlines())
     assert metrics["distill"]["transfer"]["unlabeled"] == unlabeled  # the student saw the unlabeled texts
+    assert [f["path"] for f in metrics["distill"]["unlabeled_files"]] == [str(root / "unlabeled.txt")]  # and a rerun checks them
     chosen = next(r for r in summary["candidates"] if r["chosen"])
     assert chosen["name"] == summary["chosen"] and chosen["dev"] == max(r["dev"] for r in summary["candidates"])
     for r in summary["candidates"]:  # each ranked by the cross-fitted score of the choices its run made on dev
@@ -211,4 +212,12 @@ def test_a_finished_stage_is_reused_only_for_its_config_and_data(tmp_path):
         _reusable(other, run_dir)
     train.write_text(train.read_text(encoding="utf-8") + train.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
     with pytest.raises(RunError, match="another version of"):
+        _reusable(cfg, run_dir)
+    # a student: also the unlabeled texts it learned from
+    (run_dir / "model-best" / "zhcls.json").write_text(json.dumps({"data": {"train": {"path": str(train), "sha256": fingerprint(train)}}}))
+    unlabeled = tmp_path / "unlabeled.txt"
+    (run_dir / "metrics.json").write_text(json.dumps({"distill": {"unlabeled_files": [{"path": str(unlabeled), "sha256": fingerprint(unlabeled)}]}}))
+    _reusable(cfg, run_dir)
+    unlabeled.write_text("新的一行\n" + unlabeled.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(RunError, match=r"another version of .*unlabeled\.txt \(unlabeled changed"):
         _reusable(cfg, run_dir)

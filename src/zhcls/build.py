@@ -256,7 +256,10 @@ def _reusable(cfg: RunConfig, run: Path) -> None:
     if previous.is_file() and not same_run_config(previous.read_text(encoding="utf-8"), dump_config(cfg)):
         raise RunError(f"{run}: was trained with another config than this build gives it ([model], [training] or [data] changed)", hint=hint)
     meta = run / "model-best" / "zhcls.json"
-    for split, info in (read_json(meta).get("data", {}) if meta.is_file() else {}).items():
+    inputs = [(split, info) for split, info in (read_json(meta).get("data", {}) if meta.is_file() else {}).items()]
+    metrics = read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {}
+    inputs += [("unlabeled", info) for info in (metrics.get("distill") or {}).get("unlabeled_files", [])]
+    for split, info in inputs:
         path = Path(info.get("path", ""))
         if info.get("sha256") and path.is_file() and fingerprint(path) != info["sha256"]:
             raise RunError(f"{run}: was trained on another version of {path} ({split} changed since)", hint=hint)

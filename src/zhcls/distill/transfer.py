@@ -17,7 +17,7 @@ import numpy as np
 
 from ..config import DistillConfig, RunConfig, expand_path
 from ..data.example import Example
-from ..data.readers import ReadOptions, read_examples
+from ..data.readers import ReadOptions, fingerprint, read_examples
 from ..data.unlabeled import read_unlabeled
 from ..errors import ConfigError, DataError
 from ..eval.probs import SoftTargets
@@ -121,6 +121,8 @@ def distill_set(cfg: RunConfig, splits: dict[str, list[Example]], *, augmented: 
         "teacher": list(d.teacher) or None, "soft_targets": list(d.soft_targets) or None, "soft_targets_cached": soft.cached,
         "temperature": d.temperature, "alpha": d.alpha, "loss": d.loss, "transfer": counts,
         "unlabeled_low_confidence": int((~keep).sum()), **ts.info,
+        # what the unlabeled files held: a build reuses a student only for the same texts (build._reusable)
+        "unlabeled_files": [{"path": str(p), "sha256": fingerprint(p)} for p in map(Path, map(expand_path, d.unlabeled)) if p.is_file()],
     }
     log.info("distilling on %d texts (%s)", len(texts), ", ".join(f"{k} {v}" for k, v in counts.items()))
     return DistillSet(texts, labels, targets, info)
