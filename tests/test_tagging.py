@@ -162,33 +162,6 @@ def test_viterbi_equals_brute_force():
         assert tuple(viterbi(em, crf)) == best
 
 
-def test_viterbi_with_anchored_positions_equals_brute_force_and_the_full_loop():
-    """Positions whose best emission no transition can overturn are fixed before the loop; the paths stay
-    those of brute force (short texts) and of the loop over every position (long ones)."""
-    from zhcls.tagging.decode import anchored_tags, best_path
-
-    rng = np.random.default_rng(1)
-    fixed_seen = 0
-    for trial in range(300):
-        short = trial < 150
-        t, k = (int(rng.integers(3, 8)), int(rng.integers(2, 4))) if short else (int(rng.integers(3, 80)), 7)
-        crf = Crf(rng.normal(size=k), rng.normal(size=k), rng.normal(size=(k, k)) * rng.choice([0.3, 1.0, 3.0]))
-        em = rng.normal(size=(t, k))
-        em[np.arange(t), rng.integers(0, k, t)] += rng.choice([0.0, 4.0, 12.0], t)  # some positions decided by their emissions
-        got = tuple(viterbi(em, crf))
-        anchored = anchored_tags(em, crf)
-        if short:
-            want = max(itertools.product(range(k), repeat=t), key=lambda path, em=em, crf=crf: _path_score(path, em, crf))
-            if anchored is not None:  # every best path (here the only one) has the fixed tags
-                tags, free = anchored
-                assert all(want[i] == tags[i] for i in np.flatnonzero(~free))
-        else:
-            want = tuple(best_path(em, crf.start, crf.end, crf.transitions))
-        assert got == want
-        fixed_seen += 0 if anchored is None else int((~anchored[1]).sum())
-    assert fixed_seen > 1000  # the shortcut was taken, not only the loop
-
-
 def test_viterbi_matches_pytorch_crf():
     torch = pytest.importorskip("torch")
     torchcrf = pytest.importorskip("torchcrf")

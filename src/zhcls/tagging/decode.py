@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -21,90 +21,27 @@ class Crf:
     end: np.ndarray  # [K]
     transitions: np.ndarray  # [K, K]
 
-    @cached_property
-    def gain_in(self) -> np.ndarray:
-        """[a, b]: the least that entering tag a gains over entering b, whatever the previous tag."""
-        return (self.transitions[:, :, None] - self.transitions[:, None, :]).min(axis=0)
-
-    @cached_property
-    def gain_out(self) -> np.ndarray:
-        """[a, b]: the least that leaving tag a gains over leaving b, whatever the next tag."""
-        return (self.transitions[:, None, :] - self.transitions[None, :, :]).min(axis=2)
-
 
 def viterbi(emissions: np.ndarray, crf: Crf) -> np.ndarray:
     """The highest-scoring tag path of one sequence, emissions [T, K] -> tag ids [T]: argmax over paths y of
     start[y0] + sum_t emissions[t, y_t] + sum_t transitions[y_{t-1}, y_t] + end[y_{T-1}]. Ties go to the
     lower tag id, as in pytorch-crf's decode.
 
-    On the serving path numpy's per-call cost, not arithmetic, is the time: the loop over positions costs
-    two calls per character (111 us for 50 characters, 7 tags). Most characters of a text are not in a
-    name, and a trained model says so with a margin that no transition can overturn: such positions
-    (`anchored_tags`) are fixed before the loop, which then runs only over the stretches between them."""
-    t_len = len(emissions)
-    fixed = anchored_tags(emissions, crf) if t_len > 2 else None
-    if fixed is None:
-        return best_path(emissions, crf.start, crf.end, crf.transitions)
-    path, free = fixed
-    if free.any():
-        edges = np.flatnonzero(np.diff(np.concatenate(([False], free, [False]))))  # [start, stop) of each free stretch
-        for a, b in edges.reshape(-1, 2).tolist():
-            first = crf.transitions[path[a - 1]] if a > 0 else crf.start
-            last = crf.transitions[:, path[b]] if b < t_len else crf.end
-            path[a:b] = best_path(emissions[a:b], first, last, crf.transitions)
-    return path
-
-
-def anchored_tags(emissions: np.ndarray, crf: Crf, passes: int = 3) -> tuple[np.ndarray, np.ndarray] | None:
-    """(tags [T], free [T]) where every best path has tags[t] at each position that is not free, or None
-    when no position is fixed. Position t is fixed to its best emission a when, for every other tag b,
-    emissions[t, a] - emissions[t, b] plus the least a gains over b on entering and on leaving t is > 0:
-    then a path with b at t becomes strictly better with a there, so no best path has b. The bounds are
-    over every neighbouring tag at first; a neighbour fixed by an earlier pass is known, which tightens
-    them (its transition alone counts), so later passes fix more."""
-    t_len = len(emissions)
-    rows = np.arange(t_len)
-    tags = emissions.argmax(axis=1)
-    gain = emissions[rows, tags][:, None] - emissions  # [T, K]; 0 at the argmax itself
-    left, right = crf.gain_in[tags], crf.gain_out[tags]
-    left[0] = crf.start[tags[0]] - crf.start
-    right[-1] = crf.end[tags[-1]] - crf.end
-    fixed = np.zeros(t_len, dtype=bool)
-    trans = crf.transitions
-    for _ in range(passes):
-        margin = gain + left + right
-        margin[rows, tags] = np.inf
-        now = margin.min(axis=1) > 0
-        if not now.any() or (now == fixed).all():
-            fixed = now
-            break
-        fixed = now
-        before, after = np.flatnonzero(fixed[:-1]) + 1, np.flatnonzero(fixed[1:])  # positions whose left / right neighbour is fixed
-        left[before] = trans[tags[before - 1], tags[before]][:, None] - trans[tags[before - 1]]
-        right[after] = trans[tags[after], tags[after + 1]][:, None] - trans[:, tags[after + 1]].T
-    if not fixed.any():
-        return None
-    return tags.astype(np.int64), ~fixed
-
-
-def best_path(emissions: np.ndarray, first: np.ndarray, last: np.ndarray, transitions: np.ndarray) -> np.ndarray:
-    """Viterbi over emissions [T, K] with `first` [K] added at the first position and `last` [K] after the
-    last (the CRF's start and end scores, or the transitions from and into fixed neighbours).
-
-    The loop makes two numpy calls and nothing else: the step scores are added in one call before it, and
+    On the serving path numpy's per-call cost, not arithmetic, is the time (K is about 7), so the loop over
+    positions makes two numpy calls and nothing else: the step scores are added in one call before it, and
     the back-pointers are recomputed from the kept forward scores in one call after it. 111 us against 134
     for the textbook four-call loop (434 against 540 for 200 characters), 7 tags, best of 30 rounds. A tree
     of max-plus matrix products (log2(T) calls on [T/2, K, K, K] arrays) took 148 us."""
     t_len, k = emissions.shape
-    forward = np.empty((t_len, k), dtype=np.result_type(emissions, transitions))
-    forward[0] = first + emissions[0]
-    step = transitions.T[None] + emissions[1:, :, None]  # [T-1, next, previous]
+    forward = np.empty((t_len, k), dtype=np.result_type(emissions, crf.transitions))
+    forward[0] = crf.start + emissions[0]
+    step = crf.transitions.T[None] + emissions[1:, :, None]  # [T-1, next, previous]
     buf = np.empty((k, k), dtype=forward.dtype)
     for t in range(1, t_len):
         np.add(step[t - 1], forward[t - 1], out=buf)
         buf.max(axis=1, out=forward[t])
-    back = (forward[:-1, None, :] + transitions.T[None]).argmax(axis=2).tolist()  # [T-1, next] -> previous
-    tag = int((forward[-1] + last).argmax())
+    back = (forward[:-1, None, :] + crf.transitions.T[None]).argmax(axis=2).tolist()  # [T-1, next] -> previous
+    tag = int((forward[-1] + crf.end).argmax())
     path = [tag] * t_len
     for t in range(t_len - 2, -1, -1):
         tag = back[t][tag]
