@@ -150,7 +150,7 @@ def latency(run_dir: Path, texts: list[str], work: Path) -> dict[str, Any]:
     predictor = Predictor(bundle, threads=1)
     rounds = [measure(predictor, texts, warmup=100) for _ in range(3)]
     best = min(rounds, key=lambda r: r["p50_ms"])
-    return {"bundle": str(bundle), "parity": manifest["parity"], "total_bytes": manifest["total_bytes"], "n_texts": len(texts),
+    return {"bundle": str(bundle), "machine": h.cpu_model(), "parity": manifest["parity"], "total_bytes": manifest["total_bytes"], "n_texts": len(texts),
             "text_chars": 50, "rounds_p50_ms": [r["p50_ms"] for r in rounds], "p50_ms": best["p50_ms"], "p99_ms": best["p99_ms"]}
 
 
@@ -267,9 +267,9 @@ def render(results: dict[str, Any]) -> str:
         lat, tagger = cells[name], name.replace("latency", "tagger")
         width = cells.get(tagger, {}).get("config", {}).get("model", {}).get("hidden_size", "?")
         lines += ["", f"## Bundle latency ({tagger}, GRU {width} units per direction)", "",
-                  f"{lat['n_texts']} texts of {lat['text_chars']} characters from MSRA test, one at a time, 1 thread, features, ONNX and numpy "
+                  f"On {lat.get('machine', 'the machine of the invocation that trained it')}: {lat['n_texts']} texts of {lat['text_chars']} characters from MSRA test, one at a time, 1 thread, features, ONNX and numpy "
                   f"Viterbi included: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms (best of rounds {lat['rounds_p50_ms']}); bundle {lat['total_bytes'] / 1e6:.1f} MB; "
-                  f"parity {json.dumps(lat['parity']['fp32'])}"]
+                  f"parity {json.dumps(lat['parity']['fp32'])}", *(["", lat["note"]] if lat.get("note") else [])]
     if cells.get("tagger", {}).get("test_span_errors"):
         lines += ["", "Most frequent span errors (tagger, MSRA test):", ""]
         lines += h.md_table(["error", "gold", "predicted", "count"], [[e["error"], e["gold"], e["pred"], e["count"]] for e in cells["tagger"]["test_span_errors"]], "lllr")
