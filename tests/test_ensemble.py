@@ -99,3 +99,7 @@ def test_every_method_exports_a_bundle_equal_to_the_model(method, tmp_path, tiny
     texts = list(tiny_corpus.texts[:12]) + ["没见过的字", ""]
     export_bundle(tmp_path / "m", tmp_path / "b", data=[Example(t) for t in texts], latency_texts=5)
     np.testing.assert_allclose(Predictor(tmp_path / "b").predict_proba(texts), again.predict_proba(texts), atol=1e-4)
+    if method == "weights":  # int8: every member's weights, the TF-IDF member's included
+        int8 = export_bundle(tmp_path / "m", tmp_path / "q", data=[Example(t) for t in texts], quantize="int8", latency_texts=5)
+        assert int8["precision"] == "int8" and any(name.endswith("linear.safetensors") for name in int8["files"])
+        np.testing.assert_allclose(Predictor(tmp_path / "q").predict_proba(texts), again.predict_proba(texts), atol=0.05)

@@ -9,7 +9,7 @@ out/
                       (K: a key of the texts they learn from)
   runs/NAME/          one ordinary run per candidate (tfidf, fasttext, textcnn, bigru[, transformer]),
                       the ensemble of them, and each student distilled from the ensemble
-  bundles/NAME/       each run exported (neural runs also as int8), latency and size in its manifest
+  bundles/NAME/       each run exported (also as int8: neural, tfidf and ensemble runs), latency and size in its manifest
   compressed/NAME/    only when no bundle meets the budget: `zhcls compress`'s budget search on the best neural run
   bundle/             a copy of the chosen bundle: what to serve
   build.json          every candidate with dev/test scores, latency, size, within budget or not, and the choice
@@ -85,7 +85,7 @@ def build(
 
     rows = []
     for name, run in runs.items():
-        variants = ["fp32", "int8"] if _is_neural(run) and opts.int8 else ["fp32"]
+        variants = ["fp32", "int8"] if _quantizable(run) and opts.int8 else ["fp32"]
         for precision in variants:
             label = name if precision == "fp32" else f"{name}+int8"
             bundle = _export_stage(run, out / "bundles" / label, precision, stage, f"export {label}")
@@ -274,8 +274,9 @@ def _export_stage(run: Path, bundle: Path, precision: str, stage: StageProgress,
     return bundle
 
 
-def _is_neural(run: Path) -> bool:
-    return read_json(run / "metrics.json").get("model") in NEURAL
+def _quantizable(run: Path) -> bool:
+    """Neural runs (dynamic int8 graphs), tfidf.v1 (int8 weights, 4x smaller, as fast) and ensembles of them."""
+    return read_json(run / "metrics.json").get("model") in (*NEURAL, "tfidf.v1", "ensemble.v1")
 
 
 def candidate_row(name: str, run: Path, bundle: Path, metric: str) -> dict[str, Any]:

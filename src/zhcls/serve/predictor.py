@@ -86,7 +86,8 @@ class Predictor:
 
         arrays = load_file(str(self.path / "linear.safetensors"))
         self._tfidf = CharNgramTfidf.from_json(tokenizer, arrays["idf"])
-        self._coef, self._intercept = arrays["coef"], arrays["intercept"]
+        coef = arrays["coef"] if "coef" in arrays else arrays["coef_int8"].astype(np.float32) * arrays["coef_scale"][:, None]  # int8: one scale per class
+        self._coef, self._intercept = coef, arrays["intercept"]
         self.max_len = None
 
     def _init_ensemble(self, tokenizer: dict[str, Any], threads: int) -> None:
