@@ -221,3 +221,24 @@ def test_a_finished_stage_is_reused_only_for_its_config_and_data(tmp_path):
     unlabeled.write_text("新的一行\n" + unlabeled.read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(RunError, match=r"another version of .*unlabeled\.txt \(unlabeled changed"):
         _reusable(cfg, run_dir)
+
+
+def test_int8_candidates_are_scored_as_int8(tmp_path):
+    """An int8 bundle's dev score is the run's plus what export measured int8 changes on dev; its test score
+    comes from the bundle itself, not from the fp32 run."""
+    from zhcls.data.readers import read_examples
+    from zhcls.serve.predictor import Predictor
+
+    cfg = write_build_config(tmp_path)
+    text = cfg.read_text(encoding="utf-8").replace('candidates = ["tfidf.v1", "fasttext.v1", "textcnn.v1"]', 'candidates = ["tfidf.v1"]\nstudents = []')
+    cfg.write_text(text.replace("int8 = false", "int8 = true"), encoding="utf-8")
+    done = run(["build", str(cfg), "-o", str(tmp_path / "out"), "--quiet"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {r["name"]: r for r in json.loads((tmp_path / "out" / "build.json").read_text())["candidates"]}
+    assert set(rows) == {"tfidf.v1", "tfidf.v1+int8"}
+    q = rows["tfidf.v1+int8"]
+    change = json.loads((Path(q["bundle"]) / "manifest.json").read_text())["parity"]["int8"]["accuracy_change"]
+    assert q["dev"] == pytest.approx(rows["tfidf.v1"]["dev"] + change, abs=1e-6)
+    test = read_examples(tmp_path / "test.json")
+    predictor = Predictor(q["bundle"])
+    assert q["test_accuracy"] == pytest.approx(sum(p == e.label for p, e in zip(predictor.predict([e.text for e in test]), test)) / len(test), abs=1e-6)

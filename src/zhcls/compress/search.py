@@ -186,15 +186,15 @@ def candidate_row(name: str, bundle: Path, dev, test, metric: str, **extra: Any)
 
     manifest = read_json(bundle / "manifest.json")
     predictor = Predictor(bundle)
-    row: dict[str, Any] = {"name": name.removesuffix(".pruned"), **extra, "bundle": str(bundle), **_scores(predictor, dev, "dev", metric)}
+    row: dict[str, Any] = {"name": name.removesuffix(".pruned"), **extra, "bundle": str(bundle), **bundle_scores(predictor, dev, "dev", metric)}
     if test:
-        row.update(_scores(predictor, test, "test", metric))
+        row.update(bundle_scores(predictor, test, "test", metric))
     stats = bundle_stats(manifest)
     row.update(p50_ms=stats["p50_ms"], p99_ms=stats["p99_ms"], export_p50_ms=stats["p50_ms"], size_mb=round(stats["total_bytes"] / 2**20, 4), graph=stats["graph"])
     return row
 
 
-def _scores(predictor, examples, split: str, metric: str) -> dict[str, float]:
+def bundle_scores(predictor, examples, split: str, metric: str) -> dict[str, float]:
     labels = predictor.labels
     proba = predictor.predict_proba([e.text for e in examples])
     m = classification_metrics([e.label for e in examples], [labels[i] for i in np.argmax(proba, axis=1)], labels)

@@ -20,6 +20,7 @@ from .. import __version__
 from ..artifact import atomic_dir, read_json, write_json
 from ..data.example import Example
 from ..errors import ExportError, ZhclsError
+from ..eval.metrics import classification_metrics
 from ..models.base import Classifier
 from ..models.dirs import ModelDir
 from ..serve.bundle import FORMAT, MANIFEST, SCHEMA_VERSION, BundleError, check_finite_numbers, seal_manifest, sha256_file
@@ -160,24 +161,34 @@ def _quantize(tmp: Path, model: Classifier, examples: Sequence[Example], referen
         labels = model.labels_.labels
         truth = [examples[i].label for i in labeled]
         acc = lambda p: float(np.mean([labels[j] == t for j, t in zip(p[labeled].argmax(1), truth)]))  # noqa: E731
-        out.update(accuracy_fp32=acc(reference), accuracy_int8=acc(proba))
+        f1 = lambda p: classification_metrics(truth, [labels[j] for j in p[labeled].argmax(1)], labels)["macro_f1"]  # noqa: E731
+        out.update(accuracy_fp32=acc(reference), accuracy_int8=acc(proba), macro_f1_fp32=f1(reference), macro_f1_int8=f1(proba))
         out["accuracy_change"] = out["accuracy_int8"] - out["accuracy_fp32"]
+        out["macro_f1_change"] = out["macro_f1_int8"] - out["macro_f1_fp32"]
     return out
 
 
+LINEAR_INT8_BLOCK = 64  # n-gram weights per int8 scale
+
+
 def _quantize_linear(path: Path) -> None:
-    """A TF-IDF model's weights [classes, n-grams] as int8 with one scale per class (symmetric, the largest
-    |weight| of the class at 127). These weights are nearly all of such a bundle: 119 classes x 300,000
-    n-grams are 143 MB in float32, 36 MB so. The predictor turns them back into float32 when it loads them,
-    so the latency is that of the fp32 bundle."""
+    """A TF-IDF model's weights [classes, n-grams] as int8, one scale per block of 64 weights of a class
+    (symmetric, the block's largest |weight| at 127). These weights are nearly all of such a bundle: 119
+    classes x 300,000 n-grams are 143 MB in float32, 38 MB so. One scale per class was too coarse: the
+    weights are heavy-tailed, and rounding the small ones against the class's largest moved 1.4% of TNEWS
+    dev predictions (dev -0.36, test -0.15 points); per block of 64 the dev accuracy is unchanged (test
+    -0.05). The predictor turns them back into float32 when it loads them: the latency is the fp32 one."""
     from safetensors.numpy import load_file, save_file
 
     arrays = load_file(str(path))
     coef = arrays.pop("coef").astype(np.float32)
-    scale = np.abs(coef).max(axis=1) / 127.0
+    k, v = coef.shape
+    blocks = np.pad(coef, ((0, 0), (0, (-v) % LINEAR_INT8_BLOCK))).reshape(k, -1, LINEAR_INT8_BLOCK)
+    scale = np.abs(blocks).max(axis=2) / 127.0
     scale[scale == 0] = 1.0
-    arrays["coef_int8"] = np.clip(np.rint(coef / scale[:, None]), -127, 127).astype(np.int8)
+    arrays["coef_int8"] = np.clip(np.rint(blocks / scale[:, :, None]), -127, 127).astype(np.int8).reshape(k, -1)[:, :v].copy()
     arrays["coef_scale"] = scale.astype(np.float32)
+    arrays["coef_block"] = np.asarray([LINEAR_INT8_BLOCK], dtype=np.int64)
     save_file(arrays, str(path))  # inside the export's temporary directory: the bundle appears whole or not at all
 
 

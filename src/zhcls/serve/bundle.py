@@ -4,7 +4,7 @@ bundle/
   manifest.json     model, versions, labels, metrics, data fingerprint, input spec, parity, latency,
                     sha256 per file, and `digest`: the sha256 of the manifest itself (without that field)
   model.onnx        ids [B, T] int64, lengths [B] int64 -> logits [B, K]      (neural models)
-  linear.safetensors  idf, coef, intercept (int8: coef_int8, coef_scale)    (tfidf.v1)
+  linear.safetensors  idf, coef, intercept (int8: coef_int8, coef_scale, coef_block) (tfidf.v1)
   tokenizer.json    normalization, tokenizer and vocabulary: the code that trained the model reads it
 
 The digest covers everything that decides a prediction: the labels and input spec in the manifest, and

@@ -86,8 +86,7 @@ class Predictor:
 
         arrays = load_file(str(self.path / "linear.safetensors"))
         self._tfidf = CharNgramTfidf.from_json(tokenizer, arrays["idf"])
-        coef = arrays["coef"] if "coef" in arrays else arrays["coef_int8"].astype(np.float32) * arrays["coef_scale"][:, None]  # int8: one scale per class
-        self._coef, self._intercept = coef, arrays["intercept"]
+        self._coef, self._intercept = arrays["coef"] if "coef" in arrays else _dequantize_linear(arrays), arrays["intercept"]
         self.max_len = None
 
     def _init_ensemble(self, tokenizer: dict[str, Any], threads: int) -> None:
@@ -206,6 +205,13 @@ class Predictor:
             label, score = (labels[order[0]], row[order[0]]) if order else ("", 0.0)
             out.append(Prediction(label, score, {labels[i]: row[i] for i in order}, cut, entities))
         return out
+
+
+def _dequantize_linear(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The float32 weights of an int8 TF-IDF bundle: coef_int8 [classes, n-grams] times the scale of each
+    block of coef_block weights (export/onnx.py _quantize_linear)."""
+    q, block = arrays["coef_int8"], int(arrays["coef_block"][0])
+    return q.astype(np.float32) * np.repeat(arrays["coef_scale"], block, axis=1)[:, : q.shape[1]]
 
 
 def _softmax32(logits: np.ndarray) -> np.ndarray:
