@@ -280,7 +280,7 @@ def _export_stage(run: Path, bundle: Path, precision: str, stage: StageProgress,
 
 
 def _quantizable(run: Path) -> bool:
-    """Neural runs (dynamic int8 graphs), tfidf.v1 (int8 weights, 4x smaller, as fast) and ensembles of them."""
+    """Neural runs (dynamic int8 graphs), tfidf.v1 (int8 weights, 3-4x smaller) and ensembles of them."""
     return read_json(run / "metrics.json").get("model") in (*NEURAL, "tfidf.v1", "ensemble.v1")
 
 
