@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import _harness as h
+import numpy as np
 
 
 def run_task(task: str, data_dir: Path, work: Path) -> dict[str, Any]:
