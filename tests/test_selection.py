@@ -6,7 +6,8 @@ import numpy as np
 
 from conftest import make_corpus
 from zhcls.config import TrainingConfig
-from zhcls.eval.selection import cross_fitted_choice, dev_folds, score_predictions
+from zhcls.eval.metrics import score_predictions
+from zhcls.eval.selection import cross_fitted_choice, dev_folds
 from zhcls.models.base import build_model, load_model
 
 

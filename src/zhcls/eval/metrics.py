@@ -37,7 +37,11 @@ def headline(metrics: dict[str, Any]) -> dict[str, float]:
 
 def score_from_proba(proba: np.ndarray, y: np.ndarray, metric: str) -> float:
     """Fast dev score for early stopping, on integer labels."""
-    pred = proba.argmax(axis=1)
+    return score_predictions(proba.argmax(axis=1), y, metric)
+
+
+def score_predictions(pred: np.ndarray, y: np.ndarray, metric: str) -> float:
+    """accuracy, or macro F1 over the labels that occur, of predicted class ids against integer labels."""
     if metric == "accuracy":
         return float((pred == y).mean())
     _, _, f, _ = precision_recall_fscore_support(y, pred, average="macro", zero_division=0)

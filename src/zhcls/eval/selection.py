@@ -14,6 +14,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .metrics import score_predictions
+
 FOLDS = 5
 
 
@@ -28,16 +30,6 @@ def dev_folds(y: np.ndarray, folds: int, seed: int) -> Iterator[tuple[np.ndarray
     stratify = np.bincount(codes).min() >= k
     splitter = StratifiedKFold(k, shuffle=True, random_state=seed) if stratify else KFold(k, shuffle=True, random_state=seed)
     yield from splitter.split(np.zeros(len(y)), codes)
-
-
-def score_predictions(pred: np.ndarray, y: np.ndarray, metric: str) -> float:
-    """accuracy, or macro F1 over the labels that occur (as the trainers' dev scores are computed)."""
-    if metric == "accuracy":
-        return float((pred == y).mean())
-    from sklearn.metrics import precision_recall_fscore_support
-
-    _, _, f, _ = precision_recall_fscore_support(y, pred, average="macro", zero_division=0)
-    return float(f)
 
 
 def cross_fitted_choice(preds: np.ndarray, y: np.ndarray, metric: str, *, folds: int = FOLDS, seed: int = 0) -> dict[str, Any] | None:
