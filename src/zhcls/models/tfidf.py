@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..artifact import read_json, write_json
 from ..data.example import LabelSet
 from ..eval.probs import softmax
-from ..eval.selection import cross_fitted_choice
 from ..registry import models
 from ..text.charngrams import CharNgramTfidf
 from ..text.normalize import normalize
@@ -94,6 +93,8 @@ class Tfidf(Classifier):
                 best = fitted
         _, self.C_, self.loss_, coef, intercept = best
         if dev is not None:  # the grid's choice, scored honestly (zhcls.eval.selection); settings in the order ties go
+            from ..eval.selection import cross_fitted_choice  # here: serving installs import this module without scikit-learn
+
             self.dev_cross_fitted_ = cross_fitted_choice(np.asarray(self._dev_preds), dev[1], self.training.metric, seed=self.training.seed)
         del self._dev_preds
         if self.loss_ == "hinge":
