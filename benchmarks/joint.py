@@ -17,6 +17,8 @@ splits), written as canonical JSON lines with `entities` under --work-dir. Cells
               within 1 point of its single-task model (tagger for entities, classifier for cat)
   tagger_hN   with --tagger-hidden N: the tagger with N GRU units per direction instead of 128, its F1 and
               its bundle's latency (latency_hN), to show what a narrower encoder costs and saves
+  joint_pN    with --joint-patience N: the joint cell with early-stopping patience N instead of 2 (the
+              single-task cells keep 2; the verdict records both)
 
 Results: benchmarks/results/joint.json and joint.md; a rerun skips finished cells (--force CELL redoes one).
 """
@@ -168,7 +170,9 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--epochs", type=int, default=TRAINING["epochs"])
     ap.add_argument("--jobs", type=int, default=1, help="cells trained at once (tagger and classifier are independent)")
     ap.add_argument("--tagger-hidden", type=int, action="append", default=[], help="also train the tagger with this GRU width (cell tagger_hN)")
-    ap.add_argument("--force", action="append", default=[], help="redo a cell: tagger, latency, classifier, joint, tagger_hN, latency_hN")
+    ap.add_argument("--joint-patience", type=int, action="append", default=[],
+                    help="also train the joint cell with this early-stopping patience (cell joint_pN; the others keep %d)" % TRAINING["patience"])
+    ap.add_argument("--force", action="append", default=[], help="redo a cell: tagger, latency, classifier, joint, tagger_hN, latency_hN, joint_pN")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import torch
@@ -197,13 +201,15 @@ def main(argv: list[str]) -> None:
     }
     for width in args.tagger_hidden:
         plans[f"tagger_h{width}"] = {"data": msra_data, "model": {"name": "tagger.v1", **ENCODER, "hidden_size": width}, "training": training}
+    for patience in args.joint_patience:
+        plans[f"joint_p{patience}"] = {**plans["joint"], "training": {**training, "patience": patience}}
     for name in plans:
         if name in cells:
             log.info("%s: done, skipped (--force %s to redo)", name, name)
     # The two single-task cells are independent: with --jobs 2 they train side by side, one thread each.
     todo = [name for name in plans if name not in cells]
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for group in ([n for n in todo if n != "joint"], [n for n in todo if n == "joint"]):
+        for group in ([n for n in todo if not n.startswith("joint")], [n for n in todo if n.startswith("joint")]):
             futures = {pool.submit(train_cell, name, plans[name], work): name for name in group}
             log.info("training %s", ", ".join(futures.values()) or "nothing")
             for future in as_completed(futures):
@@ -230,12 +236,17 @@ def verdict(cells: dict[str, Any]) -> dict[str, Any]:
         f1 = cells.get(f"tagger{suffix}", {}).get("test", {}).get("entities", {}).get("micro_f1")
         if suffix and f1 is not None:
             out[f"tagger_f1{suffix}"] = {"value": f1, "target": f">= {TARGETS['tagger_f1']}", "met": f1 >= TARGETS["tagger_f1"]}
-    joint = cells.get("joint")
-    if joint and "classifier" in cells and "tagger" in cells and joint["datasets"]:
+    # A joint_pN cell stops later than the single-task cells it is compared with (patience 2): its verdict
+    # says so, since a single-task model given the same patience might gain too.
+    for name in sorted(n for n in cells if n.startswith("joint")):
+        joint, suffix = cells[name], name[len("joint"):]
+        if "classifier" not in cells or "tagger" not in cells or not joint["datasets"]:
+            continue
         joint_f1 = joint["datasets"][0]["test"]["entities"]["micro_f1"]
         joint_acc, single_acc = joint["test"]["accuracy"], cells["classifier"]["test"]["accuracy"]
-        out["joint_entity_gap"] = {"joint": joint_f1, "single": tagger_f1, "gap": joint_f1 - tagger_f1, "met": joint_f1 >= tagger_f1 - TARGETS["joint_gap"]}
-        out["joint_cat_gap"] = {"joint": joint_acc, "single": single_acc, "gap": joint_acc - single_acc, "met": joint_acc >= single_acc - TARGETS["joint_gap"]}
+        extra = {"patience": joint["config"]["training"]["patience"], "single_patience": cells["tagger"]["config"]["training"]["patience"]} if suffix else {}
+        out[f"joint_entity_gap{suffix}"] = {"joint": joint_f1, "single": tagger_f1, "gap": joint_f1 - tagger_f1, **extra, "met": joint_f1 >= tagger_f1 - TARGETS["joint_gap"]}
+        out[f"joint_cat_gap{suffix}"] = {"joint": joint_acc, "single": single_acc, "gap": joint_acc - single_acc, **extra, "met": joint_acc >= single_acc - TARGETS["joint_gap"]}
     return out
 
 
@@ -248,7 +259,7 @@ def render(results: dict[str, Any]) -> str:
              "", f"MSRA NER split: {results['split']}; {results.get('msra_repaired_tags')} I- tags that continue no entity "
              "(sentences cut inside a name) read as B-, as conlleval reads them. online_shopping_10_cats `cat`: the fixed train/dev/test files.", ""]
     rows = []
-    for name in ["tagger", *sorted(n for n in cells if n.startswith("tagger_h")), "classifier", "joint"]:
+    for name in ["tagger", *sorted(n for n in cells if n.startswith("tagger_h")), "classifier", *sorted(n for n in cells if n.startswith("joint"))]:
         c = cells.get(name)
         if not c:
             continue
@@ -257,7 +268,7 @@ def render(results: dict[str, Any]) -> str:
                      h.pct(c["test"].get("accuracy")), h.pct(c["test"].get("macro_f1")), c["epochs"], c["train_seconds"]])
     lines += ["## Test scores", ""]
     lines += h.md_table(["cell", "model", "entity micro F1", "entity macro F1", "cat accuracy", "cat macro F1", "epochs", "train s"], rows)
-    for name in ("tagger", "joint"):
+    for name in ("tagger", *sorted(n for n in cells if n.startswith("joint"))):
         c = cells.get(name)
         ent = c and (c["test"].get("entities") or (c["datasets"][0]["test"].get("entities") if c["datasets"] else None))
         if ent:
