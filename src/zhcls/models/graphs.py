@@ -103,7 +103,9 @@ def textcnn_tables(state: dict[str, np.ndarray], kernel_sizes: tuple[int, ...], 
 
     A hybrid (`vocab_size` set, TextCNNNet with an NgramBag) reads the tokens, ids < vocab_size, in the CNN
     and counts its windows by the number of tokens; the bag's share of the logits is folded like
-    `folded_bag`: mean((E_bag @ W_bag.T)[ids]), the padding row being zero.
+    `folded_bag`: mean((E_bag @ W_bag.T)[ids]), the padding row being zero. As NgramBag.split does, the CNN
+    reads only the columns tokens reach (the widest text's token count, at least `taps`): the n-gram ids
+    after them, about 2/3 of the columns with tri-grams, would only be gathered and masked away.
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -144,9 +146,9 @@ def textcnn_tables(state: dict[str, np.ndarray], kernel_sizes: tuple[int, ...], 
         bag[0] = 0.0
         consts.update(
             bag_table=bag.astype(np.float32), vocab_size=np.array(vocab_size, dtype=np.int64), zero_id=np.array(0, dtype=np.int64),
-            axis1=np.array([1], dtype=np.int64),
+            axis1=np.array([1], dtype=np.int64), min_width=np.array([taps], dtype=np.int64),
         )
-        tokens, n_tokens = "token_ids", "n_tokens"
+        tokens, n_tokens = "token_cols", "n_tokens"
         nodes += [
             node("Less", ["ids", "vocab_size"], ["is_token"]),
             node("Where", ["is_token", "ids", "zero_id"], ["token_ids"]),
@@ -154,6 +156,9 @@ def textcnn_tables(state: dict[str, np.ndarray], kernel_sizes: tuple[int, ...], 
             node("And", ["is_token", "not_pad"], ["counted_token"]),
             node("Cast", ["counted_token"], ["token_flags"], to=TensorProto.INT64),
             node("ReduceSum", ["token_flags", "axis1"], ["n_tokens"], keepdims=0),
+            node("ReduceMax", ["n_tokens"], ["most_tokens"], keepdims=1),  # [1]
+            node("Max", ["most_tokens", "min_width"], ["token_width"]),
+            node("Slice", ["token_ids", "zero", "token_width", "axis1"], ["token_cols"]),
             node("Gather", ["bag_table", "ids"], ["bag_rows"]),  # [B, T, classes]
             node("ReduceSum", ["bag_rows", "axis1"], ["bag_sum"], keepdims=0),
             node("Max", ["lengths", "one"], ["n_ids"]),
