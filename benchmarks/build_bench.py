@@ -130,10 +130,11 @@ def render(results: dict[str, Any]) -> str:
         "# `zhcls build` against tuned peers",
         "",
         f"- command: `{env['command']}`",
-        f"- machine: {env['cpu']}, 2 cores (shared with other jobs while this ran)",
+        f"- machine of the first invocation: {env['cpu']}, 2 cores (shared with other jobs while this ran); each resume names its own "
+        "where it was recorded (from 2026-12-03 on: every cell records its `cpu` in the JSON)",
         f"- dates: {env['started']} to {results.get('updated', '')}",
         f"- git: {env['git']['commit'][:12]}{' (uncommitted changes)' if env['git']['dirty_tracked_files'] else ''}",
-        *(f"- resumed: {i['started']}, git {i['git']['commit'][:12]}: `{i['command']}`" for i in results.get("invocations", [])),
+        *(f"- resumed: {i['started']}, git {i['git']['commit'][:12]}{', on ' + i['cpu'] if i.get('cpu') else ''}: `{i['command']}`" for i in results.get("invocations", [])),
         "",
         "Test accuracy (%). Every choice is made on dev: fastText autotuned on dev, C of TF-IDF+LR and of the linear SVM on dev, "
         "and `zhcls build` picks its bundle by dev score (cross-fitted for every candidate since 39377f0; before, each run's dev score of the setting it kept, the ensemble's cross-fitted). Peers ran in the same invocation.",
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     results.setdefault("environment", {"command": command, "cpu": h.cpu_model(), "started": started, "git": h.git_state()})
     results.setdefault("tasks", {})
-    results.setdefault("invocations", []).append({"command": command, "started": started, "git": h.git_state()})
+    results.setdefault("invocations", []).append({"command": command, "started": started, "git": h.git_state(), "cpu": h.cpu_model()})
     for task in tasks:
         cell = results["tasks"].setdefault(task.name, {})
         runners = {
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             log.info("%s %s", task.name, key)
             try:
-                cell[key] = run()
+                cell[key] = {**run(), "cpu": h.cpu_model()}  # latencies are this machine's; resumes may run elsewhere
             except Exception:  # noqa: BLE001 - a failed cell is recorded, the others still run
                 cell[key] = {"error": traceback.format_exc()}
                 log.error("%s %s failed:\n%s", task.name, key, cell[key]["error"])
