@@ -4,7 +4,8 @@ early stopping, the best weights kept.
 
 A batch comes from one dataset ("group") and trains the heads its examples are annotated for: an example
 with entities trains the tag head, one with a label the class head. Groups take turns in proportion to
-their weights. Unlike the classifiers' Trainer there is no checkpoint: an interrupted run trains again.
+their weights. As the classifiers' Trainer does, it writes a checkpoint at every evaluation into the
+run's directory, and a killed run resumes from it exactly (the same batches, dropout and result).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -21,7 +23,7 @@ from ..config import TrainingConfig
 from ..errors import RunError
 from ..scale.device import describe, resolve_device
 from ..tagging.features import pad_features
-from .trainer import epoch_batches, make_optimizers
+from .trainer import apply_checkpoint, epoch_batches, make_optimizers, read_checkpoint, rng_state, save_checkpoint
 
 
 @dataclass
@@ -46,6 +48,24 @@ class TagFitResult:
     epochs: int = 0
     stopped: str = "epoch_budget"
     device: str = "cpu"
+    resumed_from: int | None = None
+
+
+@dataclass
+class _LoopState:
+    """Where fit_joint is, saved in each checkpoint: the next batch of the epoch, the early-stopping counters."""
+
+    fingerprint: str = ""
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    best_score: float | None = None
+    best_step: int = 0
+    head_best: dict[str, float] = field(default_factory=dict)
+    bad_evals: int = 0
+    stopped: bool = False
+    seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def batch_plan(groups: Sequence[Rows], batch_size: int, seed: int, epoch: int) -> list[tuple[int, np.ndarray]]:
@@ -102,12 +122,14 @@ def batch_losses(
 def fit_joint(
     modules: torch.nn.Module, groups: Sequence[Rows], cfg: TrainingConfig, *, lr: float,
     tag_weight: float, class_weight: float, evaluate: Callable[[], dict[str, Any]] | None, progress=None,
+    work_dir: Path | None = None, fingerprint: str = "",
 ) -> TagFitResult:
     """`modules`: a TaggerModule (net and crf). `evaluate()` scores the current weights on dev:
     {"score": ..., "heads": {head: its own dev score}, other dev_ numbers}; higher is better. The best
     score's weights are kept; early stopping waits for every head: `patience` evaluations in a row in which
     neither the score nor any head's own best improved (a head that learns slower is not cut short by one
-    that has peaked)."""
+    that has peaked). `work_dir`: checkpoints go to work_dir/checkpoint, and one there of the same
+    `fingerprint` (config and data) is resumed; one of another is refused."""
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     modules.to(device)
@@ -124,21 +146,26 @@ def fit_joint(
         return loss
 
     result = TagFitResult({}, {}, device=describe(device))
+    state = _LoopState(fingerprint=fingerprint)
     best_state = _copy(modules)
-    head_best: dict[str, float] = {}
-    bad_evals, started, loss_sum, loss_n = 0, time.perf_counter(), 0.0, 0
-    step = 0
+    ckpt = read_checkpoint(work_dir, fingerprint) if work_dir is not None else None
+    if ckpt is not None:
+        raw, _ = apply_checkpoint(ckpt, modules, optimizers, 0, device, lambda step: cfg.seed + step)
+        state, best_state, result.resumed_from = _LoopState(**raw), ckpt["best"], raw["step"]
+    loss_sum, loss_n, started = 0.0, 0, time.perf_counter() - state.seconds
     modules.train()
-    for epoch in range(cfg.epochs):
+    while state.epoch < cfg.epochs and not state.stopped:
+        epoch = state.epoch
         plan = batch_plan(groups, cfg.batch_size, cfg.seed, epoch)
-        for b, (g, idx) in enumerate(plan):
+        for b in range(state.batch, len(plan)):
+            g, idx = plan[b]
             for opt in optimizers:
                 opt.zero_grad(set_to_none=True)
             loss = batch_loss(groups[g], idx)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise RunError(
-                    f"training diverged: the loss is {value} at step {step + 1} (epoch {epoch + 1}); nothing was saved",
+                    f"training diverged: the loss is {value} at step {state.step + 1} (epoch {epoch + 1}); nothing was saved",
                     hint=f"lower training.lr (it is {lr:g}) or keep training.max_grad_norm above 0",
                 )
             if loss.requires_grad:
@@ -147,37 +174,42 @@ def fit_joint(
                     torch.nn.utils.clip_grad_norm_(dense, cfg.max_grad_norm)
                 for opt in optimizers:
                     opt.step()
-            step += 1
+            state.step, state.batch = state.step + 1, b + 1
             loss_sum, loss_n = loss_sum + value, loss_n + 1
-            progress("step", {"step": step, "total": len(plan) * cfg.epochs, "loss": value, "epoch": epoch})
+            progress("step", {"step": state.step, "total": len(plan) * cfg.epochs, "loss": value, "epoch": epoch})
             end = b == len(plan) - 1
-            if not (cfg.eval_every and step % cfg.eval_every == 0) and not end:
+            if end:
+                state.epoch, state.batch = epoch + 1, 0
+            if not (cfg.eval_every and state.step % cfg.eval_every == 0) and not end:
                 continue
-            record: dict[str, Any] = {"step": step, "epoch": epoch + (1 if end else 0), "train_loss": round(loss_sum / max(loss_n, 1), 6)}
+            record: dict[str, Any] = {"step": state.step, "epoch": epoch + (1 if end else 0), "train_loss": round(loss_sum / max(loss_n, 1), 6)}
             loss_sum, loss_n = 0.0, 0
             modules.eval()
             scores = evaluate() if evaluate is not None else {"score": -record["train_loss"]}
             modules.train()
             score, heads = scores.pop("score"), scores.pop("heads", {})
             record.update(scores)
-            improved = result.best_score is None or score > result.best_score
+            improved = state.best_score is None or score > state.best_score
             if improved:
-                result.best_score, result.best_step = score, step
+                state.best_score, state.best_step = score, state.step
                 best_state = _copy(modules)
-            better = sorted(h for h, v in heads.items() if v > head_best.get(h, -math.inf))
-            head_best.update({h: heads[h] for h in better})
-            bad_evals = 0 if improved or better else bad_evals + 1
+            better = sorted(h for h, v in heads.items() if v > state.head_best.get(h, -math.inf))
+            state.head_best.update({h: heads[h] for h in better})
+            state.bad_evals = 0 if improved or better else state.bad_evals + 1
             record.update(best=improved, heads_improved=better, seconds=round(time.perf_counter() - started, 3))
-            result.history.append(record)
+            state.history.append(record)
             progress("eval", record)
-            if evaluate is not None and cfg.patience and bad_evals >= cfg.patience:
-                result.stopped = "early_stopping"
+            state.stopped = evaluate is not None and bool(cfg.patience) and state.bad_evals >= cfg.patience
+            state.seconds = time.perf_counter() - started
+            if work_dir is not None:
+                save_checkpoint(work_dir, modules, optimizers, best_state, [rng_state(device)], state.__dict__, state.history)
+            if state.stopped:
                 break
-        result.epochs = epoch + 1
-        if result.stopped == "early_stopping":
-            break
     modules.eval()
-    result.best_state, result.last_state, result.steps = best_state, _copy(modules), step
+    result.history, result.best_score, result.best_step, result.steps = state.history, state.best_score, state.best_step, state.step
+    result.epochs = state.epoch + (1 if state.batch else 0)  # an epoch early stopping cut short counts
+    result.stopped = "early_stopping" if state.stopped else "epoch_budget"
+    result.best_state, result.last_state = best_state, _copy(modules)
     return result
 
 

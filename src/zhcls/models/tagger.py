@@ -85,15 +85,16 @@ class JointModel(Classifier):
         train = [Example(t, lab, entities=None if e is None else tuple(e)) for t, lab, e in zip(texts, labels, ents)]
         # eval_set: (texts, labels) or (texts, labels, entities)
         dev = [Example(t, lab, entities=None if e is None else tuple(e)) for t, lab, e in zip(*_with_entities(eval_set))] if eval_set else None
-        return self.fit_examples([train], dev, progress=progress)
+        return self.fit_examples([train], dev, progress=progress, work_dir=work_dir)
 
     def fit_examples(self, groups: Sequence[Sequence[Example]], dev: Sequence[Example] | None = None, *, weights: Sequence[float] | None = None,
-                     progress: ProgressHook | None = None) -> "JointModel":
+                     progress: ProgressHook | None = None, work_dir: str | Path | None = None) -> "JointModel":
         """Train on one or more datasets (`groups`, each batch from one, in proportion to `weights`) and keep
-        the weights of the best dev evaluation."""
+        the weights of the best dev evaluation. `work_dir`: checkpoints, and the resume of a killed fit."""
         import torch
 
         from .tag_training import fit_joint
+        from .trainer import fingerprint_of
 
         every = [e for g in groups for e in g]
         if not every or len(weights or [1.0] * len(groups)) != len(groups):
@@ -115,8 +116,15 @@ class JointModel(Classifier):
         rows = [self._rows(g, w) for g, w in zip(groups, weights or [1.0] * len(groups))]
         dev = [e for e in dev or [] if e.text]
         evaluate = (lambda: self._dev_scores(dev)) if dev else None
+        # As the classifiers' fingerprint (neural.py): not the device, so a run resumes on another one
+        fingerprint = fingerprint_of(
+            self.name, p.model_dump(), self.training.model_dump(exclude={"device"}), list(weights or []),
+            [[(e.text, e.label, None if e.entities is None else [(x.start, x.end, x.type) for x in e.entities]) for e in g] for g in groups],
+            [(e.text, e.label, None if e.entities is None else [(x.start, x.end, x.type) for x in e.entities]) for e in dev],
+        )
         result = fit_joint(self.module_, rows, self.training, lr=self.training.lr or self.default_lr, evaluate=evaluate, progress=progress,
-                           tag_weight=getattr(p, "tag_weight", 1.0), class_weight=getattr(p, "class_weight", 0.0))
+                           tag_weight=getattr(p, "tag_weight", 1.0), class_weight=getattr(p, "class_weight", 0.0),
+                           work_dir=Path(work_dir) if work_dir is not None else None, fingerprint=fingerprint)
         self.module_.load_state_dict(result.best_state)
         self.module_.to("cpu").eval()
         self.fit_result_ = result
@@ -223,7 +231,8 @@ class JointModel(Classifier):
         r = getattr(self, "fit_result_", None)
         if r is None:
             return {}
-        return {"best_step": r.best_step, "steps": r.steps, "stopped": r.stopped, "epochs": r.epochs, "device": r.device, "tags": list(self.tags_.labels)}
+        return {"best_step": r.best_step, "steps": r.steps, "resumed_from": r.resumed_from, "stopped": r.stopped, "epochs": r.epochs, "device": r.device,
+                "tags": list(self.tags_.labels)}
 
     def fit_history(self) -> list[dict[str, Any]]:
         r = getattr(self, "fit_result_", None)
@@ -301,7 +310,7 @@ class TaggerModel(JointModel):
     def fit(self, texts, labels=None, *, entities=None, eval_set=None, work_dir=None, progress=None) -> "TaggerModel":
         if entities is None:
             raise DataError("tagger.v1 learns from entities: fit(texts, entities=[[Entity, ...], ...])", hint="for labels alone use a classifier")
-        return super().fit(texts, [None] * len(texts), entities=entities, eval_set=eval_set, progress=progress)
+        return super().fit(texts, [None] * len(texts), entities=entities, eval_set=eval_set, work_dir=work_dir, progress=progress)
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         raise ConfigError("tagger.v1 has no class head, so no labels to predict", hint="use predict_spans, or train joint.v1")

@@ -304,7 +304,7 @@ class Trainer:
                 if due or (end_of_epoch and state.epoch == cfg.epochs):
                     if not _finite(module):  # a huge step can turn weights to inf/NaN while the loss was still finite
                         raise _diverged(f"the weights are no longer finite after step {state.step}", lr, self.work_dir)
-                    rng = distributed.gather(_rng_state(device), world)  # every rank's dropout stream, for an exact resume
+                    rng = distributed.gather(rng_state(device), world)  # every rank's dropout stream, for an exact resume
                     if world.main:
                         best_state = self._evaluate(module, state, best_state, dev, min_len, loss_sum / max(loss_n, 1), started)
                         self._save_checkpoint(module, optimizers, state, best_state, rng, scaler, world)
@@ -350,75 +350,95 @@ class Trainer:
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _save_checkpoint(self, module, optimizers, state: "_State", best_state, rng: list, scaler, world) -> None:
-        if self.work_dir is None:
-            return
-        ckpt = self.work_dir / CHECKPOINT
-        tensors: dict[str, torch.Tensor] = {}
-        for rank, (cpu_rng, cuda_rng) in enumerate(rng):
-            suffix = f".{rank}" if rank else ""  # rank 0's keys are the ones of a single-process run
-            tensors[f"__torch_rng__{suffix}"] = cpu_rng
-            if cuda_rng is not None:
-                tensors[f"__cuda_rng__{suffix}"] = cuda_rng
-        param_groups, int_slots = [], []
-        for k, optimizer in enumerate(optimizers):
-            opt = optimizer.state_dict()
-            param_groups.append(opt["param_groups"])
-            for idx, slots in opt["state"].items():
-                for name, value in slots.items():
-                    if isinstance(value, int):  # SparseAdam counts steps in a Python int; restored as one, or its
-                        int_slots.append(f"{k}.{idx}.{name}")  # bias correction runs in float32 and resume is not exact
-                    tensors[f"{k}.{idx}.{name}"] = torch.as_tensor(value).detach().to("cpu", copy=True)
-        extra = {"param_groups": param_groups, "int_slots": int_slots, "world_size": world.size,
-                 "scaler": scaler.state_dict() if scaler is not None else None}
-        with atomic_dir(ckpt) as tmp:
-            save_file(_cpu(module.state_dict()), str(tmp / "model.safetensors"))
-            save_file(_cpu(best_state), str(tmp / "best.safetensors"))
-            save_file(tensors, str(tmp / "optimizer.safetensors"))
-            (tmp / "state.json").write_text(json.dumps({**state.__dict__, **extra}), encoding="utf-8")
-        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in state.history)
-        write_text(self.work_dir / "log.jsonl", lines)
+        if self.work_dir is not None:
+            save_checkpoint(self.work_dir, module, optimizers, best_state, rng, state.__dict__, state.history, scaler=scaler, world_size=world.size)
 
     def _read_checkpoint(self, fingerprint: str) -> dict[str, Any] | None:
-        """The checkpoint's files as CPU tensors and JSON (None when there is none)."""
-        ckpt = recover_dir(self.work_dir / CHECKPOINT)
-        if not (ckpt / "state.json").is_file():
-            return None
-        raw = read_json(ckpt / "state.json")
-        if raw.get("fingerprint") != fingerprint:
-            raise RunError(
-                f"{self.work_dir}: holds a checkpoint of a different config or data set",
-                hint="use a new output directory, or --force to start this one over",
-            )
-        return {
-            "state": raw, "model": load_file(str(ckpt / "model.safetensors")),
-            "tensors": load_file(str(ckpt / "optimizer.safetensors")), "best": load_file(str(ckpt / "best.safetensors")),
-        }
+        return read_checkpoint(self.work_dir, fingerprint)
 
     def _apply_checkpoint(self, ckpt: dict[str, Any], module, optimizers, scaler, world, device) -> "_State":
         """Load a checkpoint into the module, the optimizers (their state moves to the parameters' device)
         and this rank's random streams."""
-        raw = dict(ckpt["state"])
-        param_groups = raw.pop("param_groups")
-        int_slots = set(raw.pop("int_slots", []))
-        scaler_state = raw.pop("scaler", None)
-        raw.pop("world_size", None)
-        state = _State(**raw)
-        module.load_state_dict(ckpt["model"])
-        tensors = dict(ckpt["tensors"])
-        rng = {key: tensors.pop(key) for key in list(tensors) if key.startswith("__")}
-        _set_rng_state(rng, world.rank, device, _rank_seed(self.cfg.seed, world.rank, state.step))
-        slots: list[dict[int, dict[str, torch.Tensor]]] = [{} for _ in optimizers]
-        for key, value in tensors.items():
-            k, idx, name = key.split(".", 2)
-            slots[int(k)].setdefault(int(idx), {})[name] = int(value) if key in int_slots else value
-        for optimizer, opt_slots, groups in zip(optimizers, slots, param_groups):
-            optimizer.load_state_dict({"state": opt_slots, "param_groups": groups})
+        raw, scaler_state = apply_checkpoint(ckpt, module, optimizers, world.rank, device, lambda step: _rank_seed(self.cfg.seed, world.rank, step))
         if scaler is not None and scaler_state:
             scaler.load_state_dict(scaler_state)
-        return state
+        return _State(**raw)
 
 
-def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+# -- checkpoints: shared with the span models' loop (tag_training.fit_joint) -------------------------
+def save_checkpoint(work_dir: Path, module, optimizers, best_state, rng: list, state: dict[str, Any], history: list[dict[str, Any]],
+                    *, scaler=None, world_size: int = 1) -> None:
+    """work_dir/checkpoint, written atomically: the weights, the best weights, every optimizer slot and each
+    rank's random streams (`rng`: [(cpu, cuda or None)] per rank) as safetensors, and `state` (JSON: where
+    the loop is, its early-stopping counters) in state.json; log.jsonl gets `history`."""
+    ckpt = Path(work_dir) / CHECKPOINT
+    tensors: dict[str, torch.Tensor] = {}
+    for rank, (cpu_rng, cuda_rng) in enumerate(rng):
+        suffix = f".{rank}" if rank else ""  # rank 0's keys are the ones of a single-process run
+        tensors[f"__torch_rng__{suffix}"] = cpu_rng
+        if cuda_rng is not None:
+            tensors[f"__cuda_rng__{suffix}"] = cuda_rng
+    param_groups, int_slots = [], []
+    for k, optimizer in enumerate(optimizers):
+        opt = optimizer.state_dict()
+        param_groups.append(opt["param_groups"])
+        for idx, slots in opt["state"].items():
+            for name, value in slots.items():
+                if isinstance(value, int):  # SparseAdam counts steps in a Python int; restored as one, or its
+                    int_slots.append(f"{k}.{idx}.{name}")  # bias correction runs in float32 and resume is not exact
+                tensors[f"{k}.{idx}.{name}"] = torch.as_tensor(value).detach().to("cpu", copy=True)
+    extra = {"param_groups": param_groups, "int_slots": int_slots, "world_size": world_size,
+             "scaler": scaler.state_dict() if scaler is not None else None}
+    with atomic_dir(ckpt) as tmp:
+        save_file(_cpu(module.state_dict()), str(tmp / "model.safetensors"))
+        save_file(_cpu(best_state), str(tmp / "best.safetensors"))
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        (tmp / "state.json").write_text(json.dumps({**state, **extra}), encoding="utf-8")
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in history)
+    write_text(Path(work_dir) / "log.jsonl", lines)
+
+
+def read_checkpoint(work_dir: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The checkpoint's files as CPU tensors and JSON (None when there is none)."""
+    ckpt = recover_dir(Path(work_dir) / CHECKPOINT)
+    if not (ckpt / "state.json").is_file():
+        return None
+    raw = read_json(ckpt / "state.json")
+    if raw.get("fingerprint") != fingerprint:
+        raise RunError(
+            f"{work_dir}: holds a checkpoint of a different config or data set",
+            hint="use a new output directory, or --force to start this one over",
+        )
+    return {
+        "state": raw, "model": load_file(str(ckpt / "model.safetensors")),
+        "tensors": load_file(str(ckpt / "optimizer.safetensors")), "best": load_file(str(ckpt / "best.safetensors")),
+    }
+
+
+def apply_checkpoint(ckpt: dict[str, Any], module, optimizers, rank: int, device: torch.device,
+                     fallback_seed: Callable[[int], int]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Load a checkpoint into the module, the optimizers (their state moves to the parameters' device) and
+    this rank's random streams (`fallback_seed(step)` seeds a rank the checkpoint has none for). Returns the
+    loop's saved state (state.json less the optimizer keys) and the saved GradScaler state."""
+    raw = dict(ckpt["state"])
+    param_groups = raw.pop("param_groups")
+    int_slots = set(raw.pop("int_slots", []))
+    scaler_state = raw.pop("scaler", None)
+    raw.pop("world_size", None)
+    module.load_state_dict(ckpt["model"])
+    tensors = dict(ckpt["tensors"])
+    rng = {key: tensors.pop(key) for key in list(tensors) if key.startswith("__")}
+    _set_rng_state(rng, rank, device, fallback_seed(int(raw.get("step", 0))))
+    slots: list[dict[int, dict[str, torch.Tensor]]] = [{} for _ in optimizers]
+    for key, value in tensors.items():
+        k, idx, name = key.split(".", 2)
+        slots[int(k)].setdefault(int(idx), {})[name] = int(value) if key in int_slots else value
+    for optimizer, opt_slots, groups in zip(optimizers, slots, param_groups):
+        optimizer.load_state_dict({"state": opt_slots, "param_groups": groups})
+    return raw, scaler_state
+
+
+def rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(the CPU generator's state, the CUDA one's on a GPU): dropout draws from the device's generator."""
     return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
 

@@ -115,7 +115,7 @@ def _train(cfg: RunConfig, out: Path, world, *, force: bool, progress: ProgressH
             distill_info = ds.info
             model.fit(ds.texts, ds.labels, eval_set=eval_set, work_dir=out, progress=progress, targets=ds.targets)
         elif spans:
-            fit_span_model(model, cfg, train_ex, dev_ex, extra, progress=progress)
+            fit_span_model(model, cfg, train_ex, dev_ex, extra, progress=progress, work_dir=out)
         else:
             model.fit([e.text for e in train_ex], [e.label for e in train_ex], eval_set=eval_set, work_dir=out, progress=progress)
     except BaseException as exc:

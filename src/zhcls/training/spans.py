@@ -5,6 +5,7 @@ metrics add entity-level scores to the classification ones."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Sequence
 
 from ..config import DataConfig, RunConfig
@@ -69,11 +70,12 @@ def extra_datasets(cfg: RunConfig) -> list[dict[str, list[Example]]]:
     return [read_span_splits(d, f"datasets[{i}]", tags=True, labels=True) for i, d in enumerate(cfg.datasets)]
 
 
-def fit_span_model(model: Any, cfg: RunConfig, train: list[Example], dev: list[Example] | None, extra: list[dict[str, list[Example]]], progress=None) -> None:
+def fit_span_model(model: Any, cfg: RunConfig, train: list[Example], dev: list[Example] | None, extra: list[dict[str, list[Example]]], progress=None,
+                   work_dir: Path | None = None) -> None:
     groups = [train] + [s["train"] for s in extra]
     weights = [cfg.data_weight] + [d.weight for d in cfg.datasets]
     dev_all = list(dev or []) + [e for s in extra for e in s.get("dev", [])]
-    model.fit_examples(groups, dev_all or None, weights=weights, progress=progress)
+    model.fit_examples(groups, dev_all or None, weights=weights, progress=progress, work_dir=work_dir)
 
 
 def span_metrics(model: Any, examples: Sequence[Example], top_errors: int = 20) -> dict[str, Any]:
