@@ -33,7 +33,6 @@ import json
 import logging
 import multiprocessing
 import sys
-import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -116,17 +115,19 @@ def shopping_subset(data_dir: Path, work: Path, limit: int | None) -> dict[str, 
 
 
 def train_cell(name: str, cfg: dict[str, Any], work: Path) -> dict[str, Any]:
-    import shutil
-
+    """Train one cell's run, or finish it: a run killed before (this script stopped, the machine went away)
+    resumes from its checkpoint, and a finished run whose cell was not recorded is read as it is. A run
+    of another config in the cell's directory is an error (zhcls train's own check)."""
+    from zhcls.artifact import read_json
     from zhcls.config import config_from_dict
     from zhcls.training.run import train
 
     run_dir = work / name
-    shutil.rmtree(run_dir, ignore_errors=True)
-    started = time.perf_counter()
-    result = train(config_from_dict(cfg, source=name), run_dir, check=False)
-    m = result.metrics
-    return {"run": str(run_dir), "train_seconds": round(time.perf_counter() - started, 1), "config": cfg,
+    if not (run_dir / "metrics.json").is_file():
+        train(config_from_dict(cfg, source=name), run_dir, check=False)
+    m = read_json(run_dir / "metrics.json")
+    # train_seconds: the invocation that finished the run; a resumed run's earlier invocations are not in it
+    return {"run": str(run_dir), "train_seconds": m.get("train_seconds"), "resumed_from": m.get("resumed_from"), "config": cfg,
             "best_step": m.get("best_step"), "epochs": m.get("fit", {}).get("epochs"), "stopped": m.get("fit", {}).get("stopped"),
             "dev": _scores(m.get("dev", {})), "test": _scores(m.get("test", {})),
             "datasets": [{k: _scores(d.get(k, {})) for k in ("dev", "test")} for d in m.get("datasets", [])],
