@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import shutil
 import sys
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -191,9 +192,10 @@ def main(argv: list[str]) -> None:
     results["invocations"].append(h.environment("benchmarks/joint.py", argv, "torch", "onnxruntime", "pytorch-crf", "seqeval"))
     results["split"] = "sha256(sentence text) % 10: 0 test, 1 dev, else train"
     cells = results["cells"]
-    for name in args.force:
-        cells.pop(name, None)
     work = args.work_dir
+    for name in args.force:  # redo: its recorded cell and its run (finished or not) go
+        cells.pop(name, None)
+        shutil.rmtree(work / name, ignore_errors=True)
     msra, results["msra_repaired_tags"] = prepare_msra(args.data_dir, work, limit)
     shop = shopping_subset(args.data_dir, work, limit)
     training = {**TRAINING, "epochs": 2 if args.quick else args.epochs}
