@@ -162,6 +162,23 @@ def test_viterbi_equals_brute_force():
         assert tuple(viterbi(em, crf)) == best
 
 
+def test_tag_marginals_equal_brute_force():
+    from zhcls.tagging.decode import tag_marginals
+
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        t, k, temp = int(rng.integers(1, 5)), int(rng.integers(1, 4)), float(rng.choice([0.5, 1.0, 2.0]))
+        em, crf = rng.normal(size=(t, k)), Crf(rng.normal(size=k), rng.normal(size=k), rng.normal(size=(k, k)))
+        paths = list(itertools.product(range(k), repeat=t))
+        weight = np.exp([_path_score(path, em, crf) / temp for path in paths])
+        expected = np.zeros((t, k))
+        for path, w in zip(paths, weight):
+            expected[np.arange(t), path] += w
+        np.testing.assert_allclose(tag_marginals(em, crf, temp), expected / weight.sum(), atol=1e-10)
+    em = rng.normal(size=(3, 4))
+    np.testing.assert_allclose(tag_marginals(em, None, 2.0), np.exp(em / 2) / np.exp(em / 2).sum(axis=1, keepdims=True))
+
+
 def test_viterbi_matches_pytorch_crf():
     torch = pytest.importorskip("torch")
     torchcrf = pytest.importorskip("torchcrf")
@@ -424,6 +441,50 @@ def test_train_evaluate_export_predict_serve(tmp_path, capsys):
     assert body["label"] == "出行"
     assert [(raw[e["start"] : e["end"]], e["type"]) for e in body["entities"]] == [("张三", "PER"), ("北京", "LOC")]
     assert "entities" in client.get("/").text
+
+
+def test_a_tagger_distills_from_a_tagging_teacher(tmp_path, capsys):
+    """A teacher trained on 40 annotated texts tags 60 unannotated ones; a student that sees only 4 annotated
+    texts learns the rest from the teacher's tag probabilities, and tags as the teacher does."""
+    params = "\n".join(f"{k} = {v}" for k, v in TINY.items())
+    training = '[training]\nepochs = 30\nbatch_size = 8\nlr = 0.02\npatience = 0\ndevice = "cpu"\n'
+    write_records(tmp_path / "teach.json", make_joint(40, seed=11))
+    write_records(tmp_path / "dev.json", make_joint(8, seed=12))
+    unlabeled = [r["text"] for r in make_joint(60, seed=13)]
+    write_records(tmp_path / "unlabeled.json", [{"text": t} for t in unlabeled])
+    teacher = tmp_path / "teacher.toml"
+    teacher.write_text(f'[data]\ntrain = "{tmp_path / "teach.json"}"\ndev = "{tmp_path / "dev.json"}"\n[model]\nname = "tagger.v1"\n{params}\n{training}', encoding="utf-8")
+    code, _, err = run_cli(["train", teacher, "-o", tmp_path / "teacher"], capsys)
+    assert code == 0, err
+
+    write_records(tmp_path / "few.json", make_joint(4, seed=14))
+    student = tmp_path / "student.toml"
+    student.write_text(
+        f'[data]\ntrain = "{tmp_path / "few.json"}"\ndev = "{tmp_path / "dev.json"}"\n[model]\nname = "tagger.v1"\n{params}\n{training}'
+        f'[distill]\nteacher = "{tmp_path / "teacher"}"\nunlabeled = ["{tmp_path / "unlabeled.json"}"]\ntemperature = 2.0\nalpha = 0.5\n', encoding="utf-8")
+    code, _, err = run_cli(["train", student, "-o", tmp_path / "student"], capsys)
+    assert code == 0, err
+    info = json.loads((tmp_path / "student" / "metrics.json").read_text(encoding="utf-8"))["distill"]
+    held_out = {r["text"] for r in make_joint(4, seed=14) + make_joint(8, seed=12)}  # train and dev texts never join as unlabeled
+    assert info["kind"] == "tags" and info["transfer"]["labeled"] == 4 and info["transfer"]["unlabeled"] == len(set(unlabeled) - held_out) > 30
+    assert info["unlabeled_entities"] > 40
+
+    from zhcls import load_model
+
+    taught, teacher_model = load_model(tmp_path / "student"), load_model(tmp_path / "teacher")
+    spans = lambda model: [[(x.start, x.end, x.type) for x, _ in p] for p in model.predict_spans(unlabeled)]  # noqa: E731
+    agree = np.mean([a == b for a, b in zip(spans(taught), spans(teacher_model))])
+    assert agree >= 0.9, agree
+    alone = tmp_path / "alone.toml"  # the same student without the teacher: the 4 texts alone teach far less
+    alone.write_text(student.read_text(encoding="utf-8").split("[distill]")[0], encoding="utf-8")
+    code, _, err = run_cli(["train", alone, "-o", tmp_path / "alone"], capsys)
+    assert code == 0, err
+    assert np.mean([a == b for a, b in zip(spans(load_model(tmp_path / "alone")), spans(teacher_model))]) < agree - 0.2
+
+    bioes = tmp_path / "bioes.toml"  # a student of another tag scheme cannot read the teacher's tags
+    bioes.write_text(student.read_text(encoding="utf-8").replace('name = "tagger.v1"', 'name = "tagger.v1"\nscheme = "bioes"'), encoding="utf-8")
+    code, _, err = run_cli(["train", bioes, "-o", tmp_path / "bioes"], capsys)
+    assert code == 2 and "scheme" in err
 
 
 def test_tag_set_mismatch_and_unannotated_train_exit_2(tmp_path, capsys):

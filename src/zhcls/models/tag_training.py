@@ -35,6 +35,7 @@ class Rows:
     tags: list[np.ndarray | None]
     labels: np.ndarray
     weight: float = 1.0
+    soft: list[np.ndarray | None] | None = None  # distillation: a teacher's tag probabilities [T, K] per text
 
 
 @dataclass
@@ -86,12 +87,17 @@ def batch_plan(groups: Sequence[Rows], batch_size: int, seed: int, epoch: int) -
 
 def batch_losses(
     modules: torch.nn.Module, group: Rows, idx: np.ndarray, *, label_smoothing: float = 0.0, tags: bool = True, classes: bool = True,
+    alpha: float = 0.0, temperature: float = 1.0,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """(tag loss, class loss) of one batch, each None where no text of it is annotated for that head (or the
     head is off). Both are per text, averaged over the batch's texts: a text's tag loss is the negative
     log-likelihood of its whole tag sequence (the CRF's; for a softmax head the sum of its characters'
     cross-entropies), as its class loss is that of its label. A mean over characters instead would weigh a
-    tagged sentence of 45 characters as 1/45 of a label, and leave the shared encoder to the class head."""
+    tagged sentence of 45 characters as 1/45 of a label, and leave the shared encoder to the class head.
+
+    Distillation (`group.soft`, `alpha` > 0): the tag loss is (1 - alpha) x that loss + alpha x T^2 x the
+    KL divergence, summed over the characters, from the teacher's tag probabilities to the softmax of the
+    student's emissions / T (T = `temperature`), as the classifiers' KD loss is for one label."""
     net, crf = modules.net, modules.crf
     device = next(net.parameters()).device
     ids, grams, lengths = (torch.from_numpy(a).to(device) for a in pad_features([group.features[i] for i in idx]))
@@ -111,6 +117,20 @@ def batch_losses(
             tag_loss = -crf(em, y.clamp(min=0), mask=y >= 0, reduction="mean")
         else:
             tag_loss = torch.nn.functional.cross_entropy(em.reshape(-1, em.shape[-1]), y.reshape(-1), ignore_index=-100, reduction="sum") / len(tagged)
+        if group.soft is not None and alpha > 0:
+            target = torch.zeros(em.shape, dtype=torch.float32)
+            known = torch.zeros(em.shape[:2], dtype=torch.bool)
+            for row, k in enumerate(tagged):
+                probs = group.soft[idx[k]]
+                if probs is not None:
+                    n = min(len(probs), int((y[row] >= 0).sum()))  # a teacher that read fewer characters teaches fewer
+                    target[row, :n] = torch.from_numpy(np.asarray(probs[:n], dtype=np.float32))
+                    known[row, :n] = True
+            target, known = target.to(device), known.to(device)
+            log_student = torch.log_softmax(em / temperature, dim=-1)
+            kl = (target * (torch.log(target.clamp(min=1e-12)) - log_student)).sum(dim=-1)
+            soft_loss = kl.masked_fill(~known, 0.0).sum() / len(tagged) * temperature**2
+            tag_loss = (1 - alpha) * tag_loss + alpha * soft_loss
     labeled = np.flatnonzero(group.labels[idx] >= 0)
     if logits is not None and len(labeled) and classes:
         rows = torch.as_tensor(labeled, device=device)
@@ -122,14 +142,15 @@ def batch_losses(
 def fit_joint(
     modules: torch.nn.Module, groups: Sequence[Rows], cfg: TrainingConfig, *, lr: float,
     tag_weight: float, class_weight: float, evaluate: Callable[[], dict[str, Any]] | None, progress=None,
-    work_dir: Path | None = None, fingerprint: str = "",
+    work_dir: Path | None = None, fingerprint: str = "", alpha: float = 0.0, temperature: float = 1.0,
 ) -> TagFitResult:
     """`modules`: a TaggerModule (net and crf). `evaluate()` scores the current weights on dev:
     {"score": ..., "heads": {head: its own dev score}, other dev_ numbers}; higher is better. The best
     score's weights are kept; early stopping waits for every head: `patience` evaluations in a row in which
     neither the score nor any head's own best improved (a head that learns slower is not cut short by one
     that has peaked). `work_dir`: checkpoints go to work_dir/checkpoint, and one there of the same
-    `fingerprint` (config and data) is resumed; one of another is refused."""
+    `fingerprint` (config and data) is resumed; one of another is refused. `alpha`, `temperature`: the
+    distillation loss on groups with soft targets (batch_losses)."""
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     modules.to(device)
@@ -137,7 +158,8 @@ def fit_joint(
     progress = progress or (lambda kind, info: None)
 
     def batch_loss(group: Rows, idx: np.ndarray) -> torch.Tensor:
-        tag_loss, class_loss = batch_losses(modules, group, idx, label_smoothing=cfg.label_smoothing, tags=tag_weight > 0, classes=class_weight > 0)
+        tag_loss, class_loss = batch_losses(modules, group, idx, label_smoothing=cfg.label_smoothing, tags=tag_weight > 0, classes=class_weight > 0,
+                                            alpha=alpha, temperature=temperature)
         loss = torch.zeros((), device=device)
         if tag_loss is not None:
             loss = loss + tag_weight * tag_loss

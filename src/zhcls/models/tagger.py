@@ -20,7 +20,7 @@ from ..eval.probs import softmax
 from ..registry import models
 from ..tagging.decode import Crf, decode
 from ..tagging.features import CharFeatures, pad_features
-from ..tagging.spans import OUTSIDE, Entity, spans_to_tags
+from ..tagging.spans import OUTSIDE, Entity, spans_to_tags, split_tag
 from .base import Classifier, EvalSet, ProgressHook, check_fitted
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -88,9 +88,14 @@ class JointModel(Classifier):
         return self.fit_examples([train], dev, progress=progress, work_dir=work_dir)
 
     def fit_examples(self, groups: Sequence[Sequence[Example]], dev: Sequence[Example] | None = None, *, weights: Sequence[float] | None = None,
-                     progress: ProgressHook | None = None, work_dir: str | Path | None = None) -> "JointModel":
+                     progress: ProgressHook | None = None, work_dir: str | Path | None = None,
+                     soft: Sequence[Sequence[np.ndarray | None] | None] | None = None, teacher_tags: Sequence[str] | None = None,
+                     alpha: float = 0.5, temperature: float = 1.0) -> "JointModel":
         """Train on one or more datasets (`groups`, each batch from one, in proportion to `weights`) and keep
-        the weights of the best dev evaluation. `work_dir`: checkpoints, and the resume of a killed fit."""
+        the weights of the best dev evaluation. `work_dir`: checkpoints, and the resume of a killed fit.
+        Distillation: `soft`, per group (None: none) per example, a teacher's tag probabilities [T, K] over
+        `teacher_tags` (tagging/decode.py tag_marginals); the student's tag set takes in the teacher's types,
+        and `alpha`, `temperature` weigh the soft loss (tag_training.batch_losses)."""
         import torch
 
         from .tag_training import fit_joint
@@ -100,7 +105,7 @@ class JointModel(Classifier):
         if not every or len(weights or [1.0] * len(groups)) != len(groups):
             raise DataError(f"{self.name}: no training examples, or not one weight per dataset")
         labels = sorted({e.label for e in every if e.label is not None}) if self.classifies else []
-        types = sorted({x.type for e in every for x in (e.entities or ())})
+        types = sorted({x.type for e in every for x in (e.entities or ())} | {split_tag(t)[1] for t in teacher_tags or () if t != OUTSIDE})
         if self.classifies and len(labels) < 2:
             raise DataError(f"{self.name}: the training data has {len(labels)} label(s); the class head needs at least two",
                             hint="use tagger.v1 for tagging alone, or add labeled examples")
@@ -114,6 +119,8 @@ class JointModel(Classifier):
         torch.manual_seed(self.training.seed)
         self.module_ = self._build_module()
         rows = [self._rows(g, w) for g, w in zip(groups, weights or [1.0] * len(groups))]
+        for r, probs in zip(rows, soft or []):
+            r.soft = None if probs is None else self._student_columns(probs, teacher_tags or ())
         dev = [e for e in dev or [] if e.text]
         evaluate = (lambda: self._dev_scores(dev)) if dev else None
         # As the classifiers' fingerprint (neural.py): not the device, so a run resumes on another one
@@ -121,14 +128,27 @@ class JointModel(Classifier):
             self.name, p.model_dump(), self.training.model_dump(exclude={"device"}), list(weights or []),
             [[(e.text, e.label, None if e.entities is None else [(x.start, x.end, x.type) for x in e.entities]) for e in g] for g in groups],
             [(e.text, e.label, None if e.entities is None else [(x.start, x.end, x.type) for x in e.entities]) for e in dev],
+            _digest(soft), list(teacher_tags or []), alpha if soft else None, temperature if soft else None,
         )
         result = fit_joint(self.module_, rows, self.training, lr=self.training.lr or self.default_lr, evaluate=evaluate, progress=progress,
                            tag_weight=getattr(p, "tag_weight", 1.0), class_weight=getattr(p, "class_weight", 0.0),
-                           work_dir=Path(work_dir) if work_dir is not None else None, fingerprint=fingerprint)
+                           work_dir=Path(work_dir) if work_dir is not None else None, fingerprint=fingerprint,
+                           alpha=alpha if soft else 0.0, temperature=temperature)
         self.module_.load_state_dict(result.best_state)
         self.module_.to("cpu").eval()
         self.fit_result_ = result
         return self
+
+    def _student_columns(self, probs: Sequence[np.ndarray | None], teacher_tags: Sequence[str]) -> list[np.ndarray | None]:
+        """The teacher's tag probabilities in this model's tag order. The tag sets must be the same: the
+        student takes in the teacher's entity types, so a difference is a scheme mismatch (BIO vs BIOES)."""
+        if set(teacher_tags) != set(self.tags_.labels):
+            raise ConfigError(
+                f"{self.name}: the teacher tags with {', '.join(teacher_tags)}; this model with {', '.join(self.tags_.labels)}",
+                hint="give the student the teacher's [model] scheme",
+            )
+        order = [list(teacher_tags).index(t) for t in self.tags_.labels]
+        return [None if a is None else np.asarray(a, dtype=np.float32)[:, order] for a in probs]
 
     def _build_module(self):
         from torchcrf import CRF
@@ -319,3 +339,16 @@ class TaggerModel(JointModel):
 def _with_entities(eval_set) -> tuple:
     texts, labels, *rest = eval_set
     return texts, labels, rest[0] if rest else [None] * len(texts)
+
+
+def _digest(soft) -> str | None:
+    """sha256 of the soft targets (for the resume fingerprint): a changed teacher is another run."""
+    if not soft:
+        return None
+    import hashlib
+
+    h = hashlib.sha256()
+    for group in soft:
+        for a in group or []:
+            h.update(b"-" if a is None else np.ascontiguousarray(a, dtype=np.float32).tobytes())
+    return h.hexdigest()

@@ -49,6 +49,32 @@ def viterbi(emissions: np.ndarray, crf: Crf) -> np.ndarray:
     return np.asarray(path, dtype=np.int64)
 
 
+def tag_marginals(emissions: np.ndarray, crf: Crf | None, temperature: float = 1.0) -> np.ndarray:
+    """[T, K]: each position's probability of each tag, every score divided by `temperature`. For a CRF head
+    the marginals over all tag paths (forward-backward in log space, what a tagging teacher knows beyond its
+    best path); for a softmax head the per-character softmax. Each row sums to 1. Distillation's soft
+    targets (training/spans.py); not on the serving path, so clarity over numpy call counts."""
+    e = np.asarray(emissions, dtype=np.float64) / temperature
+    if crf is None:
+        return np.exp(log_softmax(e))
+    start, end, trans = (np.asarray(a, dtype=np.float64) / temperature for a in (crf.start, crf.end, crf.transitions))
+    t_len, k = e.shape
+    forward, backward = np.empty((t_len, k)), np.empty((t_len, k))
+    forward[0] = start + e[0]
+    for t in range(1, t_len):
+        forward[t] = _logsumexp(forward[t - 1][:, None] + trans, axis=0) + e[t]
+    backward[-1] = end
+    for t in range(t_len - 2, -1, -1):
+        backward[t] = _logsumexp(trans + (e[t + 1] + backward[t + 1])[None, :], axis=1)
+    log_z = _logsumexp(forward[-1] + end, axis=0)
+    return np.exp(forward + backward - log_z)
+
+
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    top = x.max(axis=axis, keepdims=True)
+    return np.squeeze(top, axis=axis) + np.log(np.exp(x - top).sum(axis=axis))
+
+
 def log_softmax(x: np.ndarray) -> np.ndarray:
     z = x - x.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))

@@ -101,7 +101,11 @@ def _train(cfg: RunConfig, out: Path, world, *, force: bool, progress: ProgressH
     eval_set = ([e.text for e in dev_ex], [e.label for e in dev_ex]) if dev_ex else None
     distill_info = None
     try:
-        if cfg.distill is not None:  # the same run, trained on a teacher's soft targets (docs/distillation.md)
+        if cfg.distill is not None and spans:  # a tagging teacher's tag probabilities (docs/tagging.md)
+            from .spans import fit_span_distilled
+
+            distill_info = fit_span_distilled(model, cfg, splits, train_ex, dev_ex, extra, progress=progress, work_dir=out)
+        elif cfg.distill is not None:  # the same run, trained on a teacher's soft targets (docs/distillation.md)
             from ..distill.transfer import distill_set
 
             if not model.learns_from_soft_targets:

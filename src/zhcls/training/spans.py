@@ -78,6 +78,50 @@ def fit_span_model(model: Any, cfg: RunConfig, train: list[Example], dev: list[E
     model.fit_examples(groups, dev_all or None, weights=weights, progress=progress, work_dir=work_dir)
 
 
+def fit_span_distilled(model: Any, cfg: RunConfig, splits: dict[str, list[Example]], train: list[Example], dev: list[Example] | None,
+                       extra: list[dict[str, list[Example]]], progress=None, work_dir: Path | None = None) -> dict[str, Any]:
+    """[distill] for a span model: a tagger.v1/joint.v1 teacher run teaches the student's tag head. Transfer
+    set: the train split (its entities) + its [[augment]] copies (`use_augment`) + the unlabeled texts, which
+    the teacher tags (its best path is their hard tags). Every transfer text also gets the teacher's tag
+    probabilities at temperature T (the CRF's marginals: tagging/decode.py tag_marginals), learned with the
+    weight `alpha` (tag_training.batch_losses). Class labels, where the data has them, stay hard. Returns
+    what metrics.json records under "distill"."""
+    from ..config import expand_path
+    from ..data.unlabeled import read_unlabeled
+    from ..models.base import load_model
+    from ..tagging.decode import tag_marginals
+
+    d = cfg.distill
+    if d.soft_targets or len(d.teacher) != 1:
+        raise ConfigError("[distill] for tagger.v1/joint.v1 takes one teacher run", hint='teacher = "runs/tagger" (a tagger.v1 or joint.v1 run); soft_targets files are for classifiers')
+    teacher = load_model(expand_path(d.teacher[0]))
+    if not getattr(teacher, "tags_spans", False):
+        raise ConfigError(f"[distill] teacher {d.teacher[0]} is a {teacher.name} run; a tagging student needs a tagger.v1 or joint.v1 teacher",
+                          hint="train the teacher with [model] name = \"tagger.v1\" first")
+    labeled = train[: len(splits["train"])] if d.labeled else []
+    copies = train[len(splits["train"]) :] if d.use_augment else []
+    cap = d.max_unlabeled
+    if d.unlabeled_ratio is not None:
+        cap = min(cap if cap is not None else 2**62, int(d.unlabeled_ratio * max(1, len(splits["train"]))))
+    texts, info = read_unlabeled(d.unlabeled, cfg.data, splits, cap=cap, seed=cfg.training.seed)
+    found = teacher.predict_spans(texts)
+    unlabeled = [Example(t, None, entities=tuple(x for x, _ in spans)) for t, spans in zip(texts, found)]
+    transfer = labeled + copies + unlabeled
+    if not transfer:
+        raise ConfigError("[distill] leaves an empty transfer set", hint="set labeled = true, or name unlabeled files")
+    _, emissions = teacher.outputs([e.text for e in transfer])
+    crf = teacher.crf_scores()
+    soft = [tag_marginals(em, crf, d.temperature) if len(em) else None for em in emissions]
+    groups = [transfer] + [s["train"] for s in extra]
+    weights = [cfg.data_weight] + [x.weight for x in cfg.datasets]
+    dev_all = list(dev or []) + [e for s in extra for e in s.get("dev", [])]
+    model.fit_examples(groups, dev_all or None, weights=weights, progress=progress, work_dir=work_dir, soft=[soft] + [None] * len(extra),
+                       teacher_tags=teacher.tags_.labels, alpha=d.alpha, temperature=d.temperature)
+    return {"teacher": list(d.teacher), "kind": "tags", "temperature": d.temperature, "alpha": d.alpha,
+            "transfer": {"labeled": len(labeled), "augmented": len(copies), "unlabeled": len(unlabeled)},
+            "unlabeled_entities": sum(len(e.entities or ()) for e in unlabeled), **info}
+
+
 def span_metrics(model: Any, examples: Sequence[Example], top_errors: int = 20) -> dict[str, Any]:
     """Classification metrics over the labeled examples (joint.v1), and under "entities" entity-level
     P/R/F1 per type and micro/macro over the examples with entities, plus "span_errors", the most frequent."""
