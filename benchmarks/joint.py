@@ -19,6 +19,8 @@ splits), written as canonical JSON lines with `entities` under --work-dir. Cells
               its bundle's latency (latency_hN), to show what a narrower encoder costs and saves
   tagger_cnnL with --tagger-cnn L: the tagger with a CNN encoder (L layers of 128 kernel-3 filters) instead
               of the BiGRU, its F1 and latency (latency_cnnL): what the faster encoder costs in F1
+  student_hN  with --student-hidden N: a tagger of N GRU units distilled ([distill], T = 2, alpha = 0.5) from
+              the --teacher cell's run on MSRA train; compare it with tagger_hN, the same tagger without a teacher
   joint_pN    with --joint-patience N: the joint cell with early-stopping patience N instead of 2 (the
               single-task cells keep 2; the verdict records both)
 
@@ -176,6 +178,9 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--tagger-hidden", type=int, action="append", default=[], help="also train the tagger with this GRU width (cell tagger_hN)")
     ap.add_argument("--tagger-cnn", type=int, action="append", default=[], metavar="LAYERS",
                     help="also train the tagger with a CNN encoder of LAYERS kernel-3 layers, 128 filters (cell tagger_cnnLAYERS)")
+    ap.add_argument("--student-hidden", type=int, action="append", default=[], metavar="N",
+                    help="also distill a tagger of N GRU units from the --teacher cell's run (cell student_hN; compare tagger_hN)")
+    ap.add_argument("--teacher", default="tagger_h64", help="the tagger cell that teaches the students (default tagger_h64)")
     ap.add_argument("--joint-patience", type=int, action="append", default=[],
                     help="also train the joint cell with this early-stopping patience (cell joint_pN; the others keep %d)" % TRAINING["patience"])
     ap.add_argument("--force", action="append", default=[], help="redo a cell: tagger, latency, classifier, joint, tagger_hN, latency_hN, joint_pN")
@@ -211,6 +216,10 @@ def main(argv: list[str]) -> None:
     for layers in args.tagger_cnn:
         cnn = {**ENCODER, "encoder": "cnn", "num_layers": layers, "kernel_size": 3}
         plans[f"tagger_cnn{layers}"] = {"data": msra_data, "model": {"name": "tagger.v1", **cnn}, "training": training}
+    for width in args.student_hidden:  # trained after the teacher: it reads the teacher's run
+        teacher_run = str(work / args.teacher)
+        plans[f"student_h{width}"] = {"data": msra_data, "model": {"name": "tagger.v1", **ENCODER, "hidden_size": width}, "training": training,
+                                      "distill": {"teacher": teacher_run, "temperature": 2.0, "alpha": 0.5}}
     for patience in args.joint_patience:
         plans[f"joint_p{patience}"] = {**plans["joint"], "training": {**training, "patience": patience}}
     for name in plans:
@@ -219,7 +228,7 @@ def main(argv: list[str]) -> None:
     # The two single-task cells are independent: with --jobs 2 they train side by side, one thread each.
     todo = [name for name in plans if name not in cells]
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for group in ([n for n in todo if not n.startswith("joint")], [n for n in todo if n.startswith("joint")]):
+        for group in ([n for n in todo if not n.startswith(("joint", "student"))], [n for n in todo if n.startswith(("joint", "student"))]):
             futures = {pool.submit(train_cell, name, plans[name], work): name for name in group}
             log.info("training %s", ", ".join(futures.values()) or "nothing")
             for future in as_completed(futures):
@@ -271,7 +280,7 @@ def render(results: dict[str, Any]) -> str:
              "", f"MSRA NER split: {results['split']}; {results.get('msra_repaired_tags')} I- tags that continue no entity "
              "(sentences cut inside a name) read as B-, as conlleval reads them. online_shopping_10_cats `cat`: the fixed train/dev/test files.", ""]
     rows = []
-    for name in ["tagger", *sorted(n for n in cells if n.startswith("tagger_")), "classifier", *sorted(n for n in cells if n.startswith("joint"))]:
+    for name in ["tagger", *sorted(n for n in cells if n.startswith(("tagger_", "student_"))), "classifier", *sorted(n for n in cells if n.startswith("joint"))]:
         c = cells.get(name)
         if not c:
             continue
