@@ -481,6 +481,11 @@ def test_a_tagger_distills_from_a_tagging_teacher(tmp_path, capsys):
     assert code == 0, err
     assert np.mean([a == b for a, b in zip(spans(load_model(tmp_path / "alone")), spans(teacher_model))]) < agree - 0.2
 
+    mse = tmp_path / "mse.toml"  # classifier-only settings are refused, not ignored
+    mse.write_text(student.read_text(encoding="utf-8") + 'loss = "mse"\n', encoding="utf-8")
+    code, _, err = run_cli(["train", mse, "-o", tmp_path / "mse"], capsys)
+    assert code == 2 and "[distill] loss" in err
+
     bioes = tmp_path / "bioes.toml"  # a student of another tag scheme cannot read the teacher's tags
     bioes.write_text(student.read_text(encoding="utf-8").replace('name = "tagger.v1"', 'name = "tagger.v1"\nscheme = "bioes"'), encoding="utf-8")
     code, _, err = run_cli(["train", bioes, "-o", tmp_path / "bioes"], capsys)

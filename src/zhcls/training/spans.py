@@ -94,6 +94,10 @@ def fit_span_distilled(model: Any, cfg: RunConfig, splits: dict[str, list[Exampl
     d = cfg.distill
     if d.soft_targets or len(d.teacher) != 1:
         raise ConfigError("[distill] for tagger.v1/joint.v1 takes one teacher run", hint='teacher = "runs/tagger" (a tagger.v1 or joint.v1 run); soft_targets files are for classifiers')
+    unsupported = {"loss": d.loss != "kl", "augmented": bool(d.augmented), "min_confidence": d.min_confidence > 0}
+    for key in (k for k, used in unsupported.items() if used):  # settings of classifier distillation: refused, not ignored
+        raise ConfigError(f"[distill] {key}: not supported for a tagging student (KL on tag probabilities, [[augment]] copies, every unlabeled text)",
+                          hint=f"remove {key} from [distill]")
     teacher = load_model(expand_path(d.teacher[0]))
     if not getattr(teacher, "tags_spans", False):
         raise ConfigError(f"[distill] teacher {d.teacher[0]} is a {teacher.name} run; a tagging student needs a tagger.v1 or joint.v1 teacher",
