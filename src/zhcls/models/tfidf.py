@@ -23,7 +23,6 @@ from .base import Classifier, EvalSet, ProgressHook, check_fit_input, check_fitt
 
 C_GRID = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 SVM_C_GRID = (0.1, 0.2, 0.5, 1.0, 2.0)
-EDGE_STEPS = 3  # C values tried past a grid edge that the best C sits on (each x2 or /2), while dev improves
 
 
 class TfidfParams(BaseModel):
@@ -129,11 +128,7 @@ class Tfidf(Classifier):
         # chosen (benchmarks/results/tfidf_warm_start.md). liblinear's LinearSVC has no warm start.
         est = LogisticRegression(max_iter=self.params.max_iter, class_weight=weight, warm_start=True, solver=self.params.solver) if loss == "log" else LinearSVC(C=1.0, class_weight=weight)
         best = None
-        done = steps[0]
-
-        def fit_one(c: float) -> bool:
-            """Fit at C = c and keep it if its dev score is the best so far; whether it was."""
-            nonlocal best, done
+        for i, c in enumerate(sorted(grid)):
             est.set_params(C=c).fit(x, y)
             coef, intercept = _full_rows(est.coef_, est.intercept_, len(self.labels_))
             score = 0.0
@@ -142,28 +137,10 @@ class Tfidf(Classifier):
                 score = score_from_proba(softmax(decision), dev[1], self.training.metric)
                 self._dev_preds.append(decision.argmax(axis=1))
                 self.history_.append({"loss": loss, "C": c, f"dev_{self.training.metric}": score})
-            done += 1
             if progress:
-                progress("step", {"step": done, "total": max(steps[1], done), "epoch": 0, "status": f"{loss} C={c:g}"})
+                progress("step", {"step": steps[0] + i + 1, "total": steps[1], "epoch": 0, "status": f"{loss} C={c:g}"})
             if best is None or score > best[0]:
                 best = (score, c, loss, coef.copy(), intercept.copy())
-                return True
-            return False
-
-        ordered = sorted(grid)
-        for c in ordered:
-            fit_one(c)
-        # A best C at the grid's edge says the grid stopped too soon (iflytek few_all: the SVM's best was its
-        # smallest C and logistic regression's its largest; 2,000 reviews: both largest): go on past that edge
-        # by factors of 2 while dev improves, at most EDGE_STEPS times. The cross-fitted score counts these
-        # settings like the others; whether to go on was decided on all of dev, a small optimism it does not correct.
-        if dev is not None and len(ordered) > 1 and best[1] in (ordered[0], ordered[-1]):
-            factor = 0.5 if best[1] == ordered[0] else 2.0
-            c = best[1]
-            for _ in range(EDGE_STEPS):
-                c *= factor
-                if not fit_one(c):
-                    break
         return best
 
     def features(self) -> CharNgramTfidf:
