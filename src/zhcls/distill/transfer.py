@@ -52,15 +52,20 @@ def build_transfer_set(cfg: RunConfig, splits: dict[str, list[Example]], augment
         aug += read_examples(Path(expand_path(path)), options)
     if aug:
         ts.add([e.text for e in aug], [e.label for e in aug], "augmented")
-    cap = d.max_unlabeled
-    if d.unlabeled_ratio is not None:
-        cap = min(cap if cap is not None else 2**62, int(d.unlabeled_ratio * max(1, len(train))))
-    unlabeled, info = read_unlabeled(d.unlabeled, cfg.data, splits, cap=cap, seed=cfg.training.seed)
+    unlabeled, info = read_unlabeled(d.unlabeled, cfg.data, splits, cap=unlabeled_cap(d, len(train)), seed=cfg.training.seed)
     ts.add(unlabeled, [None] * len(unlabeled), "unlabeled")
     ts.info = info
     if not ts.texts:
         raise ConfigError("[distill] leaves an empty transfer set", hint="set labeled = true, or name augmented/unlabeled files")
     return ts
+
+
+def unlabeled_cap(d: DistillConfig, n_train: int) -> int | None:
+    """At most max_unlabeled unlabeled texts, and at most unlabeled_ratio per train example."""
+    cap = d.max_unlabeled
+    if d.unlabeled_ratio is not None:
+        cap = min(cap if cap is not None else 2**62, int(d.unlabeled_ratio * max(1, n_train)))
+    return cap
 
 
 def soft_labels_for(cfg: RunConfig, texts: list[str], dev: tuple[list[str], list[str]] | None = None) -> SoftLabels:

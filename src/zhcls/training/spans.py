@@ -71,11 +71,14 @@ def extra_datasets(cfg: RunConfig) -> list[dict[str, list[Example]]]:
 
 
 def fit_span_model(model: Any, cfg: RunConfig, train: list[Example], dev: list[Example] | None, extra: list[dict[str, list[Example]]], progress=None,
-                   work_dir: Path | None = None) -> None:
+                   work_dir: Path | None = None, **distill: Any) -> None:
+    """`distill`: fit_examples' soft-target options, for [data]'s group (fit_span_distilled)."""
     groups = [train] + [s["train"] for s in extra]
     weights = [cfg.data_weight] + [d.weight for d in cfg.datasets]
     dev_all = list(dev or []) + [e for s in extra for e in s.get("dev", [])]
-    model.fit_examples(groups, dev_all or None, weights=weights, progress=progress, work_dir=work_dir)
+    if "soft" in distill:
+        distill["soft"] = [distill["soft"]] + [None] * len(extra)
+    model.fit_examples(groups, dev_all or None, weights=weights, progress=progress, work_dir=work_dir, **distill)
 
 
 def fit_span_distilled(model: Any, cfg: RunConfig, splits: dict[str, list[Example]], train: list[Example], dev: list[Example] | None,
@@ -88,8 +91,9 @@ def fit_span_distilled(model: Any, cfg: RunConfig, splits: dict[str, list[Exampl
     what metrics.json records under "distill"."""
     from ..config import expand_path
     from ..data.unlabeled import read_unlabeled
+    from ..distill.transfer import unlabeled_cap
     from ..models.base import load_model
-    from ..tagging.decode import tag_marginals
+    from ..tagging.decode import decode, tag_marginals
 
     d = cfg.distill
     if d.soft_targets or len(d.teacher) != 1:
@@ -104,23 +108,17 @@ def fit_span_distilled(model: Any, cfg: RunConfig, splits: dict[str, list[Exampl
                           hint="train the teacher with [model] name = \"tagger.v1\" first")
     labeled = train[: len(splits["train"])] if d.labeled else []
     copies = train[len(splits["train"]) :] if d.use_augment else []
-    cap = d.max_unlabeled
-    if d.unlabeled_ratio is not None:
-        cap = min(cap if cap is not None else 2**62, int(d.unlabeled_ratio * max(1, len(splits["train"]))))
-    texts, info = read_unlabeled(d.unlabeled, cfg.data, splits, cap=cap, seed=cfg.training.seed)
-    found = teacher.predict_spans(texts)
-    unlabeled = [Example(t, None, entities=tuple(x for x, _ in spans)) for t, spans in zip(texts, found)]
-    transfer = labeled + copies + unlabeled
-    if not transfer:
+    texts, info = read_unlabeled(d.unlabeled, cfg.data, splits, cap=unlabeled_cap(d, len(splits["train"])), seed=cfg.training.seed)
+    if not labeled + copies + texts:
         raise ConfigError("[distill] leaves an empty transfer set", hint="set labeled = true, or name unlabeled files")
-    _, emissions = teacher.outputs([e.text for e in transfer])
-    crf = teacher.crf_scores()
+    # one teacher pass over the transfer set: its emissions give the unlabeled texts' entities and every text's soft targets
+    _, emissions = teacher.outputs([e.text for e in labeled + copies] + texts)
+    crf, tags = teacher.crf_scores(), teacher.tags_.labels
+    found = [decode(em, tags, crf, len(t))[0] for t, em in zip(texts, emissions[len(labeled) + len(copies) :])]
+    unlabeled = [Example(t, None, entities=tuple(spans)) for t, spans in zip(texts, found)]
     soft = [tag_marginals(em, crf, d.temperature) if len(em) else None for em in emissions]
-    groups = [transfer] + [s["train"] for s in extra]
-    weights = [cfg.data_weight] + [x.weight for x in cfg.datasets]
-    dev_all = list(dev or []) + [e for s in extra for e in s.get("dev", [])]
-    model.fit_examples(groups, dev_all or None, weights=weights, progress=progress, work_dir=work_dir, soft=[soft] + [None] * len(extra),
-                       teacher_tags=teacher.tags_.labels, alpha=d.alpha, temperature=d.temperature)
+    fit_span_model(model, cfg, labeled + copies + unlabeled, dev, extra, progress=progress, work_dir=work_dir, soft=soft,
+                   teacher_tags=tags, alpha=d.alpha, temperature=d.temperature)
     return {"teacher": list(d.teacher), "kind": "tags", "temperature": d.temperature, "alpha": d.alpha,
             "transfer": {"labeled": len(labeled), "augmented": len(copies), "unlabeled": len(unlabeled)},
             "unlabeled_entities": sum(len(e.entities or ()) for e in unlabeled), **info}
