@@ -363,6 +363,10 @@ def test_tagger_graph_needs_no_mask(tmp_path):
 
 
 def test_joint_save_load_and_export_parity(joint, tmp_path):
+    _save_load_export_parity(joint, tmp_path)
+
+
+def _save_load_export_parity(joint, tmp_path):
     from zhcls import load_model
     from zhcls.export.onnx import export_bundle
     from zhcls.serve.predictor import Predictor
@@ -389,6 +393,64 @@ def test_joint_save_load_and_export_parity(joint, tmp_path):
     one = [predictor.predict_scored([t])[0] for t in texts]  # the single-text path: no padding
     assert [p.entities for p in one] == [p.entities for p in batch] and [p.truncated for p in one] == [p.truncated for p in batch]
     np.testing.assert_allclose([[p.scores[k] for k in sorted(p.scores)] for p in one], [[p.scores[k] for k in sorted(p.scores)] for p in batch], atol=1e-6)
+
+
+def test_transformer_encoder_tags_classifies_and_exports(tmp_path):
+    """encoder = "transformer": a (tiny, random) local BERT read one character per token learns both heads,
+    starts from the checkpoint's embeddings (a character the training data never showed still maps to its
+    checkpoint row; one the checkpoint lacks to UNK), pads without changing a text's outputs, and saves,
+    loads and exports with parity, no checkpoint needed after training."""
+    import shutil
+
+    import torch
+
+    from zhcls.data.example import Example
+    from zhcls.models.base import build_model
+    from zhcls.models.transformer import tiny_checkpoint
+    from zhcls.tagging.features import pad_features
+
+    records = make_joint(30)
+    bert = tiny_checkpoint(tmp_path / "bert", [r["text"] for r in records] + ["鲸"], max_positions=64)
+    model = build_model("joint.v1", {"encoder": "transformer", "path": str(bert), "dropout": 0.0},
+                        TrainingConfig(epochs=40, batch_size=8, lr=2e-3, patience=0, device="cpu"))
+    model.fit_examples([[Example(r["text"], r["label"], entities=tuple(Entity(**e) for e in r["entities"])) for r in records]])
+    texts = [r["text"] for r in records]
+    assert model.predict(texts) == [r["label"] for r in records]
+    assert [[e for e, _ in p] for p in model.predict_spans(texts)] == [[Entity(**e) for e in r["entities"]] for r in records]
+    assert model.features_.max_len == 62  # 64 positions less [CLS] and [SEP]
+
+    pieces = {line: i for i, line in enumerate((bert / "vocab.txt").read_text(encoding="utf-8").split("\n"))}
+    id_map = model.module_.net.backbone.id_map.tolist()
+    ids, _ = model.features_.encode("鲸北😀")
+    assert [id_map[i] for i in ids] == [pieces["鲸"], pieces["北"], pieces["[UNK]"]]
+
+    net = model.module_.net.eval()
+    encoded = model.features_.encode_batch(["张三去北京", "李四"])
+    with torch.no_grad():
+        batch = net(*(torch.from_numpy(a) for a in pad_features(encoded)))
+        alone = net(*(torch.from_numpy(a) for a in pad_features(encoded[1:])))
+    torch.testing.assert_close(batch[0][1, :2], alone[0][0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(batch[1][1], alone[1][0], atol=1e-5, rtol=0)
+
+    shutil.rmtree(bert)  # the saved run carries the architecture and the weights
+    _save_load_export_parity(model, tmp_path)
+
+
+def test_transformer_encoder_needs_a_checkpoint(tmp_path, capsys):
+    from pydantic import ValidationError
+
+    from zhcls.models.tagger import TaggerParams
+
+    with pytest.raises(ValidationError, match="path"):
+        TaggerParams(encoder="transformer")
+    with pytest.raises(ValidationError, match="path"):
+        TaggerParams(path=str(tmp_path))
+    write_records(tmp_path / "train.json", make_joint(8))
+    config = tmp_path / "t.toml"
+    config.write_text(f'[data]\ntrain = "{tmp_path / "train.json"}"\n[model]\nname = "tagger.v1"\nencoder = "transformer"\npath = "{tmp_path / "none"}"\n',
+                      encoding="utf-8")
+    code, _, err = run_cli(["train", config, "-o", tmp_path / "run"], capsys)
+    assert code == 2 and "not a local Hugging Face checkpoint" in err and not (tmp_path / "run" / "config.toml").exists()
 
 
 def test_train_evaluate_export_predict_serve(tmp_path, capsys):

@@ -23,7 +23,7 @@ from ..config import TrainingConfig
 from ..errors import RunError
 from ..scale.device import describe, resolve_device
 from ..tagging.features import pad_features
-from .trainer import apply_checkpoint, epoch_batches, make_optimizers, read_checkpoint, rng_state, save_checkpoint
+from .trainer import apply_checkpoint, epoch_batches, linear_schedule, make_optimizers, read_checkpoint, rng_state, save_checkpoint
 
 
 @dataclass
@@ -143,6 +143,7 @@ def fit_joint(
     modules: torch.nn.Module, groups: Sequence[Rows], cfg: TrainingConfig, *, lr: float,
     tag_weight: float, class_weight: float, evaluate: Callable[[], dict[str, Any]] | None, progress=None,
     work_dir: Path | None = None, fingerprint: str = "", alpha: float = 0.0, temperature: float = 1.0,
+    schedule: str = "constant", warmup_ratio: float = 0.0,
 ) -> TagFitResult:
     """`modules`: a TaggerModule (net and crf). `evaluate()` scores the current weights on dev:
     {"score": ..., "heads": {head: its own dev score}, other dev_ numbers}; higher is better. The best
@@ -150,7 +151,8 @@ def fit_joint(
     neither the score nor any head's own best improved (a head that learns slower is not cut short by one
     that has peaked). `work_dir`: checkpoints go to work_dir/checkpoint, and one there of the same
     `fingerprint` (config and data) is resumed; one of another is refused. `alpha`, `temperature`: the
-    distillation loss on groups with soft targets (batch_losses)."""
+    distillation loss on groups with soft targets (batch_losses). `schedule` "linear": the rate warms up over
+    `warmup_ratio` of the steps of all `cfg.epochs`, then decays linearly (trainer.linear_schedule)."""
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     modules.to(device)
@@ -175,6 +177,8 @@ def fit_joint(
         raw, _ = apply_checkpoint(ckpt, modules, optimizers, 0, device, lambda step: cfg.seed + step)
         state, best_state, result.resumed_from = _LoopState(**raw), ckpt["best"], raw["step"]
     loss_sum, loss_n, started = 0.0, 0, time.perf_counter() - state.seconds
+    total = len(batch_plan(groups, cfg.batch_size, cfg.seed, 0)) * cfg.epochs  # every epoch's plan has about as many batches
+    warmup = int(round(warmup_ratio * total))
     modules.train()
     while state.epoch < cfg.epochs and not state.stopped:
         epoch = state.epoch
@@ -194,6 +198,10 @@ def fit_joint(
                 loss.backward()
                 if cfg.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(dense, cfg.max_grad_norm)
+                if schedule == "linear":
+                    for opt in optimizers:
+                        for group in opt.param_groups:
+                            group["lr"] = lr * linear_schedule(state.step, total, warmup)
                 for opt in optimizers:
                     opt.step()
             state.step, state.batch = state.step + 1, b + 1

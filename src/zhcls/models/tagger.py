@@ -1,8 +1,8 @@
 """`tagger.v1` (tag spans) and `joint.v1` (classify the text and tag its spans, one encoder, two heads).
 
-PyText's joint intent/slot model: characters and their hashed n-grams, a BiGRU or CNN encoder, a tag head
-(CRF or softmax over BIO/BIOES tags) and, for joint.v1, a class head (attention pooling plus the n-gram
-bag). The task losses are weighted (`tag_weight`, `class_weight`); an example trains the heads it is
+PyText's joint intent/slot model: characters and their hashed n-grams, a BiGRU or CNN encoder (or a
+BERT-style encoder from a local checkpoint, `encoder = "transformer"`, `path = DIR`), a tag head (CRF or
+softmax over BIO/BIOES tags) and, for joint.v1, a class head (attention pooling plus the n-gram bag). The task losses are weighted (`tag_weight`, `class_weight`); an example trains the heads it is
 annotated for, so one joint model can learn from a tagging corpus and a classification corpus at once.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..data.example import Example, LabelSet
 from ..errors import ConfigError, DataError
@@ -27,11 +27,15 @@ TOKENIZER_FILE = "tokenizer.json"
 WEIGHTS_FILE = "weights.safetensors"
 TAGS_FILE = "tagger.json"
 CRF_FILE = "crf.safetensors"
+TRANSFORMER_LR = 5e-5  # encoder = "transformer" (BERT's fine-tuning range is 2e-5 to 5e-5; a tag head learns from scratch)
 
 
 class TaggerParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    encoder: Literal["bigru", "cnn"] = "bigru"
+    encoder: Literal["bigru", "cnn", "transformer"] = "bigru"
+    # encoder = "transformer": a local Hugging Face checkpoint (BERT, RoBERTa, ERNIE ...; nothing is downloaded),
+    # read one character per token. embed_dim, ngrams, hidden_size, num_layers and kernel_size do not apply.
+    path: str | None = None
     head: Literal["crf", "softmax"] = "crf"
     scheme: Literal["bio", "bioes"] = "bio"  # the tags the head predicts (data in either scheme is read as spans)
     lowercase: bool = True
@@ -55,6 +59,12 @@ class TaggerParams(BaseModel):
         if value % 2 == 0:
             raise ValueError(f"{value} is even; an odd kernel keeps one output per character (3, 5, ...)")
         return value
+
+    @model_validator(mode="after")
+    def _checkpoint(self) -> "TaggerParams":
+        if (self.encoder == "transformer") != (self.path is not None):
+            raise ValueError("path (a local Hugging Face checkpoint) goes with encoder = \"transformer\", and only with it")
+        return self
 
 
 class JointParams(TaggerParams):
@@ -114,10 +124,13 @@ class JointModel(Classifier):
         p = self.params
         self.labels_ = LabelSet(labels)
         self.tags_ = LabelSet([OUTSIDE] + [f"{pre}-{t}" for t in types for pre in (("B", "I") if p.scheme == "bio" else ("B", "I", "E", "S"))])
-        self.features_ = CharFeatures.fit([e.text for e in every], lowercase=p.lowercase, max_len=p.max_len, ngrams=p.ngrams,
-                                          buckets=p.buckets, min_freq=p.min_freq, max_vocab=p.max_vocab)
         torch.manual_seed(self.training.seed)
-        self.module_ = self._build_module()
+        if p.encoder == "transformer":
+            self.module_ = self._pretrained_module([e.text for e in every])
+        else:
+            self.features_ = CharFeatures.fit([e.text for e in every], lowercase=p.lowercase, max_len=p.max_len, ngrams=p.ngrams,
+                                              buckets=p.buckets, min_freq=p.min_freq, max_vocab=p.max_vocab)
+            self.module_ = self._build_module()
         rows = [self._rows(g, w) for g, w in zip(groups, weights or [1.0] * len(groups))]
         for r, probs in zip(rows, soft or []):
             r.soft = None if probs is None else self._student_columns(probs, teacher_tags or ())
@@ -130,7 +143,12 @@ class JointModel(Classifier):
             [(e.text, e.label, None if e.entities is None else [(x.start, x.end, x.type) for x in e.entities]) for e in dev],
             _digest(soft), list(teacher_tags or []), alpha if soft else None, temperature if soft else None,
         )
-        result = fit_joint(self.module_, rows, self.training, lr=self.training.lr or self.default_lr, evaluate=evaluate, progress=progress,
+        # a pretrained encoder is fine-tuned as transformer.v1 is: a small rate, BERT's warmup and linear decay
+        pretrained = p.encoder == "transformer"
+        result = fit_joint(self.module_, rows, self.training, lr=self.training.lr or (TRANSFORMER_LR if pretrained else self.default_lr),
+                           schedule=self.training.schedule or ("linear" if pretrained else "constant"),
+                           warmup_ratio=self.training.warmup_ratio if self.training.warmup_ratio is not None else (0.1 if pretrained else 0.0),
+                           evaluate=evaluate, progress=progress,
                            tag_weight=getattr(p, "tag_weight", 1.0), class_weight=getattr(p, "class_weight", 0.0),
                            work_dir=Path(work_dir) if work_dir is not None else None, fingerprint=fingerprint,
                            alpha=alpha if soft else 0.0, temperature=temperature)
@@ -150,17 +168,65 @@ class JointModel(Classifier):
         order = [list(teacher_tags).index(t) for t in self.tags_.labels]
         return [None if a is None else np.asarray(a, dtype=np.float32)[:, order] for a in probs]
 
-    def _build_module(self):
+    def _build_module(self, backbone=None):
+        """The net and CRF, initialized at random (the caller loads weights), or around a pretrained `backbone`."""
         from torchcrf import CRF
 
         from .tagnets import JointNet, TaggerModule
 
         p, f = self.params, self.features_
+        if p.encoder == "transformer" and backbone is None:  # loading a saved run: the architecture from tagger.json
+            from .transformer import transformers_module
+
+            backbone = self._char_bert(transformers_module().AutoConfig.for_model(**self.encoder_["config"]))
         net = JointNet(
             f.num_ids, f.gram_rows, f.n_grams, len(self.tags_), len(self.labels_), embed_dim=p.embed_dim, gram_dim=p.gram_dim,
             hidden_size=p.hidden_size, num_layers=p.num_layers, encoder=p.encoder, kernel_size=p.kernel_size, dropout=p.dropout,
+            backbone=backbone,
         )
         return TaggerModule(net, CRF(len(self.tags_), batch_first=True) if p.head == "crf" else None)
+
+    def _pretrained_module(self, texts: Sequence[str]):
+        """encoder = "transformer": the features (one id per character, no n-grams; the vocabulary is the
+        training text's characters and every single-character token of the checkpoint, so a character first
+        seen at prediction time still reaches its pretrained embedding) and the module around the checkpoint."""
+        import torch
+
+        from ..tagging.features import char_token
+        from ..text.vocab import Vocab
+        from .transformer import checkpoint_dir, transformers_module
+
+        p, t = self.params, transformers_module()
+        path = checkpoint_dir(p.path)
+        tokenizer = t.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = t.AutoModel.from_pretrained(str(path), local_files_only=True)
+        pieces = tokenizer.get_vocab()
+        ids = {"cls": tokenizer.cls_token_id, "sep": tokenizer.sep_token_id, "pad": tokenizer.pad_token_id, "unk": tokenizer.unk_token_id}
+        if None in ids.values():
+            raise ConfigError(f"model.path: the tokenizer of {path} lacks one of [CLS], [SEP], [PAD], [UNK], which the tagger's input needs",
+                              hint="use a BERT-style checkpoint (BERT, RoBERTa-wwm, ERNIE, MacBERT)")
+        seen = Vocab.build(([char_token(c, p.lowercase) for c in text] for text in texts), min_freq=p.min_freq)
+        known = set(seen.tokens)
+        extra = sorted(tok for tok in pieces if len(tok) == 1 and char_token(tok, p.lowercase) == tok and tok not in known)
+        # BERT's positions: [CLS], the characters, [SEP]
+        max_len = min(p.max_len, int(getattr(model.config, "max_position_embeddings", p.max_len + 2)) - 2)
+        self.features_ = CharFeatures(Vocab(seen.tokens + extra), lowercase=p.lowercase, max_len=max_len, ngrams=1, buckets=0)
+        tokens = self.features_.vocab.tokens
+        id_map = [ids["pad"], ids["unk"]] + [pieces.get(tok, pieces.get(tok.lower(), ids["unk"])) for tok in tokens[2:]]
+        self.encoder_ = {"config": model.config.to_dict(), **{k: int(v) for k, v in ids.items()}}
+        return self._build_module(self._char_bert(model, torch.as_tensor(id_map, dtype=torch.long)))
+
+    def _char_bert(self, model_or_config, id_map=None):
+        import torch
+
+        from .tagnets import CharBert
+        from .transformer import transformers_module
+
+        e = self.encoder_
+        model = model_or_config if id_map is not None else transformers_module().AutoModel.from_config(model_or_config)
+        if id_map is None:  # loading: the map comes with the weights
+            id_map = torch.zeros(self.features_.num_ids, dtype=torch.long)
+        return CharBert(model, id_map, e["cls"], e["sep"], e["pad"])
 
     def _rows(self, examples: Sequence[Example], weight: float):
         from .tag_training import Rows
@@ -271,7 +337,10 @@ class JointModel(Classifier):
 
     # -- files -----------------------------------------------------------------------------------
     def _tagger_json(self) -> dict[str, Any]:
-        return {"tags": list(self.tags_.labels), "head": self.params.head, "scheme": self.params.scheme}
+        out = {"tags": list(self.tags_.labels), "head": self.params.head, "scheme": self.params.scheme}
+        if self.params.encoder == "transformer":  # the checkpoint's architecture and special ids: a saved run needs no checkpoint
+            out["encoder"] = self.encoder_
+        return out
 
     def _save_files(self, path: Path) -> None:
         from safetensors.torch import save_file
@@ -289,7 +358,9 @@ class JointModel(Classifier):
         from ..artifact import read_json
 
         self.features_ = CharFeatures.from_json(read_json(path / TOKENIZER_FILE))
-        self.tags_ = LabelSet(read_json(path / TAGS_FILE)["tags"])
+        spec = read_json(path / TAGS_FILE)
+        self.tags_ = LabelSet(spec["tags"])
+        self.encoder_ = spec.get("encoder")
         self.module_ = self._build_module()
         self.module_.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
         self.module_.eval()

@@ -1,5 +1,6 @@
-"""The torch module behind tagger.v1 and joint.v1: one encoder over characters and their hashed n-grams,
-a tag head (emissions [B, T, K]) and, for joint.v1, a class head (logits [B, C]).
+"""The torch module behind tagger.v1 and joint.v1: one encoder over characters and their hashed n-grams
+(a BiGRU or a CNN), or a pretrained BERT-style encoder over the characters alone; a tag head (emissions
+[B, T, K]) and, for joint.v1, a class head (logits [B, C]).
 
 forward(ids [B, T], grams [B, T, G], lengths [B]) -> (emissions, logits) or emissions alone (no class head).
 Padding never changes a text's outputs: the backward GRU reads each text reversed within its length, the
@@ -18,17 +19,59 @@ def _mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
 
 
+class CharBert(nn.Module):
+    """A BERT-style encoder (a Hugging Face AutoModel) read one character per token: [CLS] c1 .. cn [SEP]
+    -> one state per character [B, T, H]. Feeding characters rather than the checkpoint's word pieces keeps
+    position i of the output on text[i], so entity offsets stay exact (the usual practice for Chinese NER
+    with BERT, whose Chinese vocabulary is one character per piece anyway).
+
+    `id_map`: the tagger's character ids -> the checkpoint's token ids (a character the checkpoint lacks ->
+    its UNK); a buffer saved with the weights, so serving needs no tokenizer. [CLS] and [SEP] are placed
+    inside the net, so the graph's inputs are those of every tagger graph (ids, lengths)."""
+
+    def __init__(self, model: nn.Module, id_map: torch.Tensor, cls_id: int, sep_id: int, pad_id: int) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("id_map", id_map)
+        self.cls_id, self.sep_id, self.pad_id = cls_id, sep_id, pad_id
+        self.width = int(model.config.hidden_size)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        t = ids.shape[1]
+        tokens = self.id_map[ids].masked_fill(~_mask(lengths, t), self.pad_id)
+        edge = torch.zeros_like(tokens[:, :1])
+        x = torch.cat([edge + self.cls_id, tokens, edge + self.pad_id], dim=1).scatter(1, (lengths + 1).unsqueeze(1), edge + self.sep_id)
+        h = self.model(input_ids=x, attention_mask=_mask(lengths + 2, t + 2).long()).last_hidden_state
+        return h[:, 1 : t + 1]
+
+
 class JointNet(nn.Module):
     def __init__(
         self, num_ids: int, gram_rows: int, n_grams: int, n_tags: int, n_classes: int, *, embed_dim: int, gram_dim: int,
-        hidden_size: int, num_layers: int, encoder: str, kernel_size: int, dropout: float,
+        hidden_size: int, num_layers: int, encoder: str, kernel_size: int, dropout: float, backbone: CharBert | None = None,
     ) -> None:
+        """encoder "transformer": `backbone` reads the characters (no n-gram features, and embed_dim,
+        hidden_size, num_layers, kernel_size are the checkpoint's business)."""
         super().__init__()
         self.encoder = encoder
-        self.embedding = nn.Embedding(num_ids, embed_dim, padding_idx=0)
-        # sparse: a step updates only the rows of the n-grams in its batch (SparseAdam, see the trainer)
-        self.grams = nn.Embedding(gram_rows, gram_dim, padding_idx=0, sparse=True) if n_grams and gram_dim else None
-        width = embed_dim + (gram_dim if self.grams is not None else 0)
+        self.dropout = nn.Dropout(dropout)
+        if encoder == "transformer":
+            self.backbone, self.grams, gram_dim = backbone, None, 0
+            states = backbone.width
+        else:
+            self.embedding = nn.Embedding(num_ids, embed_dim, padding_idx=0)
+            # sparse: a step updates only the rows of the n-grams in its batch (SparseAdam, see the trainer)
+            self.grams = nn.Embedding(gram_rows, gram_dim, padding_idx=0, sparse=True) if n_grams and gram_dim else None
+            states = 2 * hidden_size
+            self._recurrent_or_conv(embed_dim + (gram_dim if self.grams is not None else 0), hidden_size, num_layers, encoder, kernel_size)
+        self.tags = nn.Linear(states, n_tags)
+        if n_classes:
+            self.attention = nn.Linear(states, 1)
+            self.out = nn.Linear(states + (gram_dim if self.grams is not None else 0), n_classes)
+        else:
+            self.out = None
+
+    def _recurrent_or_conv(self, width: int, hidden_size: int, num_layers: int, encoder: str, kernel_size: int) -> None:
         if encoder == "bigru":
             sizes = [width] + [2 * hidden_size] * (num_layers - 1)
             self.forward_layers = nn.ModuleList(nn.GRU(n, hidden_size, batch_first=True) for n in sizes)
@@ -36,17 +79,12 @@ class JointNet(nn.Module):
         else:
             sizes = [width] + [2 * hidden_size] * (num_layers - 1)
             self.convs = nn.ModuleList(nn.Conv1d(n, 2 * hidden_size, kernel_size, padding=kernel_size // 2) for n in sizes)
-        self.dropout = nn.Dropout(dropout)
-        self.tags = nn.Linear(2 * hidden_size, n_tags)
-        if n_classes:
-            self.attention = nn.Linear(2 * hidden_size, 1)
-            self.out = nn.Linear(2 * hidden_size + (gram_dim if self.grams is not None else 0), n_classes)
-        else:
-            self.out = None
 
     def encode(self, ids: torch.Tensor, grams: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(per-character states [B, T, 2H], per-character n-gram vectors [B, T, Dg] or None)."""
         lengths = lengths.clamp(min=1)
+        if self.encoder == "transformer":
+            return self.backbone(ids, lengths) * _mask(lengths, ids.shape[1]).unsqueeze(-1), None
         x = self.embedding(ids)
         bag = None
         if self.grams is not None:

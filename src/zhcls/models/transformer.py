@@ -40,7 +40,7 @@ class TransformerParams(BaseModel):
     grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step (training.batch_size is split among them)
 
 
-def _transformers():
+def transformers_module():
     try:
         import transformers
     except ModuleNotFoundError as exc:
@@ -50,6 +50,17 @@ def _transformers():
     transformers.logging.set_verbosity_error()  # "newly initialized classifier" is expected when fine-tuning
     transformers.utils.logging.disable_progress_bar()  # zhcls shows its own progress; stderr stays readable
     return transformers
+
+
+def checkpoint_dir(value: str) -> Path:
+    """model.path as a directory that holds a Hugging Face checkpoint, or a ConfigError that says how to get one."""
+    path = Path(expand_path(value))
+    if not (path / "config.json").is_file():
+        raise ConfigError(
+            f"model.path: {path} is not a local Hugging Face checkpoint (no config.json)",
+            hint="download the model once elsewhere (e.g. `huggingface-cli download hfl/chinese-roberta-wwm-ext --local-dir DIR`) and point path at DIR",
+        )
+    return path
 
 
 class HFEncoder:
@@ -85,7 +96,7 @@ def tiny_checkpoint(path: Path, texts: Sequence[str], *, hidden_size: int = 32, 
     downloaded. BERT's tokenizer lowercases, so only lowercase letters enter the vocabulary."""
     import torch
 
-    t = _transformers()
+    t = transformers_module()
     path.mkdir(parents=True, exist_ok=True)
     chars = sorted({ch for text in texts for ch in normalize(text, lowercase=True) if not ch.isspace()})
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{ch}" for ch in chars if not _is_cjk(ch))]
@@ -144,13 +155,7 @@ class Transformer(TorchClassifier):
         return {"path": str(tiny_checkpoint(work_dir / "tiny-bert", texts)), "max_length": 32, "warmup_ratio": 0.0}
 
     def _checkpoint(self) -> Path:
-        path = Path(expand_path(self.params.path))
-        if not (path / "config.json").is_file():
-            raise ConfigError(
-                f"model.path: {path} is not a local Hugging Face checkpoint (no config.json)",
-                hint="download the model once elsewhere (e.g. `huggingface-cli download hfl/chinese-roberta-wwm-ext --local-dir DIR`) and point path at DIR",
-            )
-        return path
+        return checkpoint_dir(self.params.path)
 
     def trainer_options(self) -> dict[str, Any]:
         # find_unused_parameters: a checkpoint may carry weights classification never uses (a pooler, task
@@ -160,12 +165,12 @@ class Transformer(TorchClassifier):
     def _featurizer_for(self, texts: Sequence[str]) -> HFEncoder:  # type: ignore[override]
         encoder = self.__dict__.pop("_encoder", None)  # the one fit() loaded to count truncation
         if encoder is None:
-            tokenizer = _transformers().AutoTokenizer.from_pretrained(str(self._checkpoint()), local_files_only=True)
+            tokenizer = transformers_module().AutoTokenizer.from_pretrained(str(self._checkpoint()), local_files_only=True)
             encoder = HFEncoder(tokenizer, self.params.max_length)
         return encoder
 
     def build_net(self, num_ids: int, n_classes: int):
-        t = _transformers()
+        t = transformers_module()
         model = t.AutoModelForSequenceClassification.from_pretrained(
             str(self._checkpoint()), num_labels=n_classes, local_files_only=True, ignore_mismatched_sizes=True
         )
@@ -239,7 +244,7 @@ class Transformer(TorchClassifier):
         self.featurizer_.tokenizer.save_pretrained(str(path))
 
     def _load_files(self, path: Path) -> None:
-        t = _transformers()
+        t = transformers_module()
         tokenizer = t.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self.featurizer_ = HFEncoder(tokenizer, self.params.max_length)
         config = t.AutoConfig.from_pretrained(str(path), local_files_only=True)
