@@ -175,10 +175,14 @@ class JointModel(Classifier):
         from .tagnets import JointNet, TaggerModule
 
         p, f = self.params, self.features_
-        if p.encoder == "transformer" and backbone is None:  # loading a saved run: the architecture from tagger.json
+        if p.encoder == "transformer" and backbone is None:  # loading a saved run: the architecture from tagger.json, the weights after
+            import torch
+
             from .transformer import transformers_module
 
-            backbone = self._char_bert(transformers_module().AutoConfig.for_model(**self.encoder_["config"]))
+            t = transformers_module()
+            model = t.AutoModel.from_config(t.AutoConfig.for_model(**self.encoder_["config"]))
+            backbone = self._char_bert(model, torch.zeros(f.num_ids, dtype=torch.long))
         net = JointNet(
             f.num_ids, f.gram_rows, f.n_grams, len(self.tags_), len(self.labels_), embed_dim=p.embed_dim, gram_dim=p.gram_dim,
             hidden_size=p.hidden_size, num_layers=p.num_layers, encoder=p.encoder, kernel_size=p.kernel_size, dropout=p.dropout,
@@ -216,16 +220,10 @@ class JointModel(Classifier):
         self.encoder_ = {"config": model.config.to_dict(), **{k: int(v) for k, v in ids.items()}}
         return self._build_module(self._char_bert(model, torch.as_tensor(id_map, dtype=torch.long)))
 
-    def _char_bert(self, model_or_config, id_map=None):
-        import torch
-
+    def _char_bert(self, model, id_map):
         from .tagnets import CharBert
-        from .transformer import transformers_module
 
         e = self.encoder_
-        model = model_or_config if id_map is not None else transformers_module().AutoModel.from_config(model_or_config)
-        if id_map is None:  # loading: the map comes with the weights
-            id_map = torch.zeros(self.features_.num_ids, dtype=torch.long)
         return CharBert(model, id_map, e["cls"], e["sep"], e["pad"])
 
     def _rows(self, examples: Sequence[Example], weight: float):
