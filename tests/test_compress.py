@@ -188,3 +188,68 @@ def test_tiny_random_bert_prunes_heads_and_ffn_and_still_exports(tiny_corpus, tm
     served = Predictor(tmp_path / "tiny-bundle")
     np.testing.assert_allclose(served.predict_proba([text]), served.predict_proba([unk_text]), atol=1e-5)
     np.testing.assert_allclose(load_model(tmp_path / "tiny").predict_proba([text]), served.predict_proba([text]), atol=1e-4)
+
+
+@pytest.mark.parametrize("params", [{"num_layers": 2}, {"encoder": "cnn", "num_layers": 2}])
+def test_tagger_width_one_is_unchanged_and_half_has_the_promised_shapes(params):
+    from test_tagging import TINY as TAG_TINY
+    from test_tagging import _fit, make_joint
+
+    records = make_joint(24, seed=3)
+    texts = [r["text"] for r in records]
+    joint = _fit("joint.v1", records, **params)
+    same = joint.prune(1.0, texts=texts)
+    np.testing.assert_allclose(same.predict_proba(texts), joint.predict_proba(texts), atol=1e-6)
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(same.outputs(texts)[1], joint.outputs(texts)[1]))
+    small = joint.prune(0.5, 20, texts=texts)
+    h, g = TAG_TINY["hidden_size"], TAG_TINY["gram_dim"]
+    state = {k: tuple(v.shape) for k, v in small.module_.state_dict().items()}
+    assert small.params.hidden_size == h // 2 and small.params.gram_dim == g // 2 and len(small.features_.vocab) == 20
+    assert state["net.grams.weight"][1] == g // 2 and state["net.embedding.weight"][0] == 20
+    assert state["net.tags.weight"] == (len(joint.tags_), h) and state["net.out.weight"] == (2, h + g // 2)
+    if params.get("encoder") == "cnn":
+        assert state["net.convs.1.weight"] == (h, h, 3)
+    else:
+        assert state["net.forward_layers.1.weight_ih_l0"] == (3 * h // 2, h) and state["net.backward_layers.0.weight_hh_l0"] == (3 * h // 2, h // 2)
+    assert small.tags_ == joint.tags_ and small.labels_ == joint.labels_
+
+
+def test_tagger_compresses_recovers_from_its_parent_and_exports(tmp_path, capsys):
+    """A tagger.v1 run compressed to width 1/2: pruned, recovered by tagging distillation from the parent
+    (starting from the pruned weights), scored by entity F1, smaller, and exported with parity; the budget
+    search scores taggers by entity F1 and keeps to the budget."""
+    from test_tagging import TINY as TAG_TINY
+    from test_tagging import make_joint, write_records
+
+    write_records(tmp_path / "train.json", make_joint(40, seed=1))
+    write_records(tmp_path / "dev.json", make_joint(10, seed=2))
+    write_records(tmp_path / "test.json", make_joint(10, seed=4))
+    params = "".join(f"{k} = {v}\n" for k, v in TAG_TINY.items())
+    config = tmp_path / "t.toml"
+    config.write_text(f'[data]\ntrain = "{tmp_path / "train.json"}"\ndev = "{tmp_path / "dev.json"}"\ntest = "{tmp_path / "test.json"}"\n\n'
+                      f'[model]\nname = "tagger.v1"\n{params}\n[training]\nepochs = 15\nbatch_size = 8\nlr = 0.02\npatience = 0\n', encoding="utf-8")
+    assert run_cli(["train", config, "-o", tmp_path / "run"], capsys)[0] == 0
+    code, out, err = run_cli(["compress", tmp_path / "run", "-o", tmp_path / "small", "--width", "1/2", "--recover-epochs", "3"], capsys)
+    assert code == 0, err
+    assert "dev entity_f1:" in out and "test entity_f1:" in out
+    metrics = json.loads((tmp_path / "small" / "metrics.json").read_text(encoding="utf-8"))
+    c = metrics["compress"]
+    assert c["pruned"]["hidden_size"] == [TAG_TINY["hidden_size"], TAG_TINY["hidden_size"] // 2] and c["ratios"]["size"] < 0.8
+    assert set(c["change"]["test"]) == {"entity_f1"} and metrics["distill"]["kind"] == "tags"
+    rec = c["recovery"]
+    assert rec["kept"] in ("recovered", "pruned") and rec["dev_best"] is not None and rec["n_transfer"] == 40
+    if rec["kept"] == "recovered":
+        assert rec["dev_best"] >= rec["dev_start"]
+    assert metrics["dev"]["entity_f1"] >= c["pruned_only"]["dev"]["entity_f1"]  # recovery never leaves it worse on dev
+    manifest = json.loads((tmp_path / "small" / "bundle" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["parity"]["fp32"]["tags"]["entity_agreement"] == 1.0
+    assert load_model(tmp_path / "small").params.hidden_size == TAG_TINY["hidden_size"] // 2
+
+    budget = round(0.7 * c["before"]["bundle"]["total_bytes"] / 2**20, 4)
+    code, out, err = run_cli(["compress", tmp_path / "run", "-o", tmp_path / "searched", "--budget-mb", budget, "--widths", "1/2,1/4", "--vocabs", "1",
+                              "--recover-epochs", "1"], capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "searched" / "compress" / "search.json").read_text(encoding="utf-8"))
+    assert summary["metric"] == "entity_f1" and {r["precision"] for r in summary["candidates"]} == {"fp32"}
+    chosen = [r for r in summary["candidates"] if r["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["size_mb"] <= budget and "test_entity_f1" in chosen[0]

@@ -75,9 +75,10 @@ def compress(
                               force=force, progress=hook)
     c = result.metrics["compress"]
     for split in ("dev", "test"):
-        if split in c["after"]:
-            b, a = c["before"][split]["accuracy"], c["after"][split]["accuracy"]
-            print(f"{split} accuracy: {b:.4f} -> {a:.4f} ({100 * (a - b):+.2f} points)")
+        for key in ("accuracy", "entity_f1"):  # a tagger's headline is its entity F1, a joint model's both
+            if key in c.get("change", {}).get(split, {}):
+                b, a = c["before"][split][key], c["after"][split][key]
+                print(f"{split} {key}: {b:.4f} -> {a:.4f} ({100 * (a - b):+.2f} points)")
     if "ratios" in c:
         bb, ab = c["before"]["bundle"], c["after"]["bundle"]
         print(f"bundle size: {bb['total_bytes'] / 1e6:.2f} MB -> {ab['total_bytes'] / 1e6:.2f} MB ({100 * c['ratios']['size']:.0f}%)")

@@ -85,3 +85,27 @@ def transfer_loss(net, seqs, y: np.ndarray, targets, min_len: int) -> float:
     target = torch.from_numpy(targets.target_array())
     loss = distill_loss(logits, torch.as_tensor(y), target, temperature=targets.temperature, alpha=targets.alpha, kind=targets.loss)
     return float(loss)
+
+
+def recover_spans(model: Any, cfg: RunConfig, splits: dict[str, list[Example]], *, work_dir, progress: ProgressHook | None = None) -> dict[str, Any]:
+    """recover() for a pruned tagger.v1 or joint.v1: tagging distillation from the parent (its per-character
+    tag probabilities over train, [[augment]] copies and unlabeled text; training/spans.py), starting from
+    the pruned weights, with [[datasets]] as in training. The best dev evaluation's weights are kept, the
+    pruned ones when no evaluation beat them."""
+    from ..training.spans import extra_datasets, fit_span_distilled
+
+    train_ex, augment_info = augment_for_run(cfg, splits)
+    dev = splits.get("dev")
+    dev_all = [e for e in dev or [] if e.text]
+    start = {k: v.detach().clone() for k, v in model.module_.state_dict().items()}
+    start_score = model._dev_scores(dev_all)["score"] if dev_all else None
+    info = fit_span_distilled(model, cfg, splits, train_ex, dev, extra_datasets(cfg), progress=progress, work_dir=work_dir, warm_start=True)
+    result = model.fit_result_
+    kept = "recovered"
+    if start_score is not None and result.best_score is not None and start_score > result.best_score:
+        model.module_.load_state_dict(start)
+        result.best_state, kept = start, "pruned"
+    model.module_.eval()
+    n = info["transfer"]
+    return {"distill": info, "augment": augment_info, "n_transfer": n["labeled"] + n["augmented"] + n["unlabeled"], "kept": kept,
+            "dev_start": start_score, "dev_best": result.best_score}

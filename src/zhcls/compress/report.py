@@ -21,8 +21,8 @@ def search_report(summary: dict[str, Any], figure: Path) -> str:
         f"Recovery: up to {summary['recover_epochs']} epochs of distillation from the parent, early-stopped on dev; a variant over budget "
         "as pruned is not recovered.",
         "",
-        f"| candidate | width | vocab | precision | recovered | dev {metric} | dev acc | test acc | p50 ms | p99 ms | size MB | within budget |",
-        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
+        f"| candidate | width | vocab | precision | recovered | dev {metric} | test {metric} | dev acc | test acc | p50 ms | p99 ms | size MB | within budget |",
+        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     pct = lambda v: "—" if v is None else f"{100 * v:.2f}"  # noqa: E731
     for r in sorted(summary["candidates"], key=lambda r: (-r["dev"], r["size_mb"])):
@@ -30,7 +30,7 @@ def search_report(summary: dict[str, Any], figure: Path) -> str:
         recovered = {None: "parent", True: "yes", False: "no"}[r["recovered"]]
         vocab = "all" if r.get("max_vocab") is None else str(r["max_vocab"])
         lines.append(
-            f"| {mark}{r['name']}{mark} | {_frac(r['width'])} | {vocab} | {r['precision']} | {recovered} | {pct(r['dev'])} | {pct(r.get('dev_accuracy'))} | "
+            f"| {mark}{r['name']}{mark} | {_frac(r['width'])} | {vocab} | {r['precision']} | {recovered} | {pct(r['dev'])} | {pct(r.get('test'))} | {pct(r.get('dev_accuracy'))} | "
             f"{pct(r.get('test_accuracy'))} | {r['p50_ms']} | {r['p99_ms']} | {r['size_mb']} | {'yes' if r.get('within_budget') else 'no'} |"
         )
     if pareto_figure(summary, figure):

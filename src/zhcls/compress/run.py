@@ -89,6 +89,15 @@ def load_parent(run: str | Path) -> tuple[Path, RunConfig, Classifier]:
     return run, cfg, model
 
 
+def parent_splits(cfg: RunConfig, model: Classifier) -> dict[str, list[Example]]:
+    """The parent's data as its training read it: labels, or entities too for tagger.v1/joint.v1."""
+    if getattr(model, "tags_spans", False):
+        from ..training.spans import load_span_splits
+
+        return load_span_splits(cfg)
+    return load_splits(cfg)
+
+
 def prune_for(model: Classifier, width: float, max_vocab: int | None, train: Sequence[Example], vocab_by: str = "frequency") -> Classifier:
     """The model's own pruning, ranked on the train split; the pruned copy keeps the parent's training settings."""
     texts, labels = [e.text for e in train], [e.label for e in train]
@@ -149,7 +158,7 @@ def compress(
     out = Path(out)
     _check_out(out, force)
     parent, cfg, model = load_parent(run)
-    splits = sample_train(load_splits(cfg), max_train, cfg.training.seed)
+    splits = sample_train(parent_splits(cfg, model), max_train, cfg.training.seed)
     pruned = prune_for(model, width, max_vocab, splits["train"], vocab_by)
     return finish(parent, cfg, splits, model, pruned, out, width=width, max_vocab=max_vocab, vocab_by=vocab_by, recover_epochs=recover_epochs,
                   unlabeled=unlabeled, max_unlabeled=max_unlabeled, max_train=max_train, quantize=quantize, export=export, progress=progress)
@@ -182,9 +191,9 @@ def finish(
     started = time.perf_counter()
     metrics: dict[str, Any] = {"model": pruned.name, "git_commit": git_commit()}
     if recover_epochs > 0:
-        from .recover import recover
+        from .recover import recover, recover_spans
 
-        rec = recover(pruned, rcfg, splits, work_dir=out, progress=progress)
+        rec = (recover_spans if getattr(pruned, "tags_spans", False) else recover)(pruned, rcfg, splits, work_dir=out, progress=progress)
         metrics["distill"] = rec.pop("distill")
         if rec.get("augment") is None:
             rec.pop("augment", None)
@@ -225,7 +234,8 @@ def finish(
             "p50": round(child_bundle["latency"]["p50_ms"] / parent_bundle["latency"]["p50_ms"], 4),
         }
         bundle = out / "bundle"
-    info["change"] = {s: {k: round(info["after"][s][k] - info["before"][s][k], 6) for k in ("accuracy", "macro_f1")}
+    info["change"] = {s: {k: round(info["after"][s][k] - info["before"][s][k], 6) for k in ("accuracy", "macro_f1", "entity_f1")
+                          if k in info["after"][s] and k in info["before"][s]}
                       for s in ("dev", "test") if s in info["after"] and s in info["before"]}
     metrics["compress"] = info
     write_json(out / "metrics.json", metrics)  # last: a run with metrics.json is complete
@@ -245,14 +255,18 @@ def shape_summary(before: Classifier, after: Classifier) -> dict[str, Any]:
     and the parameter count."""
     out: dict[str, Any] = {}
     a, b = before.params.model_dump(), after.params.model_dump()
-    for key in ("num_filters", "hidden_size"):
+    for key in ("num_filters", "hidden_size", "gram_dim"):
         if key in a and a[key] != b[key]:
             out[key] = [a[key], b[key]]
     if vocab_size(before) is not None:
         out["vocab"] = [vocab_size(before), vocab_size(after)]
-    fa, fb = before.featurizer_, after.featurizer_  # type: ignore[attr-defined]
-    if getattr(fa, "buckets", 0):
-        out["ngram_rows"] = [fa.bucket_rows, fb.bucket_rows]
+    fa, fb = getattr(before, "featurizer_", None), getattr(after, "featurizer_", None)
+    if getattr(fa, "buckets", 0) and hasattr(fa, "bucket_rows"):
+        out["ngram_rows"] = [fa.bucket_rows, fb.bucket_rows]  # type: ignore[union-attr]
+    count = lambda m: int(sum(p.numel() for p in torch_module(m).parameters()))  # noqa: E731
+    out["parameters"] = [count(before), count(after)]
+    if not hasattr(after, "net_"):
+        return out
     hf = getattr(after.net_, "model", None)  # type: ignore[attr-defined]
     if hf is not None:
         from ..models.transformer import encoder_layers
@@ -260,14 +274,17 @@ def shape_summary(before: Classifier, after: Classifier) -> dict[str, Any]:
         heads = lambda m: [layer.attention.self.num_attention_heads for layer in encoder_layers(m)]  # noqa: E731
         ffn = lambda m: [layer.intermediate.dense.out_features for layer in encoder_layers(m)]  # noqa: E731
         out["heads"], out["ffn"] = [heads(before.net_.model), heads(hf)], [ffn(before.net_.model), ffn(hf)]  # type: ignore[attr-defined]
-    count = lambda m: int(sum(p.numel() for p in m.net_.parameters()))  # noqa: E731
-    out["parameters"] = [count(before), count(after)]
     return out
+
+
+def torch_module(model: Classifier) -> Any:
+    """The model's torch module: a classifier's net, a tagger's net and CRF."""
+    return model.module_ if hasattr(model, "module_") else model.net_  # type: ignore[attr-defined]
 
 
 def vocab_size(model: Classifier) -> int | None:
     """Tokens with an embedding row of their own: the featurizer's vocabulary, or a transformer's embedding rows."""
-    f = getattr(model, "featurizer_", None)
+    f = getattr(model, "featurizer_", None) or getattr(model, "features_", None)
     if hasattr(f, "vocab"):
         return len(f.vocab)  # type: ignore[union-attr]
     hf = getattr(getattr(model, "net_", None), "model", None)

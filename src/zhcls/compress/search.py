@@ -36,7 +36,6 @@ import numpy as np
 from ..artifact import atomic_dir, read_json, write_json, write_text
 from ..config import dump_config
 from ..eval.metrics import classification_metrics
-from ..training.run import load_splits
 from .report import search_report
 from .run import (
     WORK,
@@ -45,6 +44,7 @@ from .run import (
     bundle_stats,
     finish,
     load_parent,
+    parent_splits,
     parse_width,
     prune_for,
     recovery_config,
@@ -100,7 +100,10 @@ def search(
         _check_out(out, False)
     stage = stage or (lambda title: contextlib.nullcontext(None))
     parent, cfg, model = load_parent(run)
-    splits = sample_train(load_splits(cfg), max_train, cfg.training.seed)  # dev and test stay whole
+    splits = sample_train(parent_splits(cfg, model), max_train, cfg.training.seed)  # dev and test stay whole
+    if getattr(model, "tags_spans", False):  # taggers: scored by entity F1 (joint: its mean with the class metric, as in training)
+        metric = "entity_f1" if not model.classifies else f"entity_f1+{metric}"
+        int8 = False  # tagger bundles are fp32 only
     dev = splits.get("dev")
     if not dev:
         raise CompressError(f"{parent}: its config has no dev split, which the search chooses on", hint="set [data] dev in the run's config and train it again")
@@ -195,12 +198,18 @@ def candidate_row(name: str, bundle: Path, dev, test, metric: str, **extra: Any)
 
 
 def bundle_scores(predictor, examples, split: str, metric: str) -> dict[str, float]:
-    labels = predictor.labels
-    proba = predictor.predict_proba([e.text for e in examples])
-    m = classification_metrics([e.label for e in examples], [labels[i] for i in np.argmax(proba, axis=1)], labels)
-    out = {f"{split}_accuracy": round(m["accuracy"], 6), f"{split}_macro_f1": round(m["macro_f1"], 6)}
-    if split == "dev":
-        out["dev"] = round(m[metric], 6)
+    """{split}_accuracy, _macro_f1 (and _entity_f1 for a tagger), and under `split` the score `metric` names
+    ("entity_f1+accuracy": the mean of the two)."""
+    if predictor.tags_spans:
+        from ..training.run import evaluate_examples
+
+        m = evaluate_examples(predictor, examples)
+    else:
+        labels = predictor.labels
+        proba = predictor.predict_proba([e.text for e in examples])
+        m = classification_metrics([e.label for e in examples], [labels[i] for i in np.argmax(proba, axis=1)], labels)
+    out = {f"{split}_{k}": round(m[k], 6) for k in ("accuracy", "macro_f1", "entity_f1") if k in m}
+    out[split] = round(float(np.mean([m[k] for k in metric.split("+")])), 6)
     return out
 
 
@@ -251,7 +260,7 @@ def _materialize(out: Path, chosen: dict[str, Any], parent_row: dict[str, Any], 
     with atomic_dir(out / "bundle") as tmp:
         shutil.copytree(chosen["bundle"], tmp, dirs_exist_ok=True)
     metrics = read_json(src / "metrics.json")
-    keep = ("name", "width", "max_vocab", "precision", "dev", "dev_accuracy", "test_accuracy", "p50_ms", "size_mb")
+    keep = ("name", "width", "max_vocab", "precision", "dev", "test", "dev_accuracy", "test_accuracy", "p50_ms", "size_mb")
     info = dict(metrics.get("compress") or {"parent": summary["parent"], "parent_model": summary["model"], "width": 1.0, "max_vocab": None})
     info["search"] = {
         "budget_ms": summary["budget_ms"], "budget_mb": summary["budget_mb"], "metric": summary["metric"], "reason": summary["reason"],

@@ -100,12 +100,14 @@ class JointModel(Classifier):
     def fit_examples(self, groups: Sequence[Sequence[Example]], dev: Sequence[Example] | None = None, *, weights: Sequence[float] | None = None,
                      progress: ProgressHook | None = None, work_dir: str | Path | None = None,
                      soft: Sequence[Sequence[np.ndarray | None] | None] | None = None, teacher_tags: Sequence[str] | None = None,
-                     alpha: float = 0.5, temperature: float = 1.0) -> "JointModel":
+                     alpha: float = 0.5, temperature: float = 1.0, warm_start: bool = False) -> "JointModel":
         """Train on one or more datasets (`groups`, each batch from one, in proportion to `weights`) and keep
         the weights of the best dev evaluation. `work_dir`: checkpoints, and the resume of a killed fit.
         Distillation: `soft`, per group (None: none) per example, a teacher's tag probabilities [T, K] over
         `teacher_tags` (tagging/decode.py tag_marginals); the student's tag set takes in the teacher's types,
-        and `alpha`, `temperature` weigh the soft loss (tag_training.batch_losses)."""
+        and `alpha`, `temperature` weigh the soft loss (tag_training.batch_losses). `warm_start`: go on from
+        this fitted model's weights, features and tag set (recovery after pruning, zhcls compress); the
+        data's labels and entity types must be among the model's."""
         import torch
 
         from .tag_training import fit_joint
@@ -122,15 +124,23 @@ class JointModel(Classifier):
         if not self.classifies and not any(e.entities is not None for e in every):
             raise DataError(f"{self.name}: no training example has entities", hint="give the data an `entities` field or use format = \"conll\"")
         p = self.params
-        self.labels_ = LabelSet(labels)
-        self.tags_ = LabelSet([OUTSIDE] + [f"{pre}-{t}" for t in types for pre in (("B", "I") if p.scheme == "bio" else ("B", "I", "E", "S"))])
+        tags = [OUTSIDE] + [f"{pre}-{t}" for t in types for pre in (("B", "I") if p.scheme == "bio" else ("B", "I", "E", "S"))]
         torch.manual_seed(self.training.seed)
-        if p.encoder == "transformer":
-            self.module_ = self._pretrained_module([e.text for e in every])
+        start = None
+        if warm_start:
+            check_fitted(self, "module_")
+            if not set(labels) <= set(self.labels_.labels) or not set(tags) <= set(self.tags_.labels):
+                raise DataError(f"{self.name}: the data has labels or entity types the model was not trained on",
+                                hint="go on training only on data of the model's own labels and types")
+            start = _digest([[v.detach().cpu().float().numpy() for v in self.module_.state_dict().values()]])  # resume: these very weights
         else:
-            self.features_ = CharFeatures.fit([e.text for e in every], lowercase=p.lowercase, max_len=p.max_len, ngrams=p.ngrams,
-                                              buckets=p.buckets, min_freq=p.min_freq, max_vocab=p.max_vocab)
-            self.module_ = self._build_module()
+            self.labels_, self.tags_ = LabelSet(labels), LabelSet(tags)
+            if p.encoder == "transformer":
+                self.module_ = self._pretrained_module([e.text for e in every])
+            else:
+                self.features_ = CharFeatures.fit([e.text for e in every], lowercase=p.lowercase, max_len=p.max_len, ngrams=p.ngrams,
+                                                  buckets=p.buckets, min_freq=p.min_freq, max_vocab=p.max_vocab)
+                self.module_ = self._build_module()
         rows = [self._rows(g, w) for g, w in zip(groups, weights or [1.0] * len(groups))]
         for r, probs in zip(rows, soft or []):
             r.soft = None if probs is None else self._student_columns(probs, teacher_tags or ())
@@ -141,7 +151,7 @@ class JointModel(Classifier):
             self.name, p.model_dump(), self.training.model_dump(exclude={"device"}), list(weights or []),
             [[(e.text, e.label, None if e.entities is None else [(x.start, x.end, x.type) for x in e.entities]) for e in g] for g in groups],
             [(e.text, e.label, None if e.entities is None else [(x.start, x.end, x.type) for x in e.entities]) for e in dev],
-            _digest(soft), list(teacher_tags or []), alpha if soft else None, temperature if soft else None,
+            _digest(soft), list(teacher_tags or []), alpha if soft else None, temperature if soft else None, start,
         )
         # a pretrained encoder is fine-tuned as transformer.v1 is: a small rate, BERT's warmup and linear decay
         pretrained = p.encoder == "transformer"
@@ -156,6 +166,15 @@ class JointModel(Classifier):
         self.module_.to("cpu").eval()
         self.fit_result_ = result
         return self
+
+    def prune(self, width: float, max_vocab: int | None = None, *, texts: Sequence[str], labels: Sequence[str] | None = None,
+              vocab_by: str = "frequency") -> "JointModel":
+        """A copy with `width` of the encoder's units and n-gram dimensions, at most `max_vocab` characters
+        (zhcls compress; models/tag_pruning.py)."""
+        from .tag_pruning import prune_joint
+
+        check_fitted(self, "module_")
+        return prune_joint(self, width, max_vocab, texts, vocab_by)  # type: ignore[arg-type]
 
     def _student_columns(self, probs: Sequence[np.ndarray | None], teacher_tags: Sequence[str]) -> list[np.ndarray | None]:
         """The teacher's tag probabilities in this model's tag order. The tag sets must be the same: the

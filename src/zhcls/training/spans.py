@@ -82,13 +82,14 @@ def fit_span_model(model: Any, cfg: RunConfig, train: list[Example], dev: list[E
 
 
 def fit_span_distilled(model: Any, cfg: RunConfig, splits: dict[str, list[Example]], train: list[Example], dev: list[Example] | None,
-                       extra: list[dict[str, list[Example]]], progress=None, work_dir: Path | None = None) -> dict[str, Any]:
+                       extra: list[dict[str, list[Example]]], progress=None, work_dir: Path | None = None, warm_start: bool = False) -> dict[str, Any]:
     """[distill] for a span model: a tagger.v1/joint.v1 teacher run teaches the student's tag head. Transfer
     set: the train split (its entities) + its [[augment]] copies (`use_augment`) + the unlabeled texts, which
     the teacher tags (its best path is their hard tags). Every transfer text also gets the teacher's tag
     probabilities at temperature T (the CRF's marginals: tagging/decode.py tag_marginals), learned with the
-    weight `alpha` (tag_training.batch_losses). Class labels, where the data has them, stay hard. Returns
-    what metrics.json records under "distill"."""
+    weight `alpha` (tag_training.batch_losses). Class labels, where the data has them, stay hard.
+    `warm_start`: the student goes on from its own weights (a pruned model's recovery). Returns what
+    metrics.json records under "distill"."""
     from ..config import expand_path
     from ..data.unlabeled import read_unlabeled
     from ..distill.transfer import unlabeled_cap
@@ -118,7 +119,7 @@ def fit_span_distilled(model: Any, cfg: RunConfig, splits: dict[str, list[Exampl
     unlabeled = [Example(t, None, entities=tuple(spans)) for t, spans in zip(texts, found)]
     soft = [tag_marginals(em, crf, d.temperature) if len(em) else None for em in emissions]
     fit_span_model(model, cfg, labeled + copies + unlabeled, dev, extra, progress=progress, work_dir=work_dir, soft=soft,
-                   teacher_tags=tags, alpha=d.alpha, temperature=d.temperature)
+                   teacher_tags=tags, alpha=d.alpha, temperature=d.temperature, warm_start=warm_start)
     return {"teacher": list(d.teacher), "kind": "tags", "temperature": d.temperature, "alpha": d.alpha,
             "transfer": {"labeled": len(labeled), "augmented": len(copies), "unlabeled": len(unlabeled)},
             "unlabeled_entities": sum(len(e.entities or ()) for e in unlabeled), **info}
