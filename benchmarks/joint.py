@@ -23,6 +23,11 @@ splits), written as canonical JSON lines with `entities` under --work-dir. Cells
               the --teacher cell's run on MSRA train; compare it with tagger_hN, the same tagger without a teacher
   joint_pN    with --joint-patience N: the joint cell with early-stopping patience N instead of 2 (the
               single-task cells keep 2; the verdict records both)
+  pruned_wW   with --compress-width W (e.g. 1/2): `zhcls compress` of the --teacher cell's run to width W
+              (GRU units and n-gram dimensions), recovered by tagging distillation from it for up to
+              --recover-epochs epochs (early-stopped on dev); its F1, and the p50 of its bundle and of the
+              parent's timed side by side in the same process (interleaved rounds), so the ratio holds
+              whatever the machine's speed that day
 
 Results: benchmarks/results/joint.json and joint.md; a rerun skips finished cells (--force CELL redoes one).
 """
@@ -162,6 +167,33 @@ def latency(run_dir: Path, texts: list[str], work: Path) -> dict[str, Any]:
             "text_chars": 50, "rounds_p50_ms": [r["p50_ms"] for r in rounds], "p50_ms": best["p50_ms"], "p99_ms": best["p99_ms"]}
 
 
+def compress_cell(parent: Path, out: Path, width: str, epochs: int, texts: list[str]) -> dict[str, Any]:
+    """Compress `parent` (a finished tagger run) to `width`, or finish a compression a kill interrupted, and
+    time the parent's and the pruned bundle side by side."""
+    from zhcls.artifact import read_json
+    from zhcls.compress import compress
+    from zhcls.compress.run import parse_width
+    from zhcls.export.onnx import measure_latency as measure
+    from zhcls.serve.predictor import Predictor
+
+    if not (out / "metrics.json").is_file():
+        compress(parent, out, width=parse_width(width), recover_epochs=epochs)
+    m = read_json(out / "metrics.json")
+    c = m["compress"]
+    bundles = {"parent": Predictor(out / "compress" / "parent-bundle", threads=1), "pruned": Predictor(out / "bundle", threads=1)}
+    rounds: dict[str, list[float]] = {k: [] for k in bundles}
+    for _ in range(5):  # interleaved: both see the same load
+        for k, predictor in bundles.items():
+            rounds[k].append(measure(predictor, texts, warmup=100)["p50_ms"])
+    p50 = {k: sorted(v)[len(v) // 2] for k, v in rounds.items()}
+    return {"run": str(out), "parent": str(parent), "width": width, "recover_epochs": epochs, "machine": h.cpu_model(),
+            "train_seconds": m.get("train_seconds"), "epochs": m.get("fit", {}).get("epochs"), "stopped": m.get("fit", {}).get("stopped"),
+            "dev": _scores(m.get("dev", {})), "test": _scores(m.get("test", {})), "pruned": c["pruned"], "kept": c.get("recovery", {}).get("kept"),
+            "pruned_only_dev_f1": c.get("pruned_only", {}).get("dev", {}).get("entity_f1"), "before": c["before"], "change": c["change"],
+            "bytes": [c["before"]["bundle"]["total_bytes"], c["after"]["bundle"]["total_bytes"]], "p50_rounds_ms": rounds, "p50_ms": p50,
+            "p50_ratio": round(p50["pruned"] / p50["parent"], 4), "n_texts": len(texts), "text_chars": 50}
+
+
 def fifty_char_texts(test_file: Path, n: int) -> list[str]:
     """Test sentences joined and cut into 50-character texts."""
     joined = "".join(json.loads(line)["text"] for line in test_file.read_text(encoding="utf-8").splitlines())
@@ -183,7 +215,10 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--teacher", default="tagger_h64", help="the tagger cell that teaches the students (default tagger_h64)")
     ap.add_argument("--joint-patience", type=int, action="append", default=[],
                     help="also train the joint cell with this early-stopping patience (cell joint_pN; the others keep %d)" % TRAINING["patience"])
-    ap.add_argument("--force", action="append", default=[], help="redo a cell: tagger, latency, classifier, joint, tagger_hN, latency_hN, joint_pN")
+    ap.add_argument("--compress-width", action="append", default=[], metavar="W",
+                    help="also compress the --teacher cell's run to width W, e.g. 1/2 (cell pruned_wW; zhcls compress, tagging distillation)")
+    ap.add_argument("--recover-epochs", type=int, default=10, help="the most recovery epochs of a pruned_wW cell (early-stopped on dev)")
+    ap.add_argument("--force", action="append", default=[], help="redo a cell: tagger, latency, classifier, joint, tagger_hN, latency_hN, joint_pN, pruned_wW")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import torch
@@ -239,6 +274,12 @@ def main(argv: list[str]) -> None:
         if timing not in cells:
             cells[timing] = latency(Path(cells[tagger]["run"]), fifty_char_texts(msra["test"], 1000), work)
             h.write_results(path, results, render)
+    for width in args.compress_width:
+        name = f"pruned_w{width.replace('/', '_')}"
+        if name not in cells:
+            log.info("compressing %s to width %s", args.teacher, width)
+            cells[name] = compress_cell(work / args.teacher, work / name, width, args.recover_epochs, fifty_char_texts(msra["test"], 1000))
+            h.write_results(path, results, render)
     results["verdict"] = verdict(cells)
     h.write_results(path, results, render)
     print(path.with_suffix(".md").read_text(encoding="utf-8"))
@@ -257,6 +298,12 @@ def verdict(cells: dict[str, Any]) -> dict[str, Any]:
         f1 = cells.get(f"tagger{suffix}", {}).get("test", {}).get("entities", {}).get("micro_f1")
         if suffix and f1 is not None:
             out[f"tagger_f1{suffix}"] = {"value": f1, "target": f">= {TARGETS['tagger_f1']}", "met": f1 >= TARGETS["tagger_f1"]}
+    for name in sorted(n for n in cells if n.startswith("pruned_")):
+        c, suffix = cells[name], name[len("pruned"):]
+        f1 = c["test"].get("entities", {}).get("micro_f1")
+        out[f"tagger_f1{suffix}"] = {"value": f1, "target": f">= {TARGETS['tagger_f1']}", "met": f1 is not None and f1 >= TARGETS["tagger_f1"]}
+        out[f"p50_ms{suffix}"] = {"value": c["p50_ms"]["pruned"], "parent": c["p50_ms"]["parent"], "target": f"<= {TARGETS['p50_ms']}", "encoder": "bigru",
+                                  "met": c["p50_ms"]["pruned"] <= TARGETS["p50_ms"]}
     # A joint_pN cell stops later than the single-task cells it is compared with (patience 2): its verdict
     # says so, since a single-task model given the same patience might gain too.
     for name in sorted(n for n in cells if n.startswith("joint")):
@@ -304,6 +351,22 @@ def render(results: dict[str, Any]) -> str:
                   f"On {lat.get('machine', 'the machine of the invocation that trained it')}: {lat['n_texts']} texts of {lat['text_chars']} characters from MSRA test, one at a time, 1 thread, features, ONNX and numpy "
                   f"Viterbi included: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms (best of rounds {lat['rounds_p50_ms']}); bundle {lat['total_bytes'] / 1e6:.1f} MB; "
                   f"parity {json.dumps(lat['parity']['fp32'])}", *(["", lat["note"]] if lat.get("note") else [])]
+    pruned = sorted(n for n in cells if n.startswith("pruned_"))
+    if pruned:
+        lines += ["", "## Pruned taggers (`zhcls compress`, recovered by tagging distillation from the parent)", "",
+                  "p50: 50-character MSRA test texts, one at a time, 1 thread, features, ONNX and Viterbi included; the parent's and the pruned "
+                  "bundle timed in the same process, interleaved, median of the rounds.", ""]
+        rows = []
+        for name in pruned:
+            c = cells[name]
+            shape = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in c["pruned"].items() if k in ("hidden_size", "gram_dim", "vocab"))
+            before = c["before"]["test"].get("entity_f1")
+            rows.append([name, c["parent"].rsplit("/", 1)[-1], shape, h.pct(before), h.pct(c["test"]["entities"]["micro_f1"]),
+                         h.pct(c["pruned_only_dev_f1"]), h.pct(c["dev"]["entities"]["micro_f1"]), c["kept"],
+                         f"{c['p50_ms']['parent']} -> {c['p50_ms']['pruned']} ({c['p50_ratio']:.2f}x)", f"{c['bytes'][1] / c['bytes'][0]:.2f}x",
+                         c["epochs"], c["train_seconds"], c["machine"]])
+        lines += h.md_table(["cell", "parent", "pruned", "parent test F1", "test F1", "dev F1 pruned only", "dev F1 recovered", "kept",
+                             "p50 ms parent -> pruned", "size", "recovery epochs", "recovery s", "machine"], rows)
     if cells.get("tagger", {}).get("test_span_errors"):
         lines += ["", "Most frequent span errors (tagger, MSRA test):", ""]
         lines += h.md_table(["error", "gold", "predicted", "count"], [[e["error"], e["gold"], e["pred"], e["count"]] for e in cells["tagger"]["test_span_errors"]], "lllr")
