@@ -23,6 +23,9 @@ splits), written as canonical JSON lines with `entities` under --work-dir. Cells
               the --teacher cell's run on MSRA train; compare it with tagger_hN, the same tagger without a teacher
   joint_pN    with --joint-patience N: the joint cell with early-stopping patience N instead of 2 (the
               single-task cells keep 2; the verdict records both)
+  tagger_pN, classifier_pN
+              with --single-patience N: the two single-task cells at patience N; a joint_pN cell's verdict then
+              compares it with them, the same patience on both sides
   pruned_wW   with --compress-width W (e.g. 1/2): `zhcls compress` of the --teacher cell's run to width W
               (GRU units and n-gram dimensions), recovered by tagging distillation from it for up to
               --recover-epochs epochs (early-stopped on dev); its F1, and the p50 of its bundle and of the
@@ -215,6 +218,8 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--teacher", default="tagger_h64", help="the tagger cell that teaches the students (default tagger_h64)")
     ap.add_argument("--joint-patience", type=int, action="append", default=[],
                     help="also train the joint cell with this early-stopping patience (cell joint_pN; the others keep %d)" % TRAINING["patience"])
+    ap.add_argument("--single-patience", type=int, action="append", default=[],
+                    help="also train the single-task cells with this patience (tagger_pN, classifier_pN), for joint_pN to be compared with")
     ap.add_argument("--compress-width", action="append", default=[], metavar="W",
                     help="also compress the --teacher cell's run to width W, e.g. 1/2 (cell pruned_wW; zhcls compress, tagging distillation)")
     ap.add_argument("--recover-epochs", type=int, default=10, help="the most recovery epochs of a pruned_wW cell (early-stopped on dev)")
@@ -257,6 +262,9 @@ def main(argv: list[str]) -> None:
                                       "distill": {"teacher": teacher_run, "temperature": 2.0, "alpha": 0.5}}
     for patience in args.joint_patience:
         plans[f"joint_p{patience}"] = {**plans["joint"], "training": {**training, "patience": patience}}
+    for patience in args.single_patience:
+        for single in ("tagger", "classifier"):
+            plans[f"{single}_p{patience}"] = {**plans[single], "training": {**training, "patience": patience}}
     for name in plans:
         if name in cells:
             log.info("%s: done, skipped (--force %s to redo)", name, name)
@@ -269,7 +277,7 @@ def main(argv: list[str]) -> None:
             for future in as_completed(futures):
                 cells[futures[future]] = future.result()
                 h.write_results(path, results, render)
-    for tagger in [n for n in cells if n.startswith("tagger")]:
+    for tagger in [n for n in cells if n.startswith("tagger") and not n.startswith("tagger_p")]:  # tagger_pN: the tagger's architecture
         timing = tagger.replace("tagger", "latency")
         if timing not in cells:
             cells[timing] = latency(Path(cells[tagger]["run"]), fifty_char_texts(msra["test"], 1000), work)
@@ -310,10 +318,15 @@ def verdict(cells: dict[str, Any]) -> dict[str, Any]:
         joint, suffix = cells[name], name[len("joint"):]
         if "classifier" not in cells or "tagger" not in cells or not joint["datasets"]:
             continue
+        # compared with the single-task cells of the same patience where they ran (--single-patience)
+        tagger_cell = cells.get(f"tagger{suffix}", cells["tagger"]) if suffix else cells["tagger"]
+        classifier_cell = cells.get(f"classifier{suffix}", cells["classifier"]) if suffix else cells["classifier"]
+        single_f1 = tagger_cell["test"]["entities"]["micro_f1"]
         joint_f1 = joint["datasets"][0]["test"]["entities"]["micro_f1"]
-        joint_acc, single_acc = joint["test"]["accuracy"], cells["classifier"]["test"]["accuracy"]
-        extra = {"patience": joint["config"]["training"]["patience"], "single_patience": cells["tagger"]["config"]["training"]["patience"]} if suffix else {}
-        out[f"joint_entity_gap{suffix}"] = {"joint": joint_f1, "single": tagger_f1, "gap": joint_f1 - tagger_f1, **extra, "met": joint_f1 >= tagger_f1 - TARGETS["joint_gap"]}
+        joint_acc, single_acc = joint["test"]["accuracy"], classifier_cell["test"]["accuracy"]
+        extra = {"patience": joint["config"]["training"]["patience"], "single_patience": tagger_cell["config"]["training"]["patience"]} if suffix else {}
+        out[f"joint_entity_gap{suffix}"] = {"joint": joint_f1, "single": single_f1, "gap": joint_f1 - single_f1, **extra, "met": joint_f1 >= single_f1 - TARGETS["joint_gap"]}
+        extra = {**extra, "single_patience": classifier_cell["config"]["training"]["patience"]} if suffix else {}
         out[f"joint_cat_gap{suffix}"] = {"joint": joint_acc, "single": single_acc, "gap": joint_acc - single_acc, **extra, "met": joint_acc >= single_acc - TARGETS["joint_gap"]}
     return out
 
@@ -327,7 +340,8 @@ def render(results: dict[str, Any]) -> str:
              "", f"MSRA NER split: {results['split']}; {results.get('msra_repaired_tags')} I- tags that continue no entity "
              "(sentences cut inside a name) read as B-, as conlleval reads them. online_shopping_10_cats `cat`: the fixed train/dev/test files.", ""]
     rows = []
-    for name in ["tagger", *sorted(n for n in cells if n.startswith(("tagger_", "student_"))), "classifier", *sorted(n for n in cells if n.startswith("joint"))]:
+    for name in ["tagger", *sorted(n for n in cells if n.startswith(("tagger_", "student_"))), "classifier", *sorted(n for n in cells if n.startswith("classifier_")),
+                 *sorted(n for n in cells if n.startswith("joint"))]:
         c = cells.get(name)
         if not c:
             continue
