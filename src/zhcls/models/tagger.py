@@ -149,8 +149,7 @@ class JointModel(Classifier):
         # As the classifiers' fingerprint (neural.py): not the device, so a run resumes on another one
         fingerprint = fingerprint_of(
             self.name, p.model_dump(), self.training.model_dump(exclude={"device"}), list(weights or []),
-            [[(e.text, e.label, None if e.entities is None else [(x.start, x.end, x.type) for x in e.entities]) for e in g] for g in groups],
-            [(e.text, e.label, None if e.entities is None else [(x.start, x.end, x.type) for x in e.entities]) for e in dev],
+            [[_annotation(e) for e in g] for g in groups], [_annotation(e) for e in dev],
             _digest(soft), list(teacher_tags or []), alpha if soft else None, temperature if soft else None, start,
         )
         # a pretrained encoder is fine-tuned as transformer.v1 is: a small rate, BERT's warmup and linear decay
@@ -427,6 +426,11 @@ class TaggerModel(JointModel):
 def _with_entities(eval_set) -> tuple:
     texts, labels, *rest = eval_set
     return texts, labels, rest[0] if rest else [None] * len(texts)
+
+
+def _annotation(e: Example) -> tuple:
+    """What a fingerprint needs of an example: its text, label and entity spans."""
+    return e.text, e.label, None if e.entities is None else [(x.start, x.end, x.type) for x in e.entities]
 
 
 def _digest(soft) -> str | None:
