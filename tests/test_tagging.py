@@ -436,6 +436,36 @@ def test_transformer_encoder_tags_classifies_and_exports(tmp_path):
     _save_load_export_parity(model, tmp_path)
 
 
+def test_a_bigru_tagger_distills_from_a_transformer_teacher(tmp_path, capsys):
+    """The usual pairing: a BERT-style teacher (here a tiny random one, fine-tuned) teaches a BiGRU student its
+    per-character tag probabilities; the teacher reads fewer characters (its positions) than the student."""
+    from zhcls import load_model
+    from zhcls.models.transformer import tiny_checkpoint
+
+    bert = tiny_checkpoint(tmp_path / "bert", [r["text"] for r in make_joint(60, seed=13)], max_positions=64)
+    training = '[training]\nepochs = 30\nbatch_size = 8\npatience = 0\ndevice = "cpu"\n'
+    write_records(tmp_path / "teach.json", make_joint(40, seed=11))
+    teacher = tmp_path / "teacher.toml"
+    teacher.write_text(f'[data]\ntrain = "{tmp_path / "teach.json"}"\n[model]\nname = "tagger.v1"\nencoder = "transformer"\npath = "{bert}"\n'
+                       f'dropout = 0.0\n{training}lr = 0.002\n', encoding="utf-8")
+    code, _, err = run_cli(["train", teacher, "-o", tmp_path / "teacher"], capsys)
+    assert code == 0, err
+    unlabeled = [r["text"] for r in make_joint(60, seed=13)]
+    write_records(tmp_path / "unlabeled.json", [{"text": t} for t in unlabeled])
+    write_records(tmp_path / "few.json", make_joint(4, seed=14))
+    params = "\n".join(f"{k} = {v}" for k, v in TINY.items())
+    student = tmp_path / "student.toml"
+    student.write_text(f'[data]\ntrain = "{tmp_path / "few.json"}"\n[model]\nname = "tagger.v1"\n{params}\n{training}lr = 0.02\n'
+                       f'[distill]\nteacher = "{tmp_path / "teacher"}"\nunlabeled = ["{tmp_path / "unlabeled.json"}"]\n', encoding="utf-8")
+    code, _, err = run_cli(["train", student, "-o", tmp_path / "student"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "student" / "metrics.json").read_text(encoding="utf-8"))["distill"]["kind"] == "tags"
+    spans = lambda model: [[(x.start, x.end, x.type) for x, _ in p] for p in model.predict_spans(unlabeled)]  # noqa: E731
+    teacher_spans = spans(load_model(tmp_path / "teacher"))
+    assert np.mean([bool(s) for s in teacher_spans]) > 0.9  # the teacher tags them
+    assert np.mean([a == b for a, b in zip(spans(load_model(tmp_path / "student")), teacher_spans)]) >= 0.8
+
+
 def test_transformer_encoder_needs_a_checkpoint(tmp_path, capsys):
     from pydantic import ValidationError
 
