@@ -69,7 +69,7 @@ class RowPlan:
     def token_table(self, weight):  # torch [old V, D] -> [new V, D]
         out = weight[self.tokens].clone()
         if self.vocab_pruned:
-            out[1] = _mean_rows(weight, self.unk_from, self.unk_weights, weight[1])
+            out[1] = mean_rows(weight, self.unk_from, self.unk_weights, weight[1])
         return out
 
     def table(self, weight):  # torch [old ids, D] -> [new ids, D]: tokens, then n-gram buckets
@@ -78,12 +78,13 @@ class RowPlan:
         tokens = self.token_table(weight[: self.old_vocab])
         grams = weight[self.old_vocab :]
         if self.grams is not None:
-            other = _mean_rows(grams, self.other_from, self.other_weights, torch.zeros_like(grams[0]))
+            other = mean_rows(grams, self.other_from, self.other_weights, torch.zeros_like(grams[0]))
             grams = torch.cat([grams[self.grams], other[None]])
         return torch.cat([tokens, grams])
 
 
-def _mean_rows(weight, rows: np.ndarray, weights: np.ndarray, fallback):
+def mean_rows(weight, rows: np.ndarray, weights: np.ndarray, fallback):
+    """The `weights`-weighted mean of `weight[rows]` (a merged row: UNK, the shared n-gram row), or `fallback`."""
     import torch
 
     if not len(rows) or weights.sum() <= 0:
@@ -96,6 +97,19 @@ def id_counts(featurizer: Featurizer, texts: Sequence[str]) -> np.ndarray:
     """How often each id occurs in the encoded `texts` [num_ids]."""
     ids = [i for text in texts for i in featurizer.encode(text)]
     return np.bincount(np.asarray(ids, dtype=np.int64), minlength=featurizer.num_ids).astype(np.float64)
+
+
+def kept_tokens(counts: np.ndarray, norms: Any, max_vocab: int | None, vocab_by: VocabBy) -> np.ndarray:
+    """The ids of the tokens a pruned vocabulary keeps, in order: PAD and UNK (ids 0 and 1) always, then the
+    `max_vocab` - 2 most frequent (or largest) of the rest, ties broken by size, then id."""
+    n = len(counts)
+    if max_vocab is None or max_vocab >= n:
+        return np.arange(n)
+    rest = np.arange(2, n)
+    norms = np.asarray(norms, dtype=np.float64)
+    primary = counts[rest] if vocab_by == "frequency" else norms[rest]
+    order = np.lexsort((rest, -norms[rest], -primary))
+    return np.concatenate([[0, 1], np.sort(rest[order[: max_vocab - 2]])])
 
 
 def plan_rows(
@@ -115,12 +129,7 @@ def plan_rows(
     counts = id_counts(f, texts)
     n_vocab = len(f.vocab)
     tok_counts = counts[:n_vocab]
-    tokens = np.arange(n_vocab)
-    if max_vocab is not None and max_vocab < n_vocab:
-        rest = np.arange(2, n_vocab)  # PAD and UNK always stay, at ids 0 and 1
-        primary = tok_counts[rest] if vocab_by == "frequency" else np.asarray(token_norms, dtype=np.float64)[rest]
-        order = np.lexsort((rest, -np.asarray(token_norms, dtype=np.float64)[rest], -primary))
-        tokens = np.concatenate([[0, 1], np.sort(rest[order[: max_vocab - 2]])])
+    tokens = kept_tokens(tok_counts, token_norms, max_vocab, vocab_by)
     dropped = np.setdiff1d(np.arange(1, n_vocab), tokens[2:])  # old UNK and every removed token
     vocab = Vocab([f.vocab.tokens[i] for i in tokens])
 

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..tagging.features import CharFeatures, pad_features
 from ..text.vocab import Vocab
-from .pruning import VocabBy, check_width, keep_count, top_k
+from .pruning import VocabBy, check_width, keep_count, kept_tokens, mean_rows, top_k
 
 
 def prune_joint(model: Any, width: float, max_vocab: int | None, texts: Sequence[str], vocab_by: VocabBy = "frequency",
@@ -131,18 +131,10 @@ def _pruned_vocab(features: CharFeatures, weight: Any, texts: Sequence[str], max
     if max_vocab is None or max_vocab >= n:
         return features, weight.clone()
     counts = np.bincount(np.concatenate([features.encode(t)[0] for t in texts] or [np.zeros(0, np.int64)]), minlength=n).astype(np.float64)
-    norms = weight.norm(dim=1).double().numpy()
-    rest = np.arange(2, n)
-    primary = counts[rest] if vocab_by == "frequency" else norms[rest]
-    order = np.lexsort((rest, -norms[rest], -primary))
-    kept = np.concatenate([[0, 1], np.sort(rest[order[: max_vocab - 2]])])
+    kept = kept_tokens(counts, weight.norm(dim=1).double().numpy(), max_vocab, vocab_by)
     dropped = np.setdiff1d(np.arange(1, n), kept)  # the old UNK and every removed character
     table = weight[kept].clone()
-    w = counts[dropped]
-    if w.sum() > 0:
-        import torch
-
-        table[1] = (weight[torch.as_tensor(dropped)] * torch.as_tensor(w / w.sum(), dtype=weight.dtype)[:, None]).sum(dim=0)
+    table[1] = mean_rows(weight, dropped, counts[dropped], weight[1])
     f = features
     pruned = CharFeatures(Vocab([f.vocab.tokens[i] for i in kept]), lowercase=f.lowercase, max_len=f.max_len, ngrams=f.ngrams, buckets=f.buckets)
     return pruned, table
