@@ -162,6 +162,34 @@ def test_viterbi_equals_brute_force():
         assert tuple(viterbi(em, crf)) == best
 
 
+def test_best_path_is_viterbis_and_skips_clear_outside_positions(monkeypatch):
+    """best_path proves most positions O and runs Viterbi only between them; its path is viterbi's, on tiny
+    cases by brute force and on longer ones where the emissions make O clear but not everywhere."""
+    from zhcls.tagging import decode as dec
+
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        t, k = int(rng.integers(1, 6)), int(rng.integers(1, 5))
+        o = int(rng.integers(0, k))
+        em, crf = rng.normal(size=(t, k)), Crf(rng.normal(size=k), rng.normal(size=k), rng.normal(size=(k, k)))
+        em[:, o] += rng.uniform(0, 4)
+        best = max(itertools.product(range(k), repeat=t), key=lambda path, em=em, crf=crf: _path_score(path, em, crf))
+        assert tuple(dec.best_path(em, crf, o)) == best
+    decoded = []
+    real = dec._viterbi
+    monkeypatch.setattr(dec, "_viterbi", lambda em, *rest: decoded.append(len(em)) or real(em, *rest))
+    positions = 0
+    for _ in range(300):
+        t, k = int(rng.integers(2, 60)), int(rng.integers(2, 8))
+        o = int(rng.integers(0, k))
+        em = (rng.normal(size=(t, k)) * rng.uniform(0.5, 4)).astype(np.float32)
+        em[rng.random(t) < 0.85, o] += rng.uniform(6, 12)  # most characters clearly O, as in text
+        crf = Crf(*(rng.normal(size=s).astype(np.float32) for s in (k, k, (k, k))))
+        assert np.array_equal(dec.best_path(em, crf, o), real(em, crf.start, crf.end, crf.transitions))
+        positions += t
+    assert 0 < sum(decoded) < positions / 2  # Viterbi ran, on less than half of the positions
+
+
 def test_tag_marginals_equal_brute_force():
     from zhcls.tagging.decode import tag_marginals
 
