@@ -250,6 +250,7 @@ def test_tagger_compresses_recovers_from_its_parent_and_exports(tmp_path, capsys
                               "--recover-epochs", "1"], capsys)
     assert code == 0, err
     summary = json.loads((tmp_path / "searched" / "compress" / "search.json").read_text(encoding="utf-8"))
-    assert summary["metric"] == "entity_f1" and {r["precision"] for r in summary["candidates"]} == {"fp32"}
+    assert summary["metric"] == "entity_f1" and {r["precision"] for r in summary["candidates"]} == {"fp32", "int8"}
+    assert all("dev_entity_f1" in r for r in summary["candidates"])  # int8 bundles scored by their own predictions
     chosen = [r for r in summary["candidates"] if r["chosen"]]
     assert len(chosen) == 1 and chosen[0]["size_mb"] <= budget and "test_entity_f1" in chosen[0]

@@ -538,6 +538,14 @@ def test_train_evaluate_export_predict_serve(tmp_path, capsys):
     assert code == 0, err
     code, out, err = run_cli(["evaluate", tmp_path / "bundle", tmp_path / "dev.json"], capsys)
     assert code == 0 and "entity" in out, err
+    # int8: the tables quantized, what that moves recorded against the fp32 bundle on dev, both heads
+    code, out, err = run_cli(["export", tmp_path / "run", "-o", tmp_path / "bundle8", "--quantize", "int8"], capsys)
+    assert code == 0 and "int8: labels agree with fp32 on" in out and "entities agree with fp32 on" in out, err
+    m8, m32 = (json.loads((tmp_path / b / "manifest.json").read_text(encoding="utf-8")) for b in ("bundle8", "bundle"))
+    q = m8["parity"]["int8"]
+    assert m8["precision"] == "int8" and m8["total_bytes"] < m32["total_bytes"]  # the tables; a tiny model is mostly its GRU
+    assert {"entity_f1_change", "accuracy_change", "tag_agreement", "entity_agreement", "label_agreement"} <= set(q) and q["entity_f1_fp32"] == 1.0
+    assert q["entity_f1_change"] >= -0.1 and q["entity_agreement"] >= 0.8
 
     texts = ["张三明天去北京", "  ＡＢＣ 李四加入了华为公司！"]
     (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
@@ -549,6 +557,9 @@ def test_train_evaluate_export_predict_serve(tmp_path, capsys):
         assert row["entities"] and all(row["text"][e["start"] : e["end"]] == e["text"] for e in row["entities"])
     assert [(e["text"], e["type"], e["start"]) for e in rows[0]["entities"]] == [("张三", "PER", 0), ("北京", "LOC", 5)]
     assert "华为公司" in {e["text"] for e in rows[1]["entities"]}
+    code, out, err = run_cli(["predict", tmp_path / "bundle8", tmp_path / "texts.txt"], capsys)
+    assert code == 0, err
+    assert all(r["text"][e["start"] : e["end"]] == e["text"] for r in map(json.loads, out.splitlines()) for e in r["entities"])
 
     from fastapi.testclient import TestClient
 

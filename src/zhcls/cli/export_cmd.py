@@ -52,8 +52,10 @@ def export(
         print(f"parity (fp32, {m['parity']['n_texts']} texts): max |dp| {fp32['max_abs_diff']:.1e}, labels agree {fp32['label_agreement']:.2%}")
     if "int8" in m["parity"]:
         q = m["parity"]["int8"]
-        change = f", accuracy {q['accuracy_change']:+.4f}" if "accuracy_change" in q else ""
-        print(f"int8: labels agree with fp32 on {q['label_agreement']:.2%}{change}")
+        change = "".join(f", {k} {q[f'{k}_change']:+.4f}" for k in ("accuracy", "entity_f1") if f"{k}_change" in q)
+        agree = [f"labels agree with fp32 on {q['label_agreement']:.2%}"] if "label_agreement" in q else []
+        agree += [f"entities agree with fp32 on {q['entity_agreement']:.2%} of texts"] if "entity_agreement" in q else []
+        print(f"int8: {', '.join(agree)}{change}")
     lat = m["latency"]
     print(f"latency (1 text, 1 thread): p50 {lat['p50_ms']:.3f} ms, p99 {lat['p99_ms']:.3f} ms")
     print(f"size: {sum(m['size_bytes'].values()) / 1e6:.1f} MB")

@@ -103,7 +103,6 @@ def search(
     splits = sample_train(parent_splits(cfg, model), max_train, cfg.training.seed)  # dev and test stay whole
     if getattr(model, "tags_spans", False):  # taggers: scored by entity F1 (joint: its mean with the class metric, as in training)
         metric = "entity_f1" if not model.classifies else f"entity_f1+{metric}"
-        int8 = False  # tagger bundles are fp32 only
     dev = splits.get("dev")
     if not dev:
         raise CompressError(f"{parent}: its config has no dev split, which the search chooses on", hint="set [data] dev in the run's config and train it again")

@@ -57,10 +57,16 @@ def export_bundle(
         if getattr(model, "tags_spans", False):  # tagger.v1, joint.v1: a gate per head (export/tagging.py)
             from .tagging import span_parity
 
-            if quantize != "none":
-                raise ExportError(f"{model.name} bundles are exported in fp32 only", hint="export without --quantize")
-            parity = span_parity(model, Predictor(tmp, verify=False), texts, PROB_TOLERANCE, MIN_AGREEMENT)
+            fp32 = Predictor(tmp, verify=False)
+            parity = span_parity(model, fp32, texts, PROB_TOLERANCE, MIN_AGREEMENT)
             manifest["parity"] = {"fp32": parity, "n_texts": len(texts)}
+            if quantize == "int8":
+                from .tagging import span_int8_change
+
+                reference = fp32._tagger.run(texts, len(fp32.labels))
+                _quantize_graphs(tmp)
+                manifest["precision"] = "int8"
+                manifest["parity"]["int8"] = span_int8_change(fp32, reference, Predictor(tmp, verify=False), examples)
             return _finish(tmp, manifest, spread(texts, latency_texts))
         reference = model.predict_proba(texts)
         parity = check_parity(reference, Predictor(tmp, verify=False).predict_proba(texts))
@@ -135,25 +141,13 @@ def _quantize(tmp: Path, model: Classifier, examples: Sequence[Example], referen
     predictions move. Convolutions stay fp32 (onnxruntime's ConvInteger is slower on CPU than its fp32 Conv),
     and so does the small output layer (its dynamic int8 MatMul costs more than it saves). Quantizing the
     tables (Gather) is what shrinks a bundle about 4x."""
-    graphs = sorted(tmp.rglob("model.onnx"))  # an ensemble has one per neural member
-    linears = sorted(tmp.rglob("linear.safetensors"))  # and one per TF-IDF member
-    if not graphs and not linears:
+    if not any(tmp.rglob("model.onnx")) and not any(tmp.rglob("linear.safetensors")):
         raise ExportError(f"{model.name} bundles have no weights to quantize", hint="export without --quantize")
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    for linear in linears:
+    for linear in sorted(tmp.rglob("linear.safetensors")):  # one per TF-IDF model or member
         _quantize_linear(linear)
         if linear.parent != tmp:
             _write_manifest(linear.parent, {**read_json(linear.parent / MANIFEST), "precision": "int8"})
-    for graph in graphs:
-        fp32 = graph.with_name("model.fp32.onnx")
-        graph.rename(fp32)
-        with _quiet_onnxruntime():
-            quantize_dynamic(str(fp32), str(graph), op_types_to_quantize=list(INT8_OPS), weight_type=QuantType.QInt8)
-        fp32.unlink()
-        if graph.parent != tmp:  # a member's own manifest lists its files too
-            _write_manifest(graph.parent, {**read_json(graph.parent / MANIFEST), "precision": "int8"})
-    _write_manifest(tmp, read_json(tmp / MANIFEST))
+    _quantize_graphs(tmp)
     proba = Predictor(tmp, verify=False).predict_proba([e.text for e in examples])
     out: dict[str, Any] = {**check_parity(reference, proba)}
     labeled = [i for i, e in enumerate(examples) if e.label is not None]
@@ -166,6 +160,22 @@ def _quantize(tmp: Path, model: Classifier, examples: Sequence[Example], referen
         out["accuracy_change"] = out["accuracy_int8"] - out["accuracy_fp32"]
         out["macro_f1_change"] = out["macro_f1_int8"] - out["macro_f1_fp32"]
     return out
+
+
+def _quantize_graphs(tmp: Path) -> None:
+    """Every ONNX graph of the bundle at `tmp` (an ensemble has one per neural member) with int8 weights for the
+    ops in INT8_OPS, and the manifests rewritten over the new files."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    for graph in sorted(tmp.rglob("model.onnx")):
+        fp32 = graph.with_name("model.fp32.onnx")
+        graph.rename(fp32)
+        with _quiet_onnxruntime():
+            quantize_dynamic(str(fp32), str(graph), op_types_to_quantize=list(INT8_OPS), weight_type=QuantType.QInt8)
+        fp32.unlink()
+        if graph.parent != tmp:  # a member's own manifest lists its files too
+            _write_manifest(graph.parent, {**read_json(graph.parent / MANIFEST), "precision": "int8"})
+    _write_manifest(tmp, read_json(tmp / MANIFEST))
 
 
 LINEAR_INT8_BLOCK = 64  # n-gram weights per int8 scale
