@@ -79,9 +79,10 @@ def best_path(emissions: np.ndarray, crf: Crf, outside: int | None) -> np.ndarra
     the bound of the run's two ends (Crf.outside_bounds); the smallest sum over runs containing t comes from
     prefix sums (a running max to the left, a running min to the right) in a few vectorized calls. Those
     positions split the text, and Viterbi runs only on the pieces between them, each entered from an O (or
-    the start) and left to an O (or the end). The path is viterbi's (ties aside): on MSRA 50-character texts
-    about 90% of the positions are proven O, and decoding costs a third of a full Viterbi (the time is the
-    loop over positions, not the arithmetic)."""
+    the start) and left to an O (or the end). The path is viterbi's (ties aside). On MSRA 50-character test
+    texts, with benchmarks/joint.py's tagger_h64 run, 71% of the positions are proven O (1.6 pieces per text
+    are left) and decoding takes 60 us against 151 for viterbi, the same 1000 texts in one process (the
+    time is the loop over positions, not the arithmetic)."""
     t_len, k = emissions.shape
     if outside is None or k == 1 or t_len == 1:
         return viterbi(emissions, crf) if k > 1 else np.zeros(t_len, dtype=np.int64)
