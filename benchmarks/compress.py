@@ -238,8 +238,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"- command: `{inv.get('command', '?')}`",
         f"- date: {inv.get('date', '?')}; machine: {inv.get('cpu_model', '?')}, {inv.get('os_cpu_count', '?')} cores shared with other "
         f"jobs (load average {inv.get('loadavg', '?')} when this invocation started, {r.get('latency', {}).get('loadavg_after', '?')} after the "
-        "last timing round): **the timings come from a shared, at times loaded machine**; the parent and the recovered cells were trained "
-        "by an earlier invocation while another benchmark ran (results JSON, `invocations`)",
+        "last timing round): **the timings come from a shared, at times loaded machine**; which invocation trained the parent and the "
+        "cells, and what else ran then: the results JSON's `invocations` and the commit that added them",
         f"- versions: {', '.join(f'{k} {v}' for k, v in inv.get('versions', {}).items())}; git {inv.get('git', {}).get('commit', '?')[:10]}",
         "- parent: `configs/tnews_textcnn.toml` (characters, max_len 64, 128 filters x kernels 2/3/4, dropout 0.5, n-gram bag 100k buckets x 64), "
         f"dev accuracy {pct(p.get('dev'))}, test accuracy {pct(p.get('test'))}",
