@@ -18,6 +18,9 @@ splits), written as canonical JSON lines with `entities` under --work-dir. Cells
               within 1 point of its single-task model (tagger for entities, classifier for cat)
   tagger_hN   with --tagger-hidden N: the tagger with N GRU units per direction instead of 128, its F1 and
               its bundle's latency (latency_hN), to show what a narrower encoder costs and saves
+  tagger_hHeEgG
+              with --tagger-shape H:E:G: the tagger with H GRU units per direction, character embeddings of E
+              dimensions and n-gram embeddings of G (instead of 128/128/64): the narrower input the GRU projects
   tagger_cnnL with --tagger-cnn L: the tagger with a CNN encoder (L layers of 128 kernel-3 filters) instead
               of the BiGRU, its F1 and latency (latency_cnnL): what the faster encoder costs in F1
   student_hN  with --student-hidden N: a tagger of N GRU units distilled ([distill], T = 2, alpha = 0.5) from
@@ -27,6 +30,9 @@ splits), written as canonical JSON lines with `entities` under --work-dir. Cells
   tagger_pN, classifier_pN
               with --single-patience N: the two single-task cells at patience N; a joint_pN cell's verdict then
               compares it with them, the same patience on both sides
+  latency_compare
+              with --compare-latency A,B,...: the bundles of those latency cells timed again in one process,
+              rounds interleaved (median of 5), so their ratios hold whatever the machine's speed that day
   pruned_wW   with --compress-width W (e.g. 1/2): `zhcls compress` of the --teacher cell's run to width W
               (GRU units and n-gram dimensions), recovered by tagging distillation from it for up to
               --recover-epochs epochs (early-stopped on dev); its F1, and the p50 of its bundle and of the
@@ -180,6 +186,22 @@ def latency(run_dir: Path, texts: list[str], work: Path) -> dict[str, Any]:
             "full_viterbi_rounds_p50_ms": full, "full_viterbi_p50_ms": min(full)}
 
 
+def compare_latency(bundles: dict[str, Path], texts: list[str], rounds: int = 5) -> dict[str, Any]:
+    """p50 of each bundle, 1 thread, rounds interleaved (every bundle sees the same load), median of the rounds."""
+    from zhcls.export.onnx import measure_latency as measure
+    from zhcls.serve.predictor import Predictor
+
+    predictors = {name: Predictor(b, threads=1) for name, b in bundles.items()}
+    p50s: dict[str, list[float]] = {name: [] for name in predictors}
+    for _ in range(rounds):
+        for name, predictor in predictors.items():
+            p50s[name].append(measure(predictor, texts, warmup=100)["p50_ms"])
+    median = {name: sorted(v)[len(v) // 2] for name, v in p50s.items()}
+    first = next(iter(median.values()))
+    return {"machine": h.cpu_model(), "n_texts": len(texts), "text_chars": 50, "rounds_p50_ms": p50s, "p50_ms": median,
+            "ratio": {name: round(v / first, 4) for name, v in median.items()}}
+
+
 def compress_cell(parent: Path, out: Path, width: str, epochs: int, texts: list[str]) -> dict[str, Any]:
     """Compress `parent` (a finished tagger run) to `width`, or finish a compression a kill interrupted, and
     time the parent's and the pruned bundle side by side."""
@@ -221,6 +243,8 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--epochs", type=int, default=TRAINING["epochs"])
     ap.add_argument("--jobs", type=int, default=1, help="cells trained at once (tagger and classifier are independent)")
     ap.add_argument("--tagger-hidden", type=int, action="append", default=[], help="also train the tagger with this GRU width (cell tagger_hN)")
+    ap.add_argument("--tagger-shape", action="append", default=[], metavar="H:E:G",
+                    help="also train the tagger with H GRU units, E-dimensional character and G-dimensional n-gram embeddings (cell tagger_hHeEgG)")
     ap.add_argument("--tagger-cnn", type=int, action="append", default=[], metavar="LAYERS",
                     help="also train the tagger with a CNN encoder of LAYERS kernel-3 layers, 128 filters (cell tagger_cnnLAYERS)")
     ap.add_argument("--student-hidden", type=int, action="append", default=[], metavar="N",
@@ -233,6 +257,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--compress-width", action="append", default=[], metavar="W",
                     help="also compress the --teacher cell's run to width W, e.g. 1/2 (cell pruned_wW; zhcls compress, tagging distillation)")
     ap.add_argument("--recover-epochs", type=int, default=10, help="the most recovery epochs of a pruned_wW cell (early-stopped on dev)")
+    ap.add_argument("--compare-latency", metavar="A,B,...", help="time these latency cells' bundles again, interleaved in one process (cell latency_compare)")
     ap.add_argument("--force", action="append", default=[], help="redo a cell: tagger, latency, classifier, joint, tagger_hN, latency_hN, joint_pN, pruned_wW")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -263,6 +288,10 @@ def main(argv: list[str]) -> None:
     }
     for width in args.tagger_hidden:
         plans[f"tagger_h{width}"] = {"data": msra_data, "model": {"name": "tagger.v1", **ENCODER, "hidden_size": width}, "training": training}
+    for shape in args.tagger_shape:
+        hidden, embed, gram = (int(x) for x in shape.split(":"))
+        plans[f"tagger_h{hidden}e{embed}g{gram}"] = {"data": msra_data, "training": training,
+                                                      "model": {"name": "tagger.v1", **ENCODER, "hidden_size": hidden, "embed_dim": embed, "gram_dim": gram}}
     for layers in args.tagger_cnn:
         cnn = {**ENCODER, "encoder": "cnn", "num_layers": layers, "kernel_size": 3}
         plans[f"tagger_cnn{layers}"] = {"data": msra_data, "model": {"name": "tagger.v1", **cnn}, "training": training}
@@ -292,6 +321,9 @@ def main(argv: list[str]) -> None:
         if timing not in cells:
             cells[timing] = latency(Path(cells[tagger]["run"]), fifty_char_texts(msra["test"], 1000), work)
             h.write_results(path, results, render)
+    if args.compare_latency and "latency_compare" not in cells:
+        cells["latency_compare"] = compare_latency({n: Path(cells[n]["bundle"]) for n in args.compare_latency.split(",")}, fifty_char_texts(msra["test"], 1000))
+        h.write_results(path, results, render)
     for width in args.compress_width:
         name = f"pruned_w{width.replace('/', '_')}"
         if name not in cells:
@@ -308,7 +340,7 @@ def verdict(cells: dict[str, Any]) -> dict[str, Any]:
     tagger_f1 = cells.get("tagger", {}).get("test", {}).get("entities", {}).get("micro_f1")
     if tagger_f1 is not None:
         out["tagger_f1"] = {"value": tagger_f1, "target": f">= {TARGETS['tagger_f1']}", "met": tagger_f1 >= TARGETS["tagger_f1"]}
-    for name in sorted(n for n in cells if n.startswith("latency")):
+    for name in sorted(n for n in cells if n.startswith("latency") and n != "latency_compare"):
         p50, suffix = cells[name]["p50_ms"], name[len("latency"):]
         # the issue's latency target is the BiGRU-CRF tagger's; a CNN cell's verdict says which encoder it is
         encoder = cells.get(f"tagger{suffix}", {}).get("config", {}).get("model", {}).get("encoder", "bigru")
@@ -316,6 +348,8 @@ def verdict(cells: dict[str, Any]) -> dict[str, Any]:
         f1 = cells.get(f"tagger{suffix}", {}).get("test", {}).get("entities", {}).get("micro_f1")
         if suffix and f1 is not None:
             out[f"tagger_f1{suffix}"] = {"value": f1, "target": f">= {TARGETS['tagger_f1']}", "met": f1 >= TARGETS["tagger_f1"]}
+    for name, p50 in cells.get("latency_compare", {}).get("p50_ms", {}).items():
+        out[f"p50_ms_compared{name[len('latency'):]}"] = {"value": p50, "target": f"<= {TARGETS['p50_ms']}", "met": p50 <= TARGETS["p50_ms"]}
     for name in sorted(n for n in cells if n.startswith("pruned_")):
         c, suffix = cells[name], name[len("pruned"):]
         f1 = c["test"].get("entities", {}).get("micro_f1")
@@ -366,7 +400,7 @@ def render(results: dict[str, Any]) -> str:
         if ent:
             lines += ["", f"Per type ({name}, MSRA test):", ""]
             lines += h.md_table(["type", "P", "R", "F1", "support"], [[t, h.pct(r["precision"]), h.pct(r["recall"]), h.pct(r["f1"]), r["support"]] for t, r in ent["per_type"].items()])
-    for name in sorted(n for n in cells if n.startswith("latency")):
+    for name in sorted(n for n in cells if n.startswith("latency") and n != "latency_compare"):
         lat, tagger = cells[name], name.replace("latency", "tagger")
         model = cells.get(tagger, {}).get("config", {}).get("model", {})
         encoder = (f"CNN, {model.get('num_layers')} layers of {model.get('hidden_size')} kernel-{model.get('kernel_size')} filters"
@@ -379,6 +413,19 @@ def render(results: dict[str, Any]) -> str:
             lines += ["", f"Decoding every position with Viterbi instead of best_path (which proves most characters O and decodes only "
                           f"between them), same bundle and texts, rounds interleaved: p50 {lat['full_viterbi_p50_ms']} ms "
                           f"(rounds {lat['full_viterbi_rounds_p50_ms']}); best_path / Viterbi = {lat['p50_ms'] / lat['full_viterbi_p50_ms']:.2f}."]
+    if "latency_compare" in cells:
+        c = cells["latency_compare"]
+        lines += ["", "## Bundles timed side by side", "",
+                  f"On {c['machine']}: {c['n_texts']} texts of {c['text_chars']} characters from MSRA test, one at a time, 1 thread, features, ONNX and "
+                  "decoding included; the bundles timed in one process, rounds interleaved, median of the rounds.", ""]
+        rows = []
+        for name, p50 in c["p50_ms"].items():
+            tagger = cells.get(name.replace("latency", "tagger"), {})
+            model = tagger.get("config", {}).get("model", {})
+            f1 = tagger.get("test", {}).get("entities", {}).get("micro_f1")
+            rows.append([name, f"GRU {model.get('hidden_size')}, embed {model.get('embed_dim')}, n-gram {model.get('gram_dim')}", h.pct(f1),
+                         p50, f"{c['ratio'][name]:.2f}x", c["rounds_p50_ms"][name]])
+        lines += h.md_table(["cell", "shape", "test entity F1", "p50 ms", "ratio", "rounds p50 ms"], rows)
     pruned = sorted(n for n in cells if n.startswith("pruned_"))
     if pruned:
         lines += ["", "## Pruned taggers (`zhcls compress`, recovered by tagging distillation from the parent)", "",
