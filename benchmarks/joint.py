@@ -208,19 +208,13 @@ def compress_cell(parent: Path, out: Path, width: str, epochs: int, texts: list[
     from zhcls.artifact import read_json
     from zhcls.compress import compress
     from zhcls.compress.run import parse_width
-    from zhcls.export.onnx import measure_latency as measure
-    from zhcls.serve.predictor import Predictor
 
     if not (out / "metrics.json").is_file():
         compress(parent, out, width=parse_width(width), recover_epochs=epochs)
     m = read_json(out / "metrics.json")
     c = m["compress"]
-    bundles = {"parent": Predictor(out / "compress" / "parent-bundle", threads=1), "pruned": Predictor(out / "bundle", threads=1)}
-    rounds: dict[str, list[float]] = {k: [] for k in bundles}
-    for _ in range(5):  # interleaved: both see the same load
-        for k, predictor in bundles.items():
-            rounds[k].append(measure(predictor, texts, warmup=100)["p50_ms"])
-    p50 = {k: sorted(v)[len(v) // 2] for k, v in rounds.items()}
+    timed = compare_latency({"parent": out / "compress" / "parent-bundle", "pruned": out / "bundle"}, texts)
+    rounds, p50 = timed["rounds_p50_ms"], timed["p50_ms"]
     return {"run": str(out), "parent": str(parent), "width": width, "recover_epochs": epochs, "machine": h.cpu_model(),
             "train_seconds": m.get("train_seconds"), "epochs": m.get("fit", {}).get("epochs"), "stopped": m.get("fit", {}).get("stopped"),
             "dev": _scores(m.get("dev", {})), "test": _scores(m.get("test", {})), "pruned": c["pruned"], "kept": c.get("recovery", {}).get("kept"),
