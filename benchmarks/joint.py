@@ -229,6 +229,17 @@ def fifty_char_texts(test_file: Path, n: int) -> list[str]:
     return [joined[i : i + 50] for i in range(0, min(len(joined), 50 * n) - 49, 50)]
 
 
+def tagger_shape(value: str) -> tuple[int, int, int]:
+    """--tagger-shape H:E:G as three positive integers, or argparse's usage error naming the value."""
+    try:
+        shape = tuple(int(x) for x in value.split(":"))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not H:E:G (GRU units, character and n-gram embedding sizes), e.g. 64:64:32")
+    return shape  # type: ignore[return-value]
+
+
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, default=h.default_data_dir())
@@ -237,7 +248,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--epochs", type=int, default=TRAINING["epochs"])
     ap.add_argument("--jobs", type=int, default=1, help="cells trained at once (tagger and classifier are independent)")
     ap.add_argument("--tagger-hidden", type=int, action="append", default=[], help="also train the tagger with this GRU width (cell tagger_hN)")
-    ap.add_argument("--tagger-shape", action="append", default=[], metavar="H:E:G",
+    ap.add_argument("--tagger-shape", type=tagger_shape, action="append", default=[], metavar="H:E:G",
                     help="also train the tagger with H GRU units, E-dimensional character and G-dimensional n-gram embeddings (cell tagger_hHeEgG)")
     ap.add_argument("--tagger-cnn", type=int, action="append", default=[], metavar="LAYERS",
                     help="also train the tagger with a CNN encoder of LAYERS kernel-3 layers, 128 filters (cell tagger_cnnLAYERS)")
@@ -282,8 +293,7 @@ def main(argv: list[str]) -> None:
     }
     for width in args.tagger_hidden:
         plans[f"tagger_h{width}"] = {"data": msra_data, "model": {"name": "tagger.v1", **ENCODER, "hidden_size": width}, "training": training}
-    for shape in args.tagger_shape:
-        hidden, embed, gram = (int(x) for x in shape.split(":"))
+    for hidden, embed, gram in args.tagger_shape:
         plans[f"tagger_h{hidden}e{embed}g{gram}"] = {"data": msra_data, "training": training,
                                                       "model": {"name": "tagger.v1", **ENCODER, "hidden_size": hidden, "embed_dim": embed, "gram_dim": gram}}
     for layers in args.tagger_cnn:
@@ -315,8 +325,13 @@ def main(argv: list[str]) -> None:
         if timing not in cells:
             cells[timing] = latency(Path(cells[tagger]["run"]), fifty_char_texts(msra["test"], 1000), work)
             h.write_results(path, results, render)
-    if args.compare_latency and "latency_compare" not in cells:
-        cells["latency_compare"] = compare_latency({n: Path(cells[n]["bundle"]) for n in args.compare_latency.split(",")}, fifty_char_texts(msra["test"], 1000))
+    compared = args.compare_latency.split(",") if args.compare_latency else []
+    if compared and list(cells.get("latency_compare", {}).get("p50_ms", {})) != compared:  # another list is timed anew
+        unknown = [n for n in compared if n not in cells or "bundle" not in cells[n]]
+        if unknown:
+            sys.exit(f"--compare-latency: {', '.join(unknown)} is no latency cell of {path}; those are: "
+                     f"{', '.join(n for n in cells if 'bundle' in cells[n]) or 'none yet'}")
+        cells["latency_compare"] = compare_latency({n: Path(cells[n]["bundle"]) for n in compared}, fifty_char_texts(msra["test"], 1000))
         h.write_results(path, results, render)
     for width in args.compress_width:
         name = f"pruned_w{width.replace('/', '_')}"
