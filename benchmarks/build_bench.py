@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import re
 import sys
 import time
 import traceback
@@ -227,14 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         merge(args.merge)
         return 0
-    names = [t.name for t in h.TASKS] + [SHOPPING_2K]
+    # FewCLUE's other train/dev splits (1 to 4) run when named: a fresh replicate of the split-0 cells
+    replicates = [h.fewclue(*n.split("/")) for n in (args.tasks or "").split(",") if re.fullmatch(r"(tnews|eprstmt|iflytek|csldcp)/[1-4]", n)]
+    every = [*h.TASKS, *replicates]
+    names = [t.name for t in every] + [SHOPPING_2K]
     wanted = names if args.tasks is None else [n for n in names if n in args.tasks.split(",")]
-    sources = [p for t in h.TASKS if t.name in wanted for p in (t.train, t.dev, t.test, UNLABELED.get(t.name.split("/")[0])) if p]
+    sources = [p for t in every if t.name in wanted for p in (t.train, t.dev, t.test, UNLABELED.get(t.name.split("/")[0])) if p]
     if SHOPPING_2K in wanted:  # its files are written from train.csv, after the check
         sources += [f"{h.ONLINE_SHOPPING}/{f}" for f in ("train.csv", "dev.csv", "test.csv")]
     h.verify_data(args.data_dir, sources)
     options = {k: [v for v in val.split(",") if v] for k, val in (("candidates", args.candidates), ("students", args.students)) if val is not None}
-    tasks = [t for t in h.TASKS if t.name in wanted] + ([shopping_2k(args.data_dir, args.work_dir)] if SHOPPING_2K in wanted else [])
+    tasks = [t for t in every if t.name in wanted] + ([shopping_2k(args.data_dir, args.work_dir)] if SHOPPING_2K in wanted else [])
     results = h.load_results(RESULTS / f"{args.results}.json")  # resume: finished cells are skipped below
     command = h.command_line("benchmarks/build_bench.py", sys.argv[1:] if argv is None else argv)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

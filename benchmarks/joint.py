@@ -27,6 +27,10 @@ splits), written as canonical JSON lines with `entities` under --work-dir. Cells
               the --teacher cell's run on MSRA train; compare it with tagger_hN, the same tagger without a teacher
   joint_pN    with --joint-patience N: the joint cell with early-stopping patience N instead of 2 (the
               single-task cells keep 2; the verdict records both)
+  joint_pN_twW, joint_pN_mwW
+              with --joint-tag-weight W / --joint-msra-weight W: the joint cell (at each --joint-patience, or 2)
+              with the tagging loss weighted W (class loss 1), or with MSRA drawn W times as often per epoch
+              ([[datasets]] weight W); its dev scores are what choose among the joint cells
   tagger_pN, classifier_pN
               with --single-patience N: the two single-task cells at patience N; a joint_pN cell's verdict then
               compares it with them, the same patience on both sides
@@ -257,6 +261,10 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--teacher", default="tagger_h64", help="the tagger cell that teaches the students (default tagger_h64)")
     ap.add_argument("--joint-patience", type=int, action="append", default=[],
                     help="also train the joint cell with this early-stopping patience (cell joint_pN; the others keep %d)" % TRAINING["patience"])
+    ap.add_argument("--joint-tag-weight", type=float, action="append", default=[], metavar="W",
+                    help="also train the joint cell with tag_weight W (cell joint_pN_twW, for each --joint-patience N, or 2)")
+    ap.add_argument("--joint-msra-weight", type=float, action="append", default=[], metavar="W",
+                    help="also train the joint cell with MSRA's share of the batches W times [data]'s (cell joint_pN_mwW)")
     ap.add_argument("--single-patience", type=int, action="append", default=[],
                     help="also train the single-task cells with this patience (tagger_pN, classifier_pN), for joint_pN to be compared with")
     ap.add_argument("--compress-width", action="append", default=[], metavar="W",
@@ -305,6 +313,12 @@ def main(argv: list[str]) -> None:
                                       "distill": {"teacher": teacher_run, "temperature": 2.0, "alpha": 0.5}}
     for patience in args.joint_patience:
         plans[f"joint_p{patience}"] = {**plans["joint"], "training": {**training, "patience": patience}}
+    for patience in args.joint_patience or [TRAINING["patience"]]:
+        base = {**plans["joint"], "training": {**training, "patience": patience}}
+        for w in args.joint_tag_weight:
+            plans[f"joint_p{patience}_tw{w:g}"] = {**base, "model": {**base["model"], "tag_weight": w}}
+        for w in args.joint_msra_weight:
+            plans[f"joint_p{patience}_mw{w:g}"] = {**base, "datasets": [{**msra_data, "weight": w}]}
     for patience in args.single_patience:
         for single in ("tagger", "classifier"):
             plans[f"{single}_p{patience}"] = {**plans[single], "training": {**training, "patience": patience}}
@@ -365,19 +379,19 @@ def verdict(cells: dict[str, Any]) -> dict[str, Any]:
         out[f"tagger_f1{suffix}"] = {"value": f1, "target": f">= {TARGETS['tagger_f1']}", "met": f1 is not None and f1 >= TARGETS["tagger_f1"]}
         out[f"p50_ms{suffix}"] = {"value": c["p50_ms"]["pruned"], "parent": c["p50_ms"]["parent"], "target": f"<= {TARGETS['p50_ms']}", "encoder": "bigru",
                                   "met": c["p50_ms"]["pruned"] <= TARGETS["p50_ms"]}
-    # A joint_pN cell stops later than the single-task cells it is compared with (patience 2): its verdict
-    # says so, since a single-task model given the same patience might gain too.
+    # A joint cell is compared with the single-task cells of its own patience where they ran
+    # (--single-patience), else with the patience-2 ones; the verdict records both patiences.
     for name in sorted(n for n in cells if n.startswith("joint")):
         joint, suffix = cells[name], name[len("joint"):]
         if "classifier" not in cells or "tagger" not in cells or not joint["datasets"]:
             continue
-        # compared with the single-task cells of the same patience where they ran (--single-patience)
-        tagger_cell = cells.get(f"tagger{suffix}", cells["tagger"]) if suffix else cells["tagger"]
-        classifier_cell = cells.get(f"classifier{suffix}", cells["classifier"]) if suffix else cells["classifier"]
+        patience = joint["config"]["training"]["patience"]
+        same = f"_p{patience}" if patience != TRAINING["patience"] else ""
+        tagger_cell, classifier_cell = cells.get(f"tagger{same}", cells["tagger"]), cells.get(f"classifier{same}", cells["classifier"])
         single_f1 = tagger_cell["test"]["entities"]["micro_f1"]
         joint_f1 = joint["datasets"][0]["test"]["entities"]["micro_f1"]
         joint_acc, single_acc = joint["test"]["accuracy"], classifier_cell["test"]["accuracy"]
-        extra = {"patience": joint["config"]["training"]["patience"], "single_patience": tagger_cell["config"]["training"]["patience"]} if suffix else {}
+        extra = {"patience": patience, "single_patience": tagger_cell["config"]["training"]["patience"]} if suffix else {}
         out[f"joint_entity_gap{suffix}"] = {"joint": joint_f1, "single": single_f1, "gap": joint_f1 - single_f1, **extra, "met": joint_f1 >= single_f1 - TARGETS["joint_gap"]}
         extra = {**extra, "single_patience": classifier_cell["config"]["training"]["patience"]} if suffix else {}
         out[f"joint_cat_gap{suffix}"] = {"joint": joint_acc, "single": single_acc, "gap": joint_acc - single_acc, **extra, "met": joint_acc >= single_acc - TARGETS["joint_gap"]}
@@ -403,6 +417,12 @@ def render(results: dict[str, Any]) -> str:
                      h.pct(c["test"].get("accuracy")), h.pct(c["test"].get("macro_f1")), c["epochs"], c["train_seconds"]])
     lines += ["## Test scores", ""]
     lines += h.md_table(["cell", "model", "entity micro F1", "entity macro F1", "cat accuracy", "cat macro F1", "epochs", "train s"], rows)
+    joint_rows = [[name, c["config"]["training"]["patience"], c["config"]["model"].get("tag_weight", 1.0), c["config"]["datasets"][0].get("weight", 1.0),
+                   h.pct(c["datasets"][0]["dev"]["entities"]["micro_f1"]), h.pct(c["dev"].get("accuracy"))]
+                  for name, c in sorted(cells.items()) if name.startswith("joint") and c["datasets"]]
+    if joint_rows:
+        lines += ["", "Joint cells on dev (the scores that choose among them):", ""]
+        lines += h.md_table(["cell", "patience", "tag_weight", "MSRA weight", "dev entity micro F1", "dev cat accuracy"], joint_rows)
     for name in ("tagger", *sorted(n for n in cells if n.startswith("joint"))):
         c = cells.get(name)
         ent = c and (c["test"].get("entities") or (c["datasets"][0]["test"].get("entities") if c["datasets"] else None))
