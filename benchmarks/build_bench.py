@@ -102,6 +102,7 @@ def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None, op
     before = [{**r, "dev": r["dev"] if r["model"] == "ensemble.v1" else r.get("dev_selected", r["dev"])} for r in result.candidates]
     old, _ = select(before, budget_ms, None)
     return {
+        "n_dev": len(task.read(data_dir)[1]),
         "seconds": round(time.perf_counter() - started, 1),
         "chosen": result.chosen["name"],
         "reason": result.reason,
@@ -123,6 +124,41 @@ def narrowed(options: dict[str, Any] | None) -> str:
     if "students" in options:
         parts.append("students " + (", ".join(options["students"]) or "none"))
     return "; ".join(parts)
+
+
+def rule_choices(cell: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """What `select` chooses from a build cell's recorded candidates under each rule: the best dev score
+    (`ensemble_se` 0, build's rule before 2026-12-04) and the ensemble when the leader's edge is within one
+    standard error (1, the default since). Deterministic in the recorded dev scores: no retraining."""
+    from zhcls.build import select
+
+    b = cell.get("build") or {}
+    if "candidates" not in b or not b.get("n_dev"):
+        return None
+    rows = [{**r, "n_dev": r.get("n_dev") or b["n_dev"]} for r in b["candidates"]]
+    return {rule: select(rows, None, None, se)[0] for rule, se in (("best dev", 0.0), ("ensemble within 1 SE", 1.0))}
+
+
+def rule_section(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, cell in results["tasks"].items():
+        choices = rule_choices(cell)
+        peers = [cell.get(k, {}).get("test", {}).get("accuracy") for k in ("baseline.fasttext", "baseline.tfidf_lr", "baseline.svm")]
+        peers = [p for p in peers if p is not None]
+        if not choices or not peers:
+            continue
+        row = [name, cell["build"]["n_dev"], h.pct(max(peers))]
+        for r in choices.values():
+            row += [f"{r['name']} ({100 * r['dev']:.2f})", h.pct(r["test_accuracy"]), f"{100 * (r['test_accuracy'] - max(peers)):+.2f}"]
+        rows.append(row)
+    if not rows:
+        return []
+    return ["", "## Selection rule: best dev score, or the ensemble within one standard error", "",
+            "Each rule applied to the same recorded candidates (their cross-fitted dev scores; `zhcls.build.select`), so the rows differ only in the rule. "
+            "`[build] ensemble_se = 1` (the default since 2026-12-04) keeps the ensemble unless a single candidate leads it on dev by more than one "
+            "standard error, sqrt(p (1 - p) / n), of the leader's dev accuracy. The rule was proposed after the split-0 and few_all rows above "
+            "were seen; the FewCLUE split-1 rows (`tnews/1` ...) were run after it was fixed, as its check on data it was not shaped on.", "",
+            *h.md_table(["task", "dev texts", "best peer", "best dev: chosen (dev)", "test", "Δ", "ensemble within 1 SE: chosen (dev)", "test", "Δ"], rows)]
 
 
 def render(results: dict[str, Any]) -> str:
@@ -183,6 +219,7 @@ def render(results: dict[str, Any]) -> str:
                   f"`{old['chosen']}`, test {h.pct(old['test']['accuracy'])}.") if old else ""
         lines += ["", f"## {name}: every build candidate", "", f"Chosen: `{b['chosen']}` — {b['reason']}. Build took {b['seconds']} s.{before}{reduced}{checked}", "",
                   *h.md_table(("candidate", "dev acc (cross-fitted)", "dev acc (kept setting)", "test acc", "p50 ms", "p99 ms", "size MB"), rows)]
+    lines += rule_section(results)
     errors = [(n, k, c[k]["error"]) for n, c in results["tasks"].items() for k in c if isinstance(c[k], dict) and "error" in c[k]]
     if errors:
         lines += ["", "## Errors", ""] + [f"- {n} {k}: {e.splitlines()[-1] if e else e}" for n, k, e in errors]
@@ -247,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     results.setdefault("invocations", []).append({"command": command, "started": started, "git": h.git_state(), "cpu": h.cpu_model()})
     for task in tasks:
         cell = results["tasks"].setdefault(task.name, {})
+        if "candidates" in cell.get("build", {}) and "n_dev" not in cell["build"]:  # recorded before it was: the dev file's size
+            cell["build"]["n_dev"] = len(task.read(args.data_dir)[1])
         runners = {
             "baseline.tfidf_lr": lambda task=task: fd.run_tfidf_baseline(task, args.data_dir, args.work_dir / task.name / "tfidf_lr", args),
             "baseline.svm": lambda task=task: run_svm(task, args.data_dir),

@@ -111,6 +111,24 @@ def test_select_prefers_dev_then_size_and_ignores_test():
     assert select(rows, None, 2.0)[0]["name"] == "a"
 
 
+def test_select_keeps_the_ensemble_when_the_leader_is_within_its_standard_error():
+    # 400 dev texts at 0.5: one standard error is 0.025
+    rows = [
+        {"name": "bigru.v1", "model": "bigru.v1", "dev": 0.52, "n_dev": 400, "p50_ms": 0.5, "size_mb": 7.0},
+        {"name": "ensemble", "model": "ensemble.v1", "dev": 0.50, "n_dev": 400, "p50_ms": 1.5, "size_mb": 50.0},
+        {"name": "tfidf.v1", "model": "tfidf.v1", "dev": 0.40, "n_dev": 400, "p50_ms": 0.1, "size_mb": 1.0},
+    ]
+    chosen, reason = select(rows, None, None, 1.0)
+    assert chosen["name"] == "ensemble" and "within 1 standard error" in reason and "bigru.v1" in reason
+    assert select(rows, None, None, 0.0)[0]["name"] == "bigru.v1"  # the plain rule
+    assert select(rows, None, None, 0.5)[0]["name"] == "bigru.v1"  # 0.02 > 0.5 x 0.025
+    assert select(rows, 1.0, None, 1.0)[0]["name"] == "bigru.v1"  # the ensemble is over budget
+    wide = [{**r, "n_dev": 10_000} for r in rows]  # one standard error is 0.005: the lead is real
+    assert select(wide, None, None, 1.0)[0]["name"] == "bigru.v1"
+    unknown = [{k: v for k, v in r.items() if k != "n_dev"} for r in rows]  # no dev size recorded: no preference
+    assert select(unknown, None, None, 1.0)[0]["name"] == "bigru.v1"
+
+
 def test_sigkill_mid_build_resumes_to_the_same_result(built, tmp_path):
     root, cfg, _ = built
     out = tmp_path / "out"

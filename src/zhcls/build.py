@@ -95,12 +95,12 @@ def build(
                 test = load_splits(cfg).get("test") if test is None else test
                 row.update(_bundle_test(bundle, test, cfg.training.metric))
             rows.append(row)
-    chosen, reason = select(rows, budget_ms, budget_mb)
+    chosen, reason = select(rows, budget_ms, budget_mb, opts.ensemble_se)
     if opts.compress and not within(chosen, budget_ms, budget_mb):
         row, why = _compress_stage(rows, out, cfg, budget_ms, budget_mb, stage)
         if row is not None:
             rows.append(row)
-            chosen, reason = select(rows, budget_ms, budget_mb)
+            chosen, reason = select(rows, budget_ms, budget_mb, opts.ensemble_se)
         else:
             reason += f"; compress found no variant within budget either: {why}"
     for row in rows:
@@ -304,6 +304,7 @@ def candidate_row(name: str, run: Path, bundle: Path, metric: str) -> dict[str, 
         "bundle": str(bundle),
         "dev": round(float(dev.get(metric, 0.0)), 6),
         "dev_selected": round(float(selected.get(metric, 0.0)), 6),  # the score of the setting kept, as the run reports it
+        "n_dev": int(metrics.get("dev", {}).get("n", 0)),
         "test": round(float(test.get(metric, 0.0)), 6) if test else None,
         "test_accuracy": test.get("accuracy"),
         "p50_ms": manifest["latency"]["p50_ms"],
@@ -326,10 +327,16 @@ def within(row: dict[str, Any], budget_ms: float | None, budget_mb: float | None
     return (budget_ms is None or row["p50_ms"] <= budget_ms) and (budget_mb is None or row["size_mb"] <= budget_mb)
 
 
-def select(rows: list[dict[str, Any]], budget_ms: float | None, budget_mb: float | None) -> tuple[dict[str, Any], str]:
+def select(rows: list[dict[str, Any]], budget_ms: float | None, budget_mb: float | None, ensemble_se: float = 0.0) -> tuple[dict[str, Any], str]:
     """The best dev score among the candidates within budget; ties go to the smaller bundle (size, unlike
     latency, is the same in every rerun, so the same data and seed give the same choice). If none fits, the
-    fastest, and the reason says so: a build always gives something to serve, and says when it is over budget."""
+    fastest, and the reason says so: a build always gives something to serve, and says when it is over budget.
+
+    `ensemble_se` > 0: the ensemble within budget is chosen when the best single candidate leads it on dev by
+    at most that many standard errors of the leader's dev score (sqrt(p (1 - p) / n) over the n dev texts;
+    for macro-F1 the same formula, an approximation). On a few hundred dev texts a lead of a point or two is
+    noise, and picking the top of several noisy scores favours whichever got lucky; the ensemble averages
+    the candidates, so it is the steadier pick when dev cannot tell them apart (docs/build.md)."""
     ok = [r for r in rows if within(r, budget_ms, budget_mb)]
     if not ok:
         fastest = min(rows, key=lambda r: (r["p50_ms"], -r["dev"]))
@@ -337,8 +344,18 @@ def select(rows: list[dict[str, Any]], budget_ms: float | None, budget_mb: float
     best = max(ok, key=lambda r: (r["dev"], -r["size_mb"]))
     others = sorted((r for r in rows if r is not best and r["dev"] > best["dev"]), key=lambda r: -r["dev"])
     why = f"{best['name']} has the best dev score ({best['dev']:.4f}) of the {len(ok)} of {len(rows)} candidates within budget ({_budget(budget_ms, budget_mb)})"
+    ensembles = [r for r in ok if r.get("model") == "ensemble.v1"]
+    n = int(best.get("n_dev") or 0)
+    if ensemble_se > 0 and ensembles and best.get("model") != "ensemble.v1" and n:
+        ensemble = max(ensembles, key=lambda r: (r["dev"], -r["size_mb"]))
+        se = (best["dev"] * (1 - best["dev"]) / n) ** 0.5
+        if best["dev"] - ensemble["dev"] <= ensemble_se * se:
+            why = (f"{ensemble['name']} (dev {ensemble['dev']:.4f}) is within {ensemble_se:g} standard error ({se:.4f} on {n} dev texts) of the best "
+                   f"dev score, {best['name']}'s {best['dev']:.4f}, among the {len(ok)} of {len(rows)} candidates within budget "
+                   f"({_budget(budget_ms, budget_mb)}): a lead that dev cannot tell from noise, so the ensemble")
+            best = ensemble
     if others:
-        why += "; better on dev but over budget: " + ", ".join(f"{r['name']} ({r['dev']:.4f}, {r['p50_ms']} ms, {r['size_mb']} MB)" for r in others[:3])
+        why += "; better on dev but over budget: " + ", ".join(f"{r['name']} ({r['dev']:.4f}, {r['p50_ms']} ms, {r['size_mb']} MB)" for r in others[:3] if r is not best)
     return best, why
 
 
