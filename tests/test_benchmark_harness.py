@@ -39,3 +39,18 @@ def test_tasks_and_environment():
     assert t.files()[-1] == "fewclue/tnews/unlabeled.json" and t.under(Path("/d"), "tnews").train == "/d/fewclue/tnews/train_few_all.json"
     env = h.environment("benchmarks/x.py", ["--quick"], "numpy")
     assert env["command"].endswith("benchmarks/x.py --quick") and "numpy" in env["versions"] and "commit" in env["git"]
+
+
+def test_build_bench_applies_both_selection_rules_to_the_recorded_candidates():
+    import build_bench
+
+    candidates = [
+        {"name": "bigru.v1", "model": "bigru.v1", "dev": 0.34, "test_accuracy": 0.29, "p50_ms": 0.5, "size_mb": 7.0},
+        {"name": "ensemble", "model": "ensemble.v1", "dev": 0.33, "test_accuracy": 0.34, "p50_ms": 1.3, "size_mb": 52.0},
+    ]
+    cell = {"build": {"candidates": candidates, "n_dev": 240}, "baseline.svm": {"test": {"accuracy": 0.31}}}
+    choices = build_bench.rule_choices(cell)
+    assert choices["best dev"]["name"] == "bigru.v1" and choices["ensemble within 1 SE"]["name"] == "ensemble"
+    assert build_bench.rule_choices({"build": {"candidates": candidates}}) is None  # no dev size recorded: no table row
+    table = "\n".join(build_bench.rule_section({"tasks": {"tnews/0": cell}}))
+    assert "| tnews/0 | 240 | 31.00 | bigru.v1 (34.00) | 29.00 | -2.00 | ensemble (33.00) | 34.00 | +3.00 |" in table
