@@ -155,9 +155,11 @@ def rule_section(results: dict[str, Any]) -> list[str]:
         return []
     return ["", "## Selection rule: best dev score, or the ensemble within one standard error", "",
             "Each rule applied to the same recorded candidates (their cross-fitted dev scores; `zhcls.build.select`), so the rows differ only in the rule. "
-            "`[build] ensemble_se = 1` (the default since 2026-12-04) keeps the ensemble unless a single candidate leads it on dev by more than one "
-            "standard error, sqrt(p (1 - p) / n), of the leader's dev accuracy. The rule was proposed after the split-0 and few_all rows above "
-            "were seen; the FewCLUE split-1 rows (`tnews/1` ...) were run after it was fixed, as its check on data it was not shaped on.", "",
+            "`[build] ensemble_se = 1` keeps the ensemble unless a single candidate leads it on dev by more than one standard error, "
+            "sqrt(p (1 - p) / n), of the leader's dev accuracy; build's default is 0, the best dev score (docs/build.md says why). The rule was "
+            "proposed after the split-0 and few_all rows of build.md were seen; build_split1.md holds FewCLUE split-1 rows run after it was fixed, "
+            "while it was build's default (2026-12-04, 13:18 to 14:20 UTC): where their headline choice differs from the best-dev column here, "
+            "the best-dev column is what build chooses now.", "",
             *h.md_table(["task", "dev texts", "best peer", "best dev: chosen (dev)", "test", "Δ", "ensemble within 1 SE: chosen (dev)", "test", "Δ"], rows)]
 
 

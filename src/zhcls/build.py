@@ -335,8 +335,9 @@ def select(rows: list[dict[str, Any]], budget_ms: float | None, budget_mb: float
     `ensemble_se` > 0: the ensemble within budget is chosen when the best single candidate leads it on dev by
     at most that many standard errors of the leader's dev score (sqrt(p (1 - p) / n) over the n dev texts;
     for macro-F1 the same formula, an approximation). On a few hundred dev texts a lead of a point or two is
-    noise, and picking the top of several noisy scores favours whichever got lucky; the ensemble averages
-    the candidates, so it is the steadier pick when dev cannot tell them apart (docs/build.md)."""
+    noise, and picking the top of several noisy scores favours whichever got lucky. The ensemble averages the
+    candidates, but its weights are fitted on the same small dev set, so it is not reliably the steadier pick:
+    measured, the rule won and lost about as much (docs/build.md), and build leaves it off by default."""
     ok = [r for r in rows if within(r, budget_ms, budget_mb)]
     if not ok:
         fastest = min(rows, key=lambda r: (r["p50_ms"], -r["dev"]))

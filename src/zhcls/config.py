@@ -172,9 +172,10 @@ class BuildConfig(Section):
     patience: int = Field(4, ge=1)
     int8: bool = True  # neural candidates are also exported as int8 bundles
     compress: bool = True  # when no bundle meets the budget, prune the best neural run until one does (zhcls compress)
-    # the ensemble is chosen when the best single candidate leads it on dev by at most this many standard
-    # errors of its dev score (0: the best dev score, whatever the margin); see zhcls.build.select
-    ensemble_se: float = Field(1.0, ge=0)
+    # > 0: the ensemble is chosen when the best single candidate leads it on dev by at most this many standard
+    # errors of its dev score (zhcls.build.select). Off by default: measured, it helps on some tasks and hurts
+    # on others about as much (benchmarks/results/build.md, docs/build.md)
+    ensemble_se: float = Field(0.0, ge=0)
     budget_ms: float | None = Field(None, gt=0)  # p50 latency per text, 1 thread, tokenization included
     budget_mb: float | None = Field(None, gt=0)  # bundle size
 
