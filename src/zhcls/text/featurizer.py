@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import base64
 import zlib
 from typing import Any, Sequence
@@ -40,11 +41,14 @@ class Featurizer:
         self.ngrams = ngrams
         self.buckets = buckets
         self.kept_buckets = None if kept_buckets is None else np.unique(np.asarray(kept_buckets, dtype=np.int64))
-        self._rows: list[int] | None = None  # hash bucket -> id, when buckets were pruned
+        self._rows: array.array | None = None  # hash bucket -> id, when buckets were pruned
         if self.kept_buckets is not None:
             rows = np.full(buckets, len(self.kept_buckets), dtype=np.int64)
             rows[self.kept_buckets] = np.arange(len(self.kept_buckets))
-            self._rows = (rows + len(vocab)).tolist()  # a list: indexing it per n-gram is faster than numpy's
+            # Indexed per n-gram in Python. An array of int64, not a list: the list's 100k int objects lie all
+            # over the heap and miss the cache (tnews titles, tri-grams, 100k buckets: hashing 14.0 against
+            # 17.6 us per text, 12.3 unpruned; numpy indexing one n-gram at a time is slower still)
+            self._rows = array.array("q", (rows + len(vocab)).tobytes())
         self._tokenize = get_tokenizer(tokenizer)
 
     @classmethod
@@ -124,7 +128,8 @@ def hashed_ngrams(tokens: Sequence[str], max_n: int, base: int, buckets: int, ro
     hash(): Python's str hash changes per process, ids must not.
 
     The crc of each n-gram continues the crc of its (n-1)-gram prefix (zlib.crc32(data, start) extends a
-    crc), so no n-gram string is ever built; the ids are those of hashing the joined strings.
+    crc), so no n-gram string is ever built; the ids are those of hashing the joined strings. (Caching each
+    token's crc across calls saved 0.5 of 13 us per tnews title: not worth a cache.)
     """
     crc = zlib.crc32
     encoded = [t.encode("utf-8") for t in tokens]
