@@ -356,7 +356,7 @@ def select(rows: list[dict[str, Any]], budget_ms: float | None, budget_mb: float
                    f"({_budget(budget_ms, budget_mb)}): a lead that dev cannot tell from noise, so the ensemble")
             best = ensemble
     if others:
-        why += "; better on dev but over budget: " + ", ".join(f"{r['name']} ({r['dev']:.4f}, {r['p50_ms']} ms, {r['size_mb']} MB)" for r in others[:3] if r is not best)
+        why += "; better on dev but over budget: " + ", ".join(f"{r['name']} ({r['dev']:.4f}, {r['p50_ms']} ms, {r['size_mb']} MB)" for r in others[:3])
     return best, why
 
 
