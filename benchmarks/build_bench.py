@@ -102,7 +102,7 @@ def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None, op
     before = [{**r, "dev": r["dev"] if r["model"] == "ensemble.v1" else r.get("dev_selected", r["dev"])} for r in result.candidates]
     old, _ = select(before, budget_ms, None)
     return {
-        "n_dev": len(task.read(data_dir)[1]),
+        "n_dev": result.chosen["n_dev"],  # every candidate row carries its run's dev size
         "seconds": round(time.perf_counter() - started, 1),
         "chosen": result.chosen["name"],
         "reason": result.reason,
@@ -128,8 +128,8 @@ def narrowed(options: dict[str, Any] | None) -> str:
 
 def rule_choices(cell: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
     """What `select` chooses from a build cell's recorded candidates under each rule: the best dev score
-    (`ensemble_se` 0, build's rule before 2026-12-04) and the ensemble when the leader's edge is within one
-    standard error (1, the default since). Deterministic in the recorded dev scores: no retraining."""
+    (`ensemble_se` 0, build's default) and the ensemble when the leader's edge is within one standard error
+    (`ensemble_se` 1). Deterministic in the recorded dev scores: no retraining."""
     from zhcls.build import select
 
     b = cell.get("build") or {}

@@ -62,7 +62,7 @@ import sys
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import _harness as h
 from _harness import REPO
@@ -369,7 +369,7 @@ def main(argv: list[str]) -> None:
     print(path.with_suffix(".md").read_text(encoding="utf-8"))
 
 
-def verdict(cells: dict[str, Any], earlier: list[dict[str, Any]] = ()) -> dict[str, Any]:
+def verdict(cells: dict[str, Any], earlier: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     out: dict[str, Any] = {}
     tagger_f1 = cells.get("tagger", {}).get("test", {}).get("entities", {}).get("micro_f1")
     if tagger_f1 is not None:
