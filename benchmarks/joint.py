@@ -23,6 +23,8 @@ splits), written as canonical JSON lines with `entities` under --work-dir. Cells
               dimensions and n-gram embeddings of G (instead of 128/128/64): the narrower input the GRU projects
   tagger_hHeEgG_sS
               with --tagger-seed S as well: each such tagger trained again with seed S (its latency cell too)
+  tagger_hHeEgG[_sS]_pN
+              with --tagger-patience N as well: each such tagger (and seed) trained again with patience N
   tagger_cnnL with --tagger-cnn L: the tagger with a CNN encoder (L layers of 128 kernel-3 filters) instead
               of the BiGRU, its F1 and latency (latency_cnnL): what the faster encoder costs in F1
   student_hN  with --student-hidden N: a tagger of N GRU units distilled ([distill], T = 2, alpha = 0.5) from
@@ -261,6 +263,8 @@ def main(argv: list[str]) -> None:
                     help="also train the tagger with H GRU units, E-dimensional character and G-dimensional n-gram embeddings (cell tagger_hHeEgG)")
     ap.add_argument("--tagger-seed", type=int, action="append", default=[], metavar="S",
                     help="also train each --tagger-shape cell with seed S instead of %d (cell tagger_hHeEgG_sS): how much of a difference is the seed's" % TRAINING["seed"])
+    ap.add_argument("--tagger-patience", type=int, action="append", default=[], metavar="N",
+                    help="also train each --tagger-shape cell (and each of its seeds) with early-stopping patience N instead of %d (cell ..._pN)" % TRAINING["patience"])
     ap.add_argument("--tagger-cnn", type=int, action="append", default=[], metavar="LAYERS",
                     help="also train the tagger with a CNN encoder of LAYERS kernel-3 layers, 128 filters (cell tagger_cnnLAYERS)")
     ap.add_argument("--student-hidden", type=int, action="append", default=[], metavar="N",
@@ -310,9 +314,12 @@ def main(argv: list[str]) -> None:
         plans[f"tagger_h{width}"] = {"data": msra_data, "model": {"name": "tagger.v1", **ENCODER, "hidden_size": width}, "training": training}
     for hidden, embed, gram in args.tagger_shape:
         shape = {"name": "tagger.v1", **ENCODER, "hidden_size": hidden, "embed_dim": embed, "gram_dim": gram}
-        plans[f"tagger_h{hidden}e{embed}g{gram}"] = {"data": msra_data, "training": training, "model": shape}
-        for seed in args.tagger_seed:
-            plans[f"tagger_h{hidden}e{embed}g{gram}_s{seed}"] = {"data": msra_data, "training": {**training, "seed": seed}, "model": shape}
+        base = f"tagger_h{hidden}e{embed}g{gram}"
+        for seed in [TRAINING["seed"], *args.tagger_seed]:
+            name, trained = base if seed == TRAINING["seed"] else f"{base}_s{seed}", {**training, "seed": seed}
+            plans[name] = {"data": msra_data, "training": trained, "model": shape}
+            for patience in args.tagger_patience:
+                plans[f"{name}_p{patience}"] = {"data": msra_data, "training": {**trained, "patience": patience}, "model": shape}
     for layers in args.tagger_cnn:
         cnn = {**ENCODER, "encoder": "cnn", "num_layers": layers, "kernel_size": 3}
         plans[f"tagger_cnn{layers}"] = {"data": msra_data, "model": {"name": "tagger.v1", **cnn}, "training": training}
