@@ -298,11 +298,10 @@ def markdown(r: dict[str, Any]) -> str:
                          f"{row['p50_ms']} | {row['size_mb']} | {'yes' if row['within_budget'] else 'no'} |")
         lines.append("")
     lines += [
-        "## Not run",
+        "## Elsewhere",
         "",
-        "- online_shopping_10_cats `cat` (50k reviews): TextCNN cells and the budget search at half the TextCNN p50 — too slow for this session on 2 shared cores.",
-        "- the small BERT from random initialization (4 layers, hidden 256, 4 heads) on online_shopping, width 2/3 and 1/2 — not run, for the same reason; "
-        "transformer pruning is covered by the tests on the tiny random BERT (tests/test_compress.py).",
+        "- online_shopping_10_cats `cat` (50k reviews): the TextCNN cells, the budget search at half the TextCNN p50 and the small BERT from random "
+        "initialization (4 layers, hidden 256, 4 heads) at width 2/3 and 1/2 are `benchmarks/compress_shopping.py`'s: compress_shopping.md.",
     ]
     if not searches:
         lines.append("- the budget search on tnews (`--search`) was not run.")
