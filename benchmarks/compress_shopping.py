@@ -196,13 +196,13 @@ def parent_summary(run: Path) -> dict[str, Any]:
 def cell_summary(out: Path) -> dict[str, Any]:
     m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     c = m["compress"]
-    rec = c.get("recovery", {})
+    rec, fit = c.get("recovery", {}), m.get("fit", {})
     return {
         "run": str(out), "width": c["width_label"], "max_vocab": c["max_vocab"], "max_train": c.get("max_train"), "pruned": c["pruned"],
         "dev_pruned_only": c.get("pruned_only", {}).get("dev", {}).get("accuracy"),
         "dev": m["dev"]["accuracy"], "test": m["test"]["accuracy"], "test_macro_f1": m["test"]["macro_f1"],
-        "recovery": {k: rec.get(k) for k in ("n_transfer", "loss_before", "loss_after", "kept", "dev_start", "dev_best")} | {"epochs_run": m.get("fit", {}).get("epochs"), "stopped": m.get("fit", {}).get("stopped"),
-                                                                                                                         "best_at_last_step": m.get("fit", {}).get("best_step") == m.get("fit", {}).get("steps")},
+        "recovery": {k: rec.get(k) for k in ("n_transfer", "loss_before", "loss_after", "kept", "dev_start", "dev_best")}
+        | {"epochs_run": fit.get("epochs"), "stopped": fit.get("stopped"), "best_at_last_step": fit.get("best_step") == fit.get("steps")},
         "recover_seconds": m["train_seconds"],
     }
 
