@@ -187,7 +187,7 @@ def test_best_path_is_viterbis_and_skips_clear_outside_positions(monkeypatch):
         crf = Crf(*(rng.normal(size=s).astype(np.float32) for s in (k, k, (k, k))))
         assert np.array_equal(dec.best_path(em, crf, o), real(em, crf.start, crf.end, crf.transitions))
         positions += t
-    assert 0 < sum(decoded) < positions / 2  # Viterbi ran, on less than half of the positions
+    assert 0 < sum(decoded) < positions / 3  # Viterbi ran, on less than a third of the positions (0.39 with one global worst transition)
 
 
 def test_tag_marginals_equal_brute_force():
