@@ -87,10 +87,12 @@ def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None, op
     data = {"train": str(data_dir / task.train), "dev": str(data_dir / task.dev), "test": str(data_dir / task.test),
             "text_field": task.text_field, "label_field": task.label_field}
     unlabeled = unlabeled_of(task, data_dir)
+    build_options = {k: v for k, v in (options or {}).items() if k != "augment"}
     cfg = config_from_dict({
         "data": data,
         "training": {"metric": "accuracy", "batch_size": 32, "threads": 2},
-        "build": {"unlabeled": [str(unlabeled)] if unlabeled else [], "max_unlabeled": 20000, **(options or {})},
+        "build": {"unlabeled": [str(unlabeled)] if unlabeled else [], "max_unlabeled": 20000, **build_options},
+        "augment": [{"name": name, "rate": rate} for name, rate in (options or {}).get("augment", {}).items()],
     })
     started = time.perf_counter()
     # force: online_shopping holds a few texts under two labels and two test texts also in train (the data as
@@ -115,7 +117,7 @@ def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None, op
 
 
 def narrowed(options: dict[str, Any] | None) -> str:
-    """How a reduced build differs from the default one, for the tables."""
+    """How a reduced (or augmented) build differs from the default one, for the tables."""
     if not options:
         return ""
     parts = []
@@ -123,6 +125,8 @@ def narrowed(options: dict[str, Any] | None) -> str:
         parts.append("candidates " + ", ".join(options["candidates"]))
     if "students" in options:
         parts.append("students " + (", ".join(options["students"]) or "none"))
+    if "augment" in options:
+        parts.append("[[augment]] " + ", ".join(f"{name} {rate:g}" for name, rate in options["augment"].items()))
     return "; ".join(parts)
 
 
@@ -193,7 +197,7 @@ def render(results: dict[str, Any]) -> str:
             row = next(r for r in b["candidates"] if r["name"] == b["chosen"])
             acc = b["test"]["accuracy"]
             delta = f"{100 * (acc - best_peer):+.2f}" if best_peer is not None else "—"
-            build_cell = f"{100 * acc:.2f} ({b['chosen']}{'; reduced build: ' + narrowed(b.get('options')) if b.get('options') else ''})"
+            build_cell = f"{100 * acc:.2f} ({b['chosen']}{'; not the default build: ' + narrowed(b.get('options')) if b.get('options') else ''})"
             lat, size = row["p50_ms"], row["size_mb"]
         else:
             build_cell, lat, size, delta = "not run", "—", "—", "—"
@@ -215,7 +219,7 @@ def render(results: dict[str, Any]) -> str:
             row = next(r for r in c["candidates"] if r["name"] == c["chosen"])
             lines += ["", f"With `--budget-ms {key[6:-2]}`: **{c['chosen']}**, test accuracy {h.pct(c['test']['accuracy'])}, p50 {row['p50_ms']} ms — {c['reason']}."]
         checked = f" `zhcls data check` found, and the build went on (`force`): {'; '.join(b['check_errors'])}." if b.get("check_errors") else ""
-        reduced = f" A reduced build ({narrowed(b['options'])}), not the default candidate set." if b.get("options") else ""
+        reduced = f" Not the default build ({narrowed(b['options'])})." if b.get("options") else ""
         old = b.get("kept_dev_rule")
         before = (f" Ranked by each run's dev score of the setting it kept (the ranking before cross-fitted selection), the build would have chosen "
                   f"`{old['chosen']}`, test {h.pct(old['test']['accuracy'])}.") if old else ""
@@ -260,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--also-budget-ms", type=float, default=0.1, help="online_shopping tasks: build again within this p50 budget (cached stages; the choice and why)")
     p.add_argument("--candidates", default=None, help="comma-separated [build] candidates instead of the default set (a reduced build, marked as such in the results)")
     p.add_argument("--students", default=None, help="comma-separated [build] students ('' for none; a reduced build, marked as such)")
+    p.add_argument("--augment", action="store_true", help="train with augment's default recipe as [[augment]] (one copy per entry and train text): the "
+                   "candidates see the copies, and the students' transfer set gets them with the teacher's soft targets (marked in the results)")
     p.add_argument("--results", default="build", help="results file stem under benchmarks/results (another one runs beside a long run; --merge folds it in)")
     p.add_argument("--merge", default=None, metavar="NAME", help="fold results/NAME.json into build.json and exit")
     args = p.parse_args(argv)
@@ -276,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     if SHOPPING_2K in wanted:  # its files are written from train.csv, after the check
         sources += [f"{h.ONLINE_SHOPPING}/{f}" for f in ("train.csv", "dev.csv", "test.csv")]
     h.verify_data(args.data_dir, sources)
-    options = {k: [v for v in val.split(",") if v] for k, val in (("candidates", args.candidates), ("students", args.students)) if val is not None}
+    options: dict[str, Any] = {k: [v for v in val.split(",") if v] for k, val in (("candidates", args.candidates), ("students", args.students)) if val is not None}
+    if args.augment:
+        from zhcls.augment.pipeline import DEFAULT_RECIPE
+
+        options["augment"] = dict(DEFAULT_RECIPE)
     tasks = [t for t in every if t.name in wanted] + ([shopping_2k(args.data_dir, args.work_dir)] if SHOPPING_2K in wanted else [])
     results = h.load_results(RESULTS / f"{args.results}.json")  # resume: finished cells are skipped below
     command = h.command_line("benchmarks/build_bench.py", sys.argv[1:] if argv is None else argv)
