@@ -41,6 +41,9 @@ def _kill_resume_and_compare(tmp_path, cfg, at_step: int) -> dict:
     metrics = json.loads((killed / "metrics.json").read_text())
     assert metrics["resumed_from"] == killed_at and metrics["steps"] > killed_at
     assert not (killed / "checkpoint").exists()
+    # the run's training time counts the part before the kill (the log's cumulative seconds at the resume step)
+    at_kill = next(r["seconds"] for r in map(json.loads, (killed / "log.jsonl").read_text().splitlines()) if r["step"] == killed_at)
+    assert metrics["train_seconds_before_resume"] == at_kill > 0 and metrics["train_seconds"] > at_kill
 
     fresh = tmp_path / "fresh"
     assert subprocess.run(_train_cmd(cfg, fresh), capture_output=True).returncode == 0

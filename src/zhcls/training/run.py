@@ -150,6 +150,10 @@ def _train(cfg: RunConfig, out: Path, world, *, force: bool, progress: ProgressH
     history = model.fit_history()
     if history:
         write_text(out / "log.jsonl", "".join(_jsonl(r) for r in history))
+    before = _seconds_before_resume(out / "log.jsonl", metrics.get("resumed_from"))
+    if before is not None:  # this process trained only since the checkpoint; the run's time includes the part before the kill
+        metrics["train_seconds"] = round(seconds + before, 3)
+        metrics["train_seconds_before_resume"] = before
     for name, examples in (("dev", dev_ex), ("test", test_ex)):
         if examples:
             metrics[name] = evaluate_examples(model, examples)
@@ -235,6 +239,18 @@ def load_splits(cfg: RunConfig) -> dict[str, list[Example]]:
 
 def describe_source(examples: list[Example]) -> str:
     return examples[0].file if examples else "train data"
+
+
+def _seconds_before_resume(log: Path, step: int | None) -> float | None:
+    """The training seconds a resumed run's checkpoint carried: the trainers log cumulative `seconds` with every
+    evaluation, and the run resumed from the evaluation at `step`."""
+    if step is None or not log.is_file():
+        return None
+    for line in log.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line) if line.strip() else {}
+        if record.get("step") == step and "seconds" in record:
+            return float(record["seconds"])
+    return None
 
 
 def _out_of_memory(exc: BaseException) -> bool:
