@@ -127,6 +127,8 @@ def narrowed(options: dict[str, Any] | None) -> str:
         parts.append("students " + (", ".join(options["students"]) or "none"))
     if "augment" in options:
         parts.append("[[augment]] " + ", ".join(f"{name} {rate:g}" for name, rate in options["augment"].items()))
+    if options.get("student_augment"):
+        parts.append("student_augment: augment's default recipe in the students' transfer set only")
     return "; ".join(parts)
 
 
@@ -266,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--students", default=None, help="comma-separated [build] students ('' for none; a reduced build, marked as such)")
     p.add_argument("--augment", action="store_true", help="train with augment's default recipe as [[augment]] (one copy per entry and train text): the "
                    "candidates see the copies, and the students' transfer set gets them with the teacher's soft targets (marked in the results)")
+    p.add_argument("--student-augment", action="store_true", help="[build] student_augment = true: augment's default recipe in the students' "
+                   "transfer set only, labeled by the teacher (marked in the results)")
     p.add_argument("--results", default="build", help="results file stem under benchmarks/results (another one runs beside a long run; --merge folds it in)")
     p.add_argument("--merge", default=None, metavar="NAME", help="fold results/NAME.json into build.json and exit")
     args = p.parse_args(argv)
@@ -287,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         from zhcls.augment.pipeline import DEFAULT_RECIPE
 
         options["augment"] = dict(DEFAULT_RECIPE)
+    if args.student_augment:
+        options["student_augment"] = True
     tasks = [t for t in every if t.name in wanted] + ([shopping_2k(args.data_dir, args.work_dir)] if SHOPPING_2K in wanted else [])
     results = h.load_results(RESULTS / f"{args.results}.json")  # resume: finished cells are skipped below
     command = h.command_line("benchmarks/build_bench.py", sys.argv[1:] if argv is None else argv)

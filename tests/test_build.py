@@ -263,3 +263,22 @@ def test_int8_candidates_are_scored_as_int8(tmp_path):
     test = read_examples(tmp_path / "test.json")
     predictor = Predictor(q["bundle"])
     assert q["test_accuracy"] == pytest.approx(sum(p == e.label for p, e in zip(predictor.predict([e.text for e in test]), test)) / len(test), abs=1e-6)
+
+
+def test_student_augment_adds_copies_to_the_students_transfer_set_only(tmp_path):
+    from zhcls.augment.pipeline import DEFAULT_RECIPE
+    from zhcls.build import candidate_config, student_config
+    from zhcls.config import config_from_dict, load_config, resolved_dict
+
+    raw = resolved_dict(load_config(write_build_config(tmp_path)))
+
+    def augment(build: dict, entries: list | None = None) -> dict:
+        c = config_from_dict({**raw, "build": {**raw["build"], **build}, "augment": entries or []})
+        runs = {n: candidate_config(c, n) for n in c.build.candidates} | {"student": student_config(c, "textcnn.v1", tmp_path / "teacher")}
+        return {n: [(e.name, e.rate) for e in r.augment] for n, r in runs.items()}
+
+    assert set(map(tuple, augment({}).values())) == {()}
+    on = augment({"student_augment": True})
+    assert on.pop("student") == list(DEFAULT_RECIPE.items()) and set(map(tuple, on.values())) == {()}
+    own = augment({"student_augment": True}, [{"name": "delete.v1", "rate": 0.3}])  # the config's own entries, for every run
+    assert set(map(tuple, own.values())) == {(("delete.v1", 0.3),)}

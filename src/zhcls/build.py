@@ -163,9 +163,14 @@ def candidate_config(cfg: RunConfig, name: str) -> RunConfig:
 
 
 def student_config(cfg: RunConfig, student: str, teacher: Path) -> RunConfig:
-    """`student` trained on the teacher's soft targets over train + the unlabeled texts + [[augment]] copies."""
+    """`student` trained on the teacher's soft targets over train + the unlabeled texts + [[augment]] copies
+    (augment's default recipe with `[build] student_augment`, when the config has no [[augment]] of its own)."""
     base = resolved_dict(candidate_config(cfg, student))
     o = cfg.build
+    if o.student_augment and not base.get("augment"):
+        from .augment.pipeline import DEFAULT_RECIPE
+
+        base["augment"] = [{"name": name, "rate": rate} for name, rate in DEFAULT_RECIPE.items()]
     distill = {"teacher": [str(teacher)], "unlabeled": list(o.unlabeled), "alpha": o.alpha, "temperature": o.temperature}
     if o.max_unlabeled is not None:
         distill["max_unlabeled"] = o.max_unlabeled

@@ -163,6 +163,10 @@ class BuildConfig(Section):
     transformer: str | None = None  # a local Hugging Face checkpoint: also fine-tune transformer.v1 as a candidate
     students: list[str] = ["textcnn.v1"]  # distilled from the ensemble of the candidates
     unlabeled: list[str] = []  # in-domain texts without labels, for the students' transfer set
+    # the students' transfer set also gets augmented copies of the train texts (augment's default recipe, one
+    # copy per entry and text), labeled by the teacher; the candidates train without them. A config whose
+    # [[augment]] has entries uses those, for every run, instead
+    student_augment: bool = False
     max_unlabeled: int | None = Field(50_000, ge=0)
     vectors: bool = True  # with unlabeled: char vectors trained on it + train start the char.v1 neural models' embeddings
     alpha: float = Field(0.5, ge=0.0, le=1.0)  # students: weight of the soft loss on labeled rows
