@@ -3,12 +3,13 @@
     .venv/bin/python benchmarks/decode_ab.py BUNDLE --base REV --texts FILE.jsonl
 
 The base revision's decode.py is read with `git show` and loaded beside the current one, so both decode
-the same emissions of the same bundle, rounds interleaved (every variant sees the same load); the median of
-the rounds' p50s is reported, and the ratio to the base. Timed on --n texts of --chars characters cut from
-FILE's texts (JSON lines with a `text`) joined, as benchmarks/joint.py's latency cells do: decoding alone (emissions computed beforehand) and the bundle's whole
-`predict_spans` call (features, ONNX Runtime, decoding). Before timing, every text of FILE at full length
-must decode to the same entities under both variants and to Viterbi's path under the current one; the
-share of positions each variant left to Viterbi is reported with it.
+the same emissions of the same bundle, rounds interleaved (every variant sees the same load, and each goes
+first in every other round); the median of the rounds' p50s is reported, and the ratio to the base. Timed
+on --n texts of --chars characters cut from FILE's texts (JSON lines with a `text`) joined, as
+benchmarks/joint.py's latency cells do: decoding alone (emissions computed beforehand) and the bundle's
+whole `predict_spans` call (features, ONNX Runtime, decoding). Before timing, every text of FILE at full
+length must decode to the same entities under both variants and to Viterbi's path under the current one;
+the share of positions each variant left to Viterbi is reported with it.
 
 Results: benchmarks/results/decode_ab.{json,md}; each run is added to the earlier ones.
 """
@@ -91,8 +92,8 @@ def measure(bundle: Path, base_rev: str, all_texts: list[str], n: int, chars: in
     pairs = list(zip(texts, emissions))
     rows: dict[str, dict[str, list[float]]] = {name: {"decode": [], "predict_spans": []} for name in variants}
     try:
-        for _ in range(rounds):
-            for name, (module, c) in variants.items():
+        for r in range(rounds):
+            for name, (module, c) in list(variants.items())[:: 1 if r % 2 == 0 else -1]:  # each goes first in every other round
                 serving.decode, runtime.crf = module.decode, c
                 rows[name]["decode"].append(p50_us(lambda p, m=module, c=c: m.decode(p[1], runtime.tags, c, len(p[0])), pairs))
                 rows[name]["predict_spans"].append(p50_us(lambda t: predictor.predict_spans([t]), texts))
@@ -101,7 +102,7 @@ def measure(bundle: Path, base_rev: str, all_texts: list[str], n: int, chars: in
     median = {name: {k: round(statistics.median(v), 1) for k, v in d.items()} for name, d in rows.items()}
     return {
         "bundle": str(bundle), "base": base_rev, "base_commit": h.git("rev-parse", base_rev), "n_texts": len(texts), "chars": chars, "rounds": rounds,
-        "checked_texts": len(all_texts), "p50_us": median, "rounds_p50_us": rows,
+        "checked_texts": len(all_texts), "order": "alternating", "p50_us": median, "rounds_p50_us": rows,
         "ratio": {k: round(median["current"][k] / median["base"][k], 3) for k in ("decode", "predict_spans")},
         "viterbi_share": {name: round(viterbi_share(m, emissions, runtime.tags, c, [len(t) for t in texts]), 4) for name, (m, c) in variants.items()},
     }
@@ -117,12 +118,25 @@ def render(results: dict[str, Any]) -> str:
         env = r["environment"]
         lines.append(f"{i}. `{env['command']}` on {env['machine']['cpu_model']}, {env['started']}, git {env['git']['commit'][:12]}: "
                      f"base {r['base']} ({r['base_commit'][:12]}), {r['n_texts']} texts of {r['chars']} characters, {r['rounds']} rounds, "
-                     f"{r['checked_texts']} texts checked")
+                     f"{r['checked_texts']} texts checked; " + ("each variant first in every other round" if r.get("order") == "alternating" else "the base first in every round"))
         for k in ("decode", "predict_spans"):
             rows.append([i, Path(r["bundle"]).name, k, r["p50_us"]["base"][k], r["p50_us"]["current"][k], f"{r['ratio'][k]:.2f}x",
                          h.pct(r["viterbi_share"]["base"]), h.pct(r["viterbi_share"]["current"])])
     lines += ["", *h.md_table(["run", "bundle", "timed", "base us", "current us", "current / base", "Viterbi share, base %", "current %"], rows)]
+    fair = [r for r in results["runs"] if r.get("order") == "alternating"]  # the runs free of an order bias
+    if fair:
+        lines += ["", "Median ratio over the runs in which each variant went first in every other round:", ""]
+        lines += h.md_table(["bundle", "base", "runs", "decode", "predict_spans"], [
+            [Path(b).name, base, len(group), *(f"{statistics.median(r['ratio'][k] for r in group):.2f}x" for k in ("decode", "predict_spans"))]
+            for (b, base), group in _grouped(fair).items()])
     return "\n".join(lines) + "\n"
+
+
+def _grouped(runs: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((r["bundle"], r["base_commit"][:12]), []).append(r)
+    return groups
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,10 +105,9 @@ def best_path(emissions: np.ndarray, crf: Crf, outside: int | None) -> np.ndarra
     B- or I- tag) proves far more positions than one global worst transition. Those positions split the
     text, and Viterbi runs only on the pieces between them, each entered from an O (or the start) and left
     to an O (or the end). The path is viterbi's (ties aside). On MSRA 50-character test texts with
-    benchmarks/joint.py's tagger_h32e32g16 run, 78% of the positions are proven O (68% with one global worst
-    transition), decoding takes 0.058 ms against 0.074 and the whole predict_spans call 0.232 against 0.247
-    (0.94x), the same 1000 texts in one process, 7 interleaved rounds; every one of the 5,434 test texts at
-    full length decodes to viterbi's path."""
+    benchmarks/joint.py's tagger_h32e32g16 run, 79% of the positions are proven O (69% with one global worst
+    transition), and decoding takes 0.79x the time, the whole predict_spans call 0.94x; every one of the
+    5,434 test texts at full length decodes to viterbi's path (benchmarks/results/decode_ab.md)."""
     t_len, k = emissions.shape
     if outside is None or k == 1 or t_len == 1:
         return viterbi(emissions, crf) if k > 1 else np.zeros(t_len, dtype=np.int64)
