@@ -158,7 +158,7 @@ def train_cell(name: str, cfg: dict[str, Any], work: Path) -> dict[str, Any]:
     if not (run_dir / "metrics.json").is_file():
         train(config_from_dict(cfg, source=name), run_dir, check=False)
     m = read_json(run_dir / "metrics.json")
-    # train_seconds: the invocation that finished the run; a resumed run's earlier invocations are not in it
+    # train_seconds: all of the run's training, a resumed run's earlier invocations included (run.py adds what its checkpoint carried)
     return {"run": str(run_dir), "train_seconds": m.get("train_seconds"), "resumed_from": m.get("resumed_from"), "config": cfg,
             "best_step": m.get("best_step"), "epochs": m.get("fit", {}).get("epochs"), "stopped": m.get("fit", {}).get("stopped"),
             "dev": _scores(m.get("dev", {})), "test": _scores(m.get("test", {})),
@@ -446,6 +446,9 @@ def render(results: dict[str, Any]) -> str:
                      h.pct(c["test"].get("accuracy")), h.pct(c["test"].get("macro_f1")), c["epochs"], c["train_seconds"]])
     lines += ["## Test scores", ""]
     lines += h.md_table(["cell", "model", "entity micro F1", "entity macro F1", "cat accuracy", "cat macro F1", "epochs", "train s"], rows)
+    notes = [f"- {name}: {c['note']}" for name, c in cells.items() if c.get("note") and not name.startswith("latency")]
+    if notes:
+        lines += ["", *notes]
     joint_rows = [[name, c["config"]["training"]["patience"], c["config"]["model"].get("tag_weight", 1.0), c["config"]["datasets"][0].get("weight", 1.0),
                    h.pct(c["datasets"][0]["dev"]["entities"]["micro_f1"]), h.pct(c["dev"].get("accuracy"))]
                   for name, c in sorted(cells.items()) if name.startswith("joint") and c["datasets"]]
