@@ -73,8 +73,8 @@ log = logging.getLogger("joint")
 
 MSRA = "msra_ner/dh_msra.zip"
 TARGETS = {"tagger_f1": 0.88, "joint_gap": 0.01, "p50_ms": 0.3}
-# The decoding that side-by-side timings since this commit measured (best_path's per-tag bound, 0.89x to
-# 0.94x the whole predict_spans call of the one before: benchmarks/results/decode_ab.md). The verdict on a
+# The decoding that side-by-side timings since this commit measured (best_path's per-tag bound, about
+# 0.95x the whole predict_spans call of the one before: benchmarks/results/decode_ab.md). The verdict on a
 # bundle's p50 takes the timings made with it where there are any; the older ones stay in the table.
 DECODER = "05e73ca"
 ENCODER = {"encoder": "bigru", "head": "crf", "scheme": "bio", "embed_dim": 128, "ngrams": 2, "buckets": 200_000, "gram_dim": 64,

@@ -106,7 +106,7 @@ def best_path(emissions: np.ndarray, crf: Crf, outside: int | None) -> np.ndarra
     text, and Viterbi runs only on the pieces between them, each entered from an O (or the start) and left
     to an O (or the end). The path is viterbi's (ties aside). On MSRA 50-character test texts with
     benchmarks/joint.py's tagger_h32e32g16 run, 79% of the positions are proven O (69% with one global worst
-    transition), and decoding takes 0.79x the time, the whole predict_spans call 0.94x; every one of the
+    transition), and decoding takes 0.80x the time, the whole predict_spans call 0.95x; every one of the
     5,434 test texts at full length decodes to viterbi's path (benchmarks/results/decode_ab.md)."""
     t_len, k = emissions.shape
     if outside is None or k == 1 or t_len == 1:
