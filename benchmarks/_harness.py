@@ -234,6 +234,32 @@ def write_results(path: Path, results: dict[str, Any], render: Callable[[dict[st
         atomic_write(path.with_suffix(".md"), render(results))
 
 
+def add_run(path: Path, run: dict[str, Any], render: Callable[[dict[str, Any]], str],
+            restart: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+    """For scripts whose results are a list of runs: `run` added to those at `path` (a fresh list when
+    `restart(results, run)` says the earlier runs measured something else), written with their Markdown."""
+    results = load_results(path, {"runs": []})
+    if restart is not None and restart(results, run):
+        results = {"runs": []}
+    results["runs"].append(run)
+    write_results(path, results, render)
+    return results
+
+
+def p50_us(fn: Callable[[Any], Any], items: Sequence[Any]) -> float:
+    """The median time of `fn(item)` over `items`, in microseconds: one call at a time, as a served request."""
+    import time
+
+    times = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    mid = len(times) // 2
+    return (times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2) * 1e6
+
+
 # -- Markdown -------------------------------------------------------------------------------------------
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> list[str]:
     """A Markdown table as lines; `align` one character per column, "l" or "r" (default: first column

@@ -22,10 +22,9 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import _harness as h
 
@@ -44,15 +43,6 @@ def load_revision(rev: str) -> ModuleType:
     sys.modules[name] = module  # dataclasses look their module up while the class is built
     exec(compile(text, f"{rev}:{SOURCE}", "exec"), module.__dict__)
     return module
-
-
-def p50_us(fn: Callable[[Any], Any], items: Sequence[Any]) -> float:
-    times = []
-    for item in items:
-        start = time.perf_counter()
-        fn(item)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e6
 
 
 def viterbi_share(module: ModuleType, emissions: Sequence[Any], tags: Sequence[str], crf: Any, lengths: Sequence[int]) -> float:
@@ -95,8 +85,8 @@ def measure(bundle: Path, base_rev: str, all_texts: list[str], n: int, chars: in
         for r in range(rounds):
             for name, (module, c) in list(variants.items())[:: 1 if r % 2 == 0 else -1]:  # each goes first in every other round
                 serving.decode, runtime.crf = module.decode, c
-                rows[name]["decode"].append(p50_us(lambda p, m=module, c=c: m.decode(p[1], runtime.tags, c, len(p[0])), pairs))
-                rows[name]["predict_spans"].append(p50_us(lambda t: predictor.predict_spans([t]), texts))
+                rows[name]["decode"].append(h.p50_us(lambda p, m=module, c=c: m.decode(p[1], runtime.tags, c, len(p[0])), pairs))
+                rows[name]["predict_spans"].append(h.p50_us(lambda t: predictor.predict_spans([t]), texts))
     finally:
         serving.decode, runtime.crf = current.decode, crf
     median = {name: {k: round(statistics.median(v), 1) for k, v in d.items()} for name, d in rows.items()}
@@ -152,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     texts = [json.loads(line)["text"] for line in args.texts.read_text(encoding="utf-8").splitlines() if line.strip()]
     run = {"environment": h.environment("benchmarks/decode_ab.py", argv, "onnxruntime", "numpy"),
            **measure(args.bundle, args.base, texts, args.n, args.chars, args.rounds)}
-    results = h.load_results(h.RESULTS / "decode_ab.json", {"runs": []})
-    results["runs"].append(run)
-    h.write_results(h.RESULTS / "decode_ab.json", results, render)
+    results = h.add_run(h.RESULTS / "decode_ab.json", run, render)
     print(render(results))
     return 0
 

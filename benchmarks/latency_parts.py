@@ -19,24 +19,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import _harness as h
 
 TASK = h.fewclue("tnews", "few_all")
-
-
-def p50_us(fn: Callable[[Any], Any], items: Sequence[Any]) -> float:
-    import numpy as np
-
-    times = []
-    for item in items:
-        start = time.perf_counter()
-        fn(item)
-        times.append(time.perf_counter() - start)
-    return float(np.percentile(times, 50)) * 1e6
 
 
 def floor_session() -> Any:
@@ -73,10 +61,10 @@ def measure(bundles: list[Path], texts: list[str], rounds: int) -> dict[str, Any
     for _ in range(rounds):
         for name, p in predictors.items():
             f = p.featurizer
-            parts[name].setdefault("end_to_end", []).append(p50_us(lambda t: p.predict_proba([t]), texts))
-            parts[name].setdefault("features", []).append(p50_us(lambda t: f.encode_tokens(f.full_tokens(t)[: f.max_len]), texts))
-            parts[name].setdefault("graph", []).append(p50_us(lambda x: p._session.run(p._outputs, x), feeds[name]))
-        floor_us.append(p50_us(lambda x: floor.run(None, x), feeds[next(iter(feeds))]))
+            parts[name].setdefault("end_to_end", []).append(h.p50_us(lambda t, p=p: p.predict_proba([t]), texts))
+            parts[name].setdefault("features", []).append(h.p50_us(lambda t, f=f: f.encode_tokens(f.full_tokens(t)[: f.max_len]), texts))
+            parts[name].setdefault("graph", []).append(h.p50_us(lambda x, p=p: p._session.run(p._outputs, x), feeds[name]))
+        floor_us.append(h.p50_us(lambda x: floor.run(None, x), feeds[next(iter(feeds))]))
     median = {name: {k: round(statistics.median(v), 1) for k, v in d.items()} for name, d in parts.items()}
     first = next(iter(median))
     ratio = {name: {k: round(v / median[first][k], 3) for k, v in d.items()} for name, d in median.items()}
@@ -121,11 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     texts = [e.text for e in TASK.read(args.data_dir)[2][: args.texts]]
     run = {"environment": h.environment("benchmarks/latency_parts.py", argv, "onnxruntime"), "n_texts": len(texts), "rounds": args.rounds,
            **measure(args.bundles, texts, args.rounds)}
-    results = h.load_results(h.RESULTS / "latency_parts.json", {"runs": []})
-    if [list(r["p50_us"]) for r in results["runs"][:1]] not in ([], [list(run["p50_us"])]):  # other bundles: start afresh
-        results = {"runs": []}
-    results["runs"].append(run)
-    h.write_results(h.RESULTS / "latency_parts.json", results, render)
+    other_bundles = lambda results, run: [list(r["p50_us"]) for r in results["runs"][:1]] not in ([], [list(run["p50_us"])])  # noqa: E731
+    results = h.add_run(h.RESULTS / "latency_parts.json", run, render, restart=other_bundles)
     print(render(results))
     return 0
 

@@ -54,3 +54,14 @@ def test_build_bench_applies_both_selection_rules_to_the_recorded_candidates():
     assert build_bench.rule_choices({"build": {"candidates": candidates}}) is None  # no dev size recorded: no table row
     table = "\n".join(build_bench.rule_section({"tasks": {"tnews/0": cell}}))
     assert "| tnews/0 | 240 | 31.00 | bigru.v1 (34.00) | 29.00 | -2.00 | ensemble (33.00) | 34.00 | +3.00 |" in table
+
+
+def test_runs_are_added_or_restarted_and_p50_is_the_median(tmp_path):
+    path, render = tmp_path / "r.json", lambda r: f"{len(r['runs'])} runs\n"
+    h.add_run(path, {"of": "a"}, render)
+    assert h.add_run(path, {"of": "a"}, render) == {"runs": [{"of": "a"}, {"of": "a"}]}
+    other = lambda results, run: results["runs"][0]["of"] != run["of"]  # noqa: E731
+    assert h.add_run(path, {"of": "b"}, render, restart=other) == {"runs": [{"of": "b"}]}
+    assert path.with_suffix(".md").read_text(encoding="utf-8") == "1 runs\n"
+    calls = []
+    assert h.p50_us(calls.append, [1, 2, 3]) >= 0 and calls == [1, 2, 3]
