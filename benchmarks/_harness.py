@@ -71,6 +71,7 @@ class Task:
 
 # FewCLUE task -> (text field, label field)
 FEWCLUE_FIELDS = {"tnews": ("sentence", "label_desc"), "eprstmt": ("sentence", "label"), "iflytek": ("sentence", "label_des"), "csldcp": ("content", "label")}
+FEWCLUE_UNLABELED = ("tnews", "eprstmt")  # the FewCLUE tasks ../shared/data ships an unlabeled.json for
 ONLINE_SHOPPING = "online_shopping_10_cats"
 
 
@@ -79,7 +80,7 @@ def fewclue(task: str, split: str = "few_all") -> Task:
     d = f"fewclue/{task}"
     text_field, label_field = FEWCLUE_FIELDS[task]
     return Task(f"{task}/{split}", f"{d}/train_{split}.json", f"{d}/dev_{split}.json", f"{d}/test_public.json", text_field, label_field,
-                unlabeled=f"{d}/unlabeled.json")
+                unlabeled=f"{d}/unlabeled.json" if task in FEWCLUE_UNLABELED else None)
 
 
 def online_shopping(label_field: str = "cat") -> Task:

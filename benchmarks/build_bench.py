@@ -29,7 +29,6 @@ import foundation as fd  # the tuned baselines, the same code as the foundation 
 from _harness import RESULTS, Task
 
 log = logging.getLogger("build_bench")
-UNLABELED = {"tnews": "fewclue/tnews/unlabeled.json", "eprstmt": "fewclue/eprstmt/unlabeled.json"}
 SHOPPING_2K = "online_shopping/cat_2k"  # 2,000 labeled reviews of train (seeded), the rest of train as unlabeled text
 
 
@@ -44,8 +43,7 @@ def shopping_2k(data_dir: Path, work: Path) -> Task:
 def unlabeled_of(task: Task, data_dir: Path) -> Path | None:
     if task.name == SHOPPING_2K:
         return Path(task.unlabeled)
-    rel = UNLABELED.get(task.name.split("/")[0])
-    return data_dir / rel if rel else None
+    return data_dir / task.unlabeled if task.unlabeled else None  # FewCLUE tnews and eprstmt (_harness.FEWCLUE_UNLABELED)
 SVM_C_GRID = (0.1, 0.3, 1.0, 3.0)
 
 
@@ -282,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     every = [*h.TASKS, *replicates]
     names = [t.name for t in every] + [SHOPPING_2K]
     wanted = names if args.tasks is None else [n for n in names if n in args.tasks.split(",")]
-    sources = [p for t in every if t.name in wanted for p in (t.train, t.dev, t.test, UNLABELED.get(t.name.split("/")[0])) if p]
+    sources = [p for t in every if t.name in wanted for p in t.files()]
     if SHOPPING_2K in wanted:  # its files are written from train.csv, after the check
         sources += [f"{h.ONLINE_SHOPPING}/{f}" for f in ("train.csv", "dev.csv", "test.csv")]
     h.verify_data(args.data_dir, sources)

@@ -37,6 +37,7 @@ def test_tasks_and_environment():
     assert {t.name for t in h.TASKS} >= {"tnews/few_all", "eprstmt/0", "online_shopping/cat"}
     t = h.fewclue("tnews")
     assert t.files()[-1] == "fewclue/tnews/unlabeled.json" and t.under(Path("/d"), "tnews").train == "/d/fewclue/tnews/train_few_all.json"
+    assert h.fewclue("iflytek").unlabeled is None  # no unlabeled.json ships for it
     env = h.environment("benchmarks/x.py", ["--quick"], "numpy")
     assert env["command"].endswith("benchmarks/x.py --quick") and "numpy" in env["versions"] and "commit" in env["git"]
 
