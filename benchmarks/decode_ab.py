@@ -35,7 +35,10 @@ def load_revision(rev: str) -> ModuleType:
     """decode.py as it was at `rev`, as module zhcls.tagging._decode_base (its relative imports then resolve)."""
     import zhcls.tagging
 
-    text = subprocess.run(["git", "show", f"{rev}:{SOURCE}"], cwd=h.REPO, check=True, capture_output=True, text=True).stdout
+    shown = subprocess.run(["git", "show", f"{rev}:{SOURCE}"], cwd=h.REPO, capture_output=True, text=True)
+    if shown.returncode:
+        raise SystemExit(f"--base {rev}: git has no {SOURCE} there ({shown.stderr.strip()})")
+    text = shown.stdout
     name = "zhcls.tagging._decode_base"
     spec = importlib.util.spec_from_loader(name, loader=None, origin=f"{rev}:{SOURCE}")
     module = importlib.util.module_from_spec(spec)
@@ -72,9 +75,10 @@ def measure(bundle: Path, base_rev: str, all_texts: list[str], n: int, chars: in
     crf = runtime.crf
     variants = {"base": (base, base.Crf(crf.start, crf.end, crf.transitions)), "current": (current, crf)}
     full = [runtime.run([t], 0)[1][0] for t in all_texts]
+    outside = current._tag_parts(tuple(runtime.tags))[2]  # O's tag id, as decode finds it
     for t, em in zip(all_texts, full):
         got = {name: m.decode(em, runtime.tags, c, len(t))[0] for name, (m, c) in variants.items()}
-        if got["base"] != got["current"] or not np.array_equal(current.best_path(em, crf, 0 if runtime.tags[0] == "O" else None), current.viterbi(em, crf)):
+        if got["base"] != got["current"] or not np.array_equal(current.best_path(em, crf, outside), current.viterbi(em, crf)):
             raise SystemExit(f"the two decoders disagree (or the current one leaves Viterbi's path) on {t!r}")
     joined = "".join(all_texts)  # as benchmarks/joint.py's latency cells: the texts joined and cut into pieces of `chars`
     texts = [joined[i : i + chars] for i in range(0, min(len(joined), chars * n) - chars + 1, chars)]
