@@ -35,6 +35,11 @@ splits), written as canonical JSON lines with `entities` under --work-dir. Cells
               with --joint-tag-weight W / --joint-msra-weight W: the joint cell (at each --joint-patience, or 2)
               with the tagging loss weighted W (class loss 1), or with MSRA drawn W times as often per epoch
               ([[datasets]] weight W); its dev scores are what choose among the joint cells
+  classifier_cbD, joint_cbD, joint_pN_mwW_cbD
+              with --class-bag-dim D: the classifier and the joint cells (at MSRA weight 1 and each
+              --joint-msra-weight W) with a D-dimensional bag of characters and n-grams that only the class
+              head reads (joint.v1 class_bag_dim); a joint_..._cbD cell's cat accuracy is compared with
+              classifier_cbD, the single-task model of the same architecture
   tagger_pN, classifier_pN
               with --single-patience N: the two single-task cells at patience N; a joint_pN cell's verdict then
               compares it with them, the same patience on both sides
@@ -280,6 +285,8 @@ def main(argv: list[str]) -> None:
                     help="also train the joint cell with tag_weight W (cell joint_pN_twW, for each --joint-patience N, or 2)")
     ap.add_argument("--joint-msra-weight", type=float, action="append", default=[], metavar="W",
                     help="also train the joint cell with MSRA's share of the batches W times [data]'s (cell joint_pN_mwW)")
+    ap.add_argument("--class-bag-dim", type=int, action="append", default=[], metavar="D",
+                    help="also train the classifier and joint cells with the class head's own D-dimensional bag (cells classifier_cbD, joint_cbD, joint_p2_mwW_cbD)")
     ap.add_argument("--single-patience", type=int, action="append", default=[],
                     help="also train the single-task cells with this patience (tagger_pN, classifier_pN), for joint_pN to be compared with")
     ap.add_argument("--compress-width", action="append", default=[], metavar="W",
@@ -339,16 +346,23 @@ def main(argv: list[str]) -> None:
             plans[f"joint_p{patience}_tw{w:g}"] = {**base, "model": {**base["model"], "tag_weight": w}}
         for w in args.joint_msra_weight:
             plans[f"joint_p{patience}_mw{w:g}"] = {**base, "datasets": [{**msra_data, "weight": w}]}
+    for dim in args.class_bag_dim:
+        own = lambda plan: {**plan, "model": {**plan["model"], "class_bag_dim": dim}}  # noqa: E731
+        plans[f"classifier_cb{dim}"] = own(plans["classifier"])
+        plans[f"joint_cb{dim}"] = own(plans["joint"])
+        for w in args.joint_msra_weight:
+            plans[f"joint_p{TRAINING['patience']}_mw{w:g}_cb{dim}"] = own({**plans["joint"], "datasets": [{**msra_data, "weight": w}]})
     for patience in args.single_patience:
         for single in ("tagger", "classifier"):
             plans[f"{single}_p{patience}"] = {**plans[single], "training": {**training, "patience": patience}}
     for name in plans:
         if name in cells:
             log.info("%s: done, skipped (--force %s to redo)", name, name)
-    # The two single-task cells are independent: with --jobs 2 they train side by side, one thread each.
+    # Cells are independent but for the students, which read their teacher's run: with --jobs N, N train side
+    # by side, one thread each, and the students after the rest.
     todo = [name for name in plans if name not in cells]
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for group in ([n for n in todo if not n.startswith(("joint", "student"))], [n for n in todo if n.startswith(("joint", "student"))]):
+        for group in ([n for n in todo if not n.startswith("student")], [n for n in todo if n.startswith("student")]):
             futures = {pool.submit(train_cell, name, plans[name], work): name for name in group}
             log.info("training %s", ", ".join(futures.values()) or "nothing")
             for future in as_completed(futures):
@@ -416,13 +430,19 @@ def verdict(cells: dict[str, Any], earlier: Sequence[dict[str, Any]] = ()) -> di
             continue
         patience = joint["config"]["training"]["patience"]
         same = f"_p{patience}" if patience != TRAINING["patience"] else ""
-        tagger_cell, classifier_cell = cells.get(f"tagger{same}", cells["tagger"]), cells.get(f"classifier{same}", cells["classifier"])
+        bag = joint["config"]["model"].get("class_bag_dim", 0)
+        tagger_cell = cells.get(f"tagger{same}", cells["tagger"])
+        classifier_cell = cells.get(f"classifier_cb{bag}") if bag else cells.get(f"classifier{same}", cells["classifier"])
+        if classifier_cell is None:
+            continue
         single_f1 = tagger_cell["test"]["entities"]["micro_f1"]
         joint_f1 = joint["datasets"][0]["test"]["entities"]["micro_f1"]
         joint_acc, single_acc = joint["test"]["accuracy"], classifier_cell["test"]["accuracy"]
         extra = {"patience": patience, "single_patience": tagger_cell["config"]["training"]["patience"]} if suffix else {}
         out[f"joint_entity_gap{suffix}"] = {"joint": joint_f1, "single": single_f1, "gap": joint_f1 - single_f1, **extra, "met": joint_f1 >= single_f1 - TARGETS["joint_gap"]}
         extra = {**extra, "single_patience": classifier_cell["config"]["training"]["patience"]} if suffix else {}
+        if bag:
+            extra["single"] = f"classifier_cb{bag}"
         out[f"joint_cat_gap{suffix}"] = {"joint": joint_acc, "single": single_acc, "gap": joint_acc - single_acc, **extra, "met": joint_acc >= single_acc - TARGETS["joint_gap"]}
     return out
 
@@ -450,11 +470,11 @@ def render(results: dict[str, Any]) -> str:
     if notes:
         lines += ["", *notes]
     joint_rows = [[name, c["config"]["training"]["patience"], c["config"]["model"].get("tag_weight", 1.0), c["config"]["datasets"][0].get("weight", 1.0),
-                   h.pct(c["datasets"][0]["dev"]["entities"]["micro_f1"]), h.pct(c["dev"].get("accuracy"))]
+                   c["config"]["model"].get("class_bag_dim", 0), h.pct(c["datasets"][0]["dev"]["entities"]["micro_f1"]), h.pct(c["dev"].get("accuracy"))]
                   for name, c in sorted(cells.items()) if name.startswith("joint") and c["datasets"]]
     if joint_rows:
         lines += ["", "Joint cells on dev (the scores that choose among them):", ""]
-        lines += h.md_table(["cell", "patience", "tag_weight", "MSRA weight", "dev entity micro F1", "dev cat accuracy"], joint_rows)
+        lines += h.md_table(["cell", "patience", "tag_weight", "MSRA weight", "class bag", "dev entity micro F1", "dev cat accuracy"], joint_rows)
     for name in ("tagger", *sorted(n for n in cells if n.startswith("joint"))):
         c = cells.get(name)
         ent = c and (c["test"].get("entities") or (c["datasets"][0]["test"].get("entities") if c["datasets"] else None))

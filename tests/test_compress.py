@@ -190,7 +190,7 @@ def test_tiny_random_bert_prunes_heads_and_ffn_and_still_exports(tiny_corpus, tm
     np.testing.assert_allclose(load_model(tmp_path / "tiny").predict_proba([text]), served.predict_proba([text]), atol=1e-4)
 
 
-@pytest.mark.parametrize("params", [{"num_layers": 2}, {"encoder": "cnn", "num_layers": 2}])
+@pytest.mark.parametrize("params", [{"num_layers": 2}, {"encoder": "cnn", "num_layers": 2}, {"num_layers": 2, "class_bag_dim": 8}])
 def test_tagger_width_one_is_unchanged_and_half_has_the_promised_shapes(params):
     from test_tagging import TINY as TAG_TINY
     from test_tagging import _fit, make_joint
@@ -206,7 +206,14 @@ def test_tagger_width_one_is_unchanged_and_half_has_the_promised_shapes(params):
     state = {k: tuple(v.shape) for k, v in small.module_.state_dict().items()}
     assert small.params.hidden_size == h // 2 and small.params.gram_dim == g // 2 and len(small.features_.vocab) == 20
     assert state["net.grams.weight"][1] == g // 2 and state["net.embedding.weight"][0] == 20
-    assert state["net.tags.weight"] == (len(joint.tags_), h) and state["net.out.weight"] == (2, h + g // 2)
+    own = params.get("class_bag_dim", 0)  # the class head's own bag keeps its width; its characters follow the vocabulary
+    assert state["net.tags.weight"] == (len(joint.tags_), h) and state["net.out.weight"] == (2, h + g // 2 + own)
+    if own:
+        assert state["net.class_chars.weight"] == (20, own) and state["net.class_grams.weight"][1] == own
+        # a character that stays reads the same own-bag row as before
+        kept = small.features_.vocab.tokens[5]
+        old_id = joint.features_.vocab.tokens.index(kept)
+        np.testing.assert_array_equal(small.module_.net.class_chars.weight[5].detach().numpy(), joint.module_.net.class_chars.weight[old_id].detach().numpy())
     if params.get("encoder") == "cnn":
         assert state["net.convs.1.weight"] == (h, h, 3)
     else:

@@ -423,6 +423,37 @@ def _save_load_export_parity(joint, tmp_path):
     np.testing.assert_allclose([[p.scores[k] for k in sorted(p.scores)] for p in one], [[p.scores[k] for k in sorted(p.scores)] for p in batch], atol=1e-6)
 
 
+def test_a_private_class_bag_learns_exports_and_is_the_class_heads_alone(tmp_path):
+    """class_bag_dim: the class head's own character and n-gram bag. Both heads still overfit and export with
+    parity; the tagging loss leaves the bag untouched; it is refused with a transformer encoder."""
+    import torch
+    from pydantic import ValidationError
+
+    from zhcls.models.tagger import JointParams
+    from zhcls.tagging.features import pad_features
+
+    records = make_joint(30)
+    texts = [r["text"] for r in records]
+    model = _fit("joint.v1", records, class_bag_dim=8)
+    net = model.module_.net
+    assert net.class_chars.weight.shape[1] == 8 and net.class_grams is not None and net.out.in_features == 2 * TINY["hidden_size"] + TINY["gram_dim"] + 8
+    assert model.predict(texts) == [r["label"] for r in records]
+    assert [[e for e, _ in p] for p in model.predict_spans(texts)] == [[Entity(**e) for e in r["entities"]] for r in records]
+    ids, grams, lengths = (torch.from_numpy(a) for a in pad_features(model.features_.encode_batch(texts)))
+    net.train()
+    net.zero_grad(set_to_none=True)
+    emissions, logits = net(ids, grams, lengths)
+    emissions.sum().backward(retain_graph=True)
+    assert net.class_chars.weight.grad is None and net.class_grams.weight.grad is None and net.grams.weight.grad is not None
+    net.zero_grad(set_to_none=True)
+    logits.sum().backward()
+    assert net.class_chars.weight.grad is not None and net.class_grams.weight.grad is not None
+    net.eval()
+    _save_load_export_parity(model, tmp_path)
+    with pytest.raises(ValidationError, match="class_bag_dim"):
+        JointParams(encoder="transformer", path="x", class_bag_dim=8)
+
+
 def test_transformer_encoder_tags_classifies_and_exports(tmp_path):
     """encoder = "transformer": a (tiny, random) local BERT read one character per token learns both heads,
     starts from the checkpoint's embeddings (a character the training data never showed still maps to its

@@ -12,7 +12,7 @@ weights that read it.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -74,11 +74,18 @@ def prune_joint(model: Any, width: float, max_vocab: int | None, texts: Sequence
     new["net.tags.weight"] = state["net.tags.weight"][:, top]
     if "net.out.weight" in state:
         new["net.attention.weight"], new["net.attention.bias"] = state["net.attention.weight"][:, top], state["net.attention.bias"]
-        new["net.out.weight"] = state["net.out.weight"][:, torch.cat([top, 2 * h + torch.as_tensor(g_keep, dtype=torch.long)])]
+        # columns: the states, the shared n-gram bag, then the class head's own bag, which keeps its width
+        own = torch.arange(2 * h + g_dim, state["net.out.weight"].shape[1])
+        new["net.out.weight"] = state["net.out.weight"][:, torch.cat([top, 2 * h + torch.as_tensor(g_keep, dtype=torch.long), own])]
         new["net.out.bias"] = state["net.out.bias"]
     if grams:
         new["net.grams.weight"] = state["net.grams.weight"][:, torch.as_tensor(g_keep, dtype=torch.long)]
-    features, new["net.embedding.weight"] = _pruned_vocab(model.features_, state["net.embedding.weight"], texts, max_vocab, vocab_by)
+    if "net.class_grams.weight" in state:
+        new["net.class_grams.weight"] = state["net.class_grams.weight"]
+    features, remap = _pruned_vocab(model.features_, state["net.embedding.weight"], texts, max_vocab, vocab_by)
+    new["net.embedding.weight"] = remap(state["net.embedding.weight"])
+    if "net.class_chars.weight" in state:
+        new["net.class_chars.weight"] = remap(state["net.class_chars.weight"])
 
     updates = {"hidden_size": k, "gram_dim": len(g_keep) if grams else p.gram_dim}
     if len(features.vocab) < len(model.features_.vocab):
@@ -121,20 +128,27 @@ def _gram_scores(state: dict[str, Any], encoder: str, emb: int, h: int, g_dim: i
     else:
         read = state["net.convs.0.weight"][:, emb : emb + g_dim].norm(dim=(0, 2))
     if "net.out.weight" in state:
-        read = read + state["net.out.weight"][:, 2 * h :].norm(dim=0)
+        read = read + state["net.out.weight"][:, 2 * h : 2 * h + g_dim].norm(dim=0)
     return (rms * read).double().numpy()
 
 
-def _pruned_vocab(features: CharFeatures, weight: Any, texts: Sequence[str], max_vocab: int | None, vocab_by: VocabBy) -> tuple[CharFeatures, Any]:
-    """(features over at most `max_vocab` characters, their embedding rows). PAD and UNK stay at ids 0 and 1."""
+def _pruned_vocab(features: CharFeatures, weight: Any, texts: Sequence[str], max_vocab: int | None,
+                  vocab_by: VocabBy) -> tuple[CharFeatures, Callable[[Any], Any]]:
+    """(features over at most `max_vocab` characters, chosen by `weight`, the character embeddings; a
+    function from a table with one row per character to the kept rows: the embeddings, the class head's
+    own bag). PAD and UNK stay at ids 0 and 1; UNK's row is the count-weighted mean of the removed ones."""
     n = len(features.vocab)
     if max_vocab is None or max_vocab >= n:
-        return features, weight.clone()
+        return features, lambda table: table.clone()
     counts = np.bincount(np.concatenate([features.encode(t)[0] for t in texts] or [np.zeros(0, np.int64)]), minlength=n).astype(np.float64)
     kept = kept_tokens(counts, weight.norm(dim=1).double().numpy(), max_vocab, vocab_by)
     dropped = np.setdiff1d(np.arange(1, n), kept)  # the old UNK and every removed character
-    table = weight[kept].clone()
-    table[1] = mean_rows(weight, dropped, counts[dropped], weight[1])
+
+    def remap(table: Any) -> Any:
+        out = table[kept].clone()
+        out[1] = mean_rows(table, dropped, counts[dropped], table[1])
+        return out
+
     f = features
     pruned = CharFeatures(Vocab([f.vocab.tokens[i] for i in kept]), lowercase=f.lowercase, max_len=f.max_len, ngrams=f.ngrams, buckets=f.buckets)
-    return pruned, table
+    return pruned, remap

@@ -71,6 +71,16 @@ class JointParams(TaggerParams):
     hidden_size: int = Field(128, gt=0)  # the class head shares the encoder; 64 units are measured for tagging only
     tag_weight: float = Field(1.0, ge=0.0)  # weight of the tagging loss
     class_weight: float = Field(1.0, ge=0.0)  # weight of the classification loss
+    # Dimensions of a bag of the text's characters and n-grams that only the class head reads (0: none): the
+    # private half of a shared-private model, which the tagging loss never moves, so sharing the encoder
+    # costs the class head less (benchmarks/results/joint.md, cells classifier_cb and joint_cb).
+    class_bag_dim: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _bag_needs_ids(self) -> "JointParams":
+        if self.class_bag_dim and self.encoder == "transformer":
+            raise ValueError("class_bag_dim goes with the bigru and cnn encoders (a transformer reads no n-grams); set it to 0")
+        return self
 
 
 @models.register("joint.v1", params=JointParams)
@@ -204,7 +214,7 @@ class JointModel(Classifier):
         net = JointNet(
             f.num_ids, f.gram_rows, f.n_grams, len(self.tags_), len(self.labels_), embed_dim=p.embed_dim, gram_dim=p.gram_dim,
             hidden_size=p.hidden_size, num_layers=p.num_layers, encoder=p.encoder, kernel_size=p.kernel_size, dropout=p.dropout,
-            backbone=backbone,
+            backbone=backbone, class_bag_dim=getattr(p, "class_bag_dim", 0),
         )
         return TaggerModule(net, CRF(len(self.tags_), batch_first=True) if p.head == "crf" else None)
 

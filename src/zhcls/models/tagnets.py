@@ -51,9 +51,12 @@ class JointNet(nn.Module):
     def __init__(
         self, num_ids: int, gram_rows: int, n_grams: int, n_tags: int, n_classes: int, *, embed_dim: int, gram_dim: int,
         hidden_size: int, num_layers: int, encoder: str, kernel_size: int, dropout: float, backbone: CharBert | None = None,
+        class_bag_dim: int = 0,
     ) -> None:
         """encoder "transformer": `backbone` reads the characters (no n-gram features, and embed_dim,
-        hidden_size, num_layers, kernel_size are the checkpoint's business)."""
+        hidden_size, num_layers, kernel_size are the checkpoint's business). `class_bag_dim` > 0 (with a
+        class head, not with a transformer): the class head also reads the mean of its own character and
+        n-gram embeddings, which nothing else reads."""
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
@@ -67,9 +70,15 @@ class JointNet(nn.Module):
             states = 2 * hidden_size
             self._recurrent_or_conv(embed_dim + (gram_dim if self.grams is not None else 0), hidden_size, num_layers, encoder, kernel_size)
         self.tags = nn.Linear(states, n_tags)
+        self.class_chars = self.class_grams = None
+        if n_classes and class_bag_dim and encoder != "transformer":
+            # sparse as the encoder's n-grams; padding (id 0 in both) reads zeros, so the bag is a plain sum
+            self.class_chars = nn.Embedding(num_ids, class_bag_dim, padding_idx=0, sparse=True)
+            self.class_grams = nn.Embedding(gram_rows, class_bag_dim, padding_idx=0, sparse=True) if n_grams else None
         if n_classes:
             self.attention = nn.Linear(states, 1)
-            self.out = nn.Linear(states + (gram_dim if self.grams is not None else 0), n_classes)
+            bags = (gram_dim if self.grams is not None else 0) + (class_bag_dim if self.class_chars is not None else 0)
+            self.out = nn.Linear(states + bags, n_classes)
         else:
             self.out = None
 
@@ -119,9 +128,15 @@ class JointNet(nn.Module):
         mask = _mask(lengths, ids.shape[1])
         scores = self.attention(h).squeeze(-1).masked_fill(~mask, float("-inf"))
         pooled = (torch.softmax(scores, dim=1).unsqueeze(-1) * h).sum(dim=1)
+        parts = [pooled]
         if bag is not None:
-            pooled = torch.cat([pooled, (bag * mask.unsqueeze(-1)).sum(dim=1) / lengths.unsqueeze(-1).to(bag.dtype)], dim=1)
-        return emissions, self.out(self.dropout(pooled))
+            parts.append((bag * mask.unsqueeze(-1)).sum(dim=1) / lengths.unsqueeze(-1).to(bag.dtype))
+        if self.class_chars is not None:
+            own = self.class_chars(ids).sum(dim=1)
+            if self.class_grams is not None:
+                own = functools.reduce(torch.add, [own, *self.class_grams(grams).sum(dim=1).unbind(1)])
+            parts.append(own / lengths.unsqueeze(-1).to(own.dtype))
+        return emissions, self.out(self.dropout(torch.cat(parts, dim=1)))
 
 
 class TaggerModule(nn.Module):
