@@ -347,7 +347,7 @@ def main(argv: list[str]) -> None:
         for w in args.joint_msra_weight:
             plans[f"joint_p{patience}_mw{w:g}"] = {**base, "datasets": [{**msra_data, "weight": w}]}
     for dim in args.class_bag_dim:
-        own = lambda plan: {**plan, "model": {**plan["model"], "class_bag_dim": dim}}  # noqa: E731
+        own = lambda plan, dim=dim: {**plan, "model": {**plan["model"], "class_bag_dim": dim}}  # noqa: E731
         plans[f"classifier_cb{dim}"] = own(plans["classifier"])
         plans[f"joint_cb{dim}"] = own(plans["joint"])
         for w in args.joint_msra_weight:
