@@ -442,7 +442,7 @@ def verdict(cells: dict[str, Any], earlier: Sequence[dict[str, Any]] = ()) -> di
         out[f"joint_entity_gap{suffix}"] = {"joint": joint_f1, "single": single_f1, "gap": joint_f1 - single_f1, **extra, "met": joint_f1 >= single_f1 - TARGETS["joint_gap"]}
         extra = {**extra, "single_patience": classifier_cell["config"]["training"]["patience"]} if suffix else {}
         if bag:
-            extra["single"] = f"classifier_cb{bag}"
+            extra["single_cell"] = f"classifier_cb{bag}"
         out[f"joint_cat_gap{suffix}"] = {"joint": joint_acc, "single": single_acc, "gap": joint_acc - single_acc, **extra, "met": joint_acc >= single_acc - TARGETS["joint_gap"]}
     return out
 
