@@ -318,8 +318,9 @@ def main(argv: list[str]) -> None:
     msra_data = {k: str(v) for k, v in msra.items()} | {"format": "jsonl"}
     plans = {
         "tagger": {"data": msra_data, "model": {"name": "tagger.v1", **ENCODER}, "training": training},
-        "classifier": {"data": shop_data, "model": {"name": "joint.v1", **ENCODER}, "training": training},
-        "joint": {"data": shop_data, "datasets": [msra_data], "model": {"name": "joint.v1", **ENCODER}, "training": training},
+        # class_bag_dim 0: these cells ran before joint.v1 had the bag (default 64 since); --class-bag-dim adds it
+        "classifier": {"data": shop_data, "model": {"name": "joint.v1", **ENCODER, "class_bag_dim": 0}, "training": training},
+        "joint": {"data": shop_data, "datasets": [msra_data], "model": {"name": "joint.v1", **ENCODER, "class_bag_dim": 0}, "training": training},
     }
     for width in args.tagger_hidden:
         plans[f"tagger_h{width}"] = {"data": msra_data, "model": {"name": "tagger.v1", **ENCODER, "hidden_size": width}, "training": training}

@@ -190,7 +190,7 @@ def test_tiny_random_bert_prunes_heads_and_ffn_and_still_exports(tiny_corpus, tm
     np.testing.assert_allclose(load_model(tmp_path / "tiny").predict_proba([text]), served.predict_proba([text]), atol=1e-4)
 
 
-@pytest.mark.parametrize("params", [{"num_layers": 2}, {"encoder": "cnn", "num_layers": 2}, {"num_layers": 2, "class_bag_dim": 8}])
+@pytest.mark.parametrize("params", [{"num_layers": 2}, {"encoder": "cnn", "num_layers": 2}, {"num_layers": 2, "class_bag_dim": 0}])
 def test_tagger_width_one_is_unchanged_and_half_has_the_promised_shapes(params):
     from test_tagging import TINY as TAG_TINY
     from test_tagging import _fit, make_joint
@@ -206,7 +206,7 @@ def test_tagger_width_one_is_unchanged_and_half_has_the_promised_shapes(params):
     state = {k: tuple(v.shape) for k, v in small.module_.state_dict().items()}
     assert small.params.hidden_size == h // 2 and small.params.gram_dim == g // 2 and len(small.features_.vocab) == 20
     assert state["net.grams.weight"][1] == g // 2 and state["net.embedding.weight"][0] == 20
-    own = params.get("class_bag_dim", 0)  # the class head's own bag keeps its width; its characters follow the vocabulary
+    own = joint.params.class_bag  # the class head's own bag keeps its width; its characters follow the vocabulary
     assert state["net.tags.weight"] == (len(joint.tags_), h) and state["net.out.weight"] == (2, h + g // 2 + own)
     if own:
         assert state["net.class_chars.weight"] == (20, own) and state["net.class_grams.weight"][1] == own

@@ -452,6 +452,25 @@ def test_a_private_class_bag_learns_exports_and_is_the_class_heads_alone(tmp_pat
     _save_load_export_parity(model, tmp_path)
     with pytest.raises(ValidationError, match="class_bag_dim"):
         JointParams(encoder="transformer", path="x", class_bag_dim=8)
+    assert JointParams(encoder="transformer", path="x").class_bag == 0 and JointParams().class_bag == 64
+
+
+def test_a_joint_run_saved_before_the_class_bag_loads_without_one(tmp_path):
+    from zhcls import load_model
+    from zhcls.artifact import read_json, write_checksums, write_json
+
+    records = make_joint(30)
+    texts = [r["text"] for r in records]
+    model = _fit("joint.v1", records, class_bag_dim=0)
+    model.meta = {}
+    model.save(tmp_path / "run")
+    meta = read_json(tmp_path / "run" / "zhcls.json")
+    del meta["params"]["class_bag_dim"]  # as an earlier version wrote it
+    write_json(tmp_path / "run" / "zhcls.json", meta)
+    write_checksums(tmp_path / "run")
+    loaded = load_model(tmp_path / "run")
+    assert loaded.params.class_bag_dim == 0 and loaded.module_.net.class_chars is None
+    np.testing.assert_allclose(loaded.predict_proba(texts), model.predict_proba(texts), atol=1e-6)
 
 
 def test_transformer_encoder_tags_classifies_and_exports(tmp_path):

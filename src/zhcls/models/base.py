@@ -131,7 +131,7 @@ class Classifier:
         meta = read_meta(path)
         try:
             training = TrainingConfig.model_validate(meta.get("training", {}))
-            clf = cls(meta["params"], training)
+            clf = cls(cls.saved_params(meta["params"]), training)
             clf.labels_ = LabelSet(meta["labels"])
             clf.meta = {k: meta[k] for k in ("metrics", "data", "created") if k in meta}
             clf._load_files(path)
@@ -140,6 +140,12 @@ class Classifier:
         except Exception as exc:  # noqa: BLE001 - a damaged file surfaces as whatever its parser raises
             raise DataError(f"{path}: cannot load the model ({type(exc).__name__}: {str(exc)[:300]})", hint=DAMAGED_HINT) from None
         return clf
+
+    @classmethod
+    def saved_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The params a saved model was trained with, as this version reads them: a parameter added since,
+        whose default builds a different net, takes the value that matches the saved weights."""
+        return params
 
     def _save_files(self, path: Path) -> None:
         raise NotImplementedError
