@@ -453,6 +453,7 @@ def test_a_private_class_bag_learns_exports_and_is_the_class_heads_alone(tmp_pat
     with pytest.raises(ValidationError, match="class_bag_dim"):
         JointParams(encoder="transformer", path="x", class_bag_dim=8)
     assert JointParams(encoder="transformer", path="x").class_bag == 0 and JointParams().class_bag == 64
+    assert _fit("joint.v1", records[:8]).params.class_bag_dim == 64  # a fitted model records the bag it built
 
 
 def test_a_joint_run_saved_before_the_class_bag_loads_without_one(tmp_path):

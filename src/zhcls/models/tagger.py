@@ -160,6 +160,8 @@ class JointModel(Classifier):
             start = _digest([[v.detach().cpu().float().numpy() for v in self.module_.state_dict().values()]])  # resume: these very weights
         else:
             self.labels_, self.tags_ = LabelSet(labels), LabelSet(tags)
+            if getattr(p, "class_bag_dim", 0) is None:  # saved as built, so a later default cannot change the run
+                self.params = p = p.model_copy(update={"class_bag_dim": p.class_bag})
             if p.encoder == "transformer":
                 self.module_ = self._pretrained_module([e.text for e in every])
             else:
