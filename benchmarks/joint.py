@@ -40,6 +40,8 @@ splits), written as canonical JSON lines with `entities` under --work-dir. Cells
               --joint-msra-weight W) with a D-dimensional bag of characters and n-grams that only the class
               head reads (joint.v1 class_bag_dim); a joint_..._cbD cell's cat accuracy is compared with
               classifier_cbD, the single-task model of the same architecture
+  classifier_sS, classifier_cbD_sS
+              with --classifier-seed S: the classifier cells trained again with seed S
   tagger_pN, classifier_pN
               with --single-patience N: the two single-task cells at patience N; a joint_pN cell's verdict then
               compares it with them, the same patience on both sides
@@ -287,6 +289,8 @@ def main(argv: list[str]) -> None:
                     help="also train the joint cell with MSRA's share of the batches W times [data]'s (cell joint_pN_mwW)")
     ap.add_argument("--class-bag-dim", type=int, action="append", default=[], metavar="D",
                     help="also train the classifier and joint cells with the class head's own D-dimensional bag (cells classifier_cbD, joint_cbD, joint_p2_mwW_cbD)")
+    ap.add_argument("--classifier-seed", type=int, action="append", default=[], metavar="S",
+                    help="also train the classifier cell (and each classifier_cbD) with seed S (cells classifier_sS, classifier_cbD_sS): what the seed alone moves")
     ap.add_argument("--single-patience", type=int, action="append", default=[],
                     help="also train the single-task cells with this patience (tagger_pN, classifier_pN), for joint_pN to be compared with")
     ap.add_argument("--compress-width", action="append", default=[], metavar="W",
@@ -353,6 +357,9 @@ def main(argv: list[str]) -> None:
         plans[f"joint_cb{dim}"] = own(plans["joint"])
         for w in args.joint_msra_weight:
             plans[f"joint_p{TRAINING['patience']}_mw{w:g}_cb{dim}"] = own({**plans["joint"], "datasets": [{**msra_data, "weight": w}]})
+    for seed in args.classifier_seed:
+        for name in ["classifier", *(f"classifier_cb{d}" for d in args.class_bag_dim)]:
+            plans[f"{name}_s{seed}"] = {**plans[name], "training": {**plans[name]["training"], "seed": seed}}
     for patience in args.single_patience:
         for single in ("tagger", "classifier"):
             plans[f"{single}_p{patience}"] = {**plans[single], "training": {**training, "patience": patience}}
