@@ -42,10 +42,6 @@ def without_bag(run: Path, out: Path) -> Path:
     return model.save(out)
 
 
-def bytes_under(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -79,7 +75,7 @@ def main(argv: list[str]) -> None:
             rounds[name].append(round(h.p50_us(lambda t, p=predictors[name]: p.predict_scored([t]), texts), 1))
     p50 = {name: statistics.median(v) for name, v in rounds.items()}
     run = {**env, "parent": str(args.run), "texts": len(texts), "rounds_p50_us": rounds, "p50_us": p50,
-           "bytes": {name: bytes_under(b) for name, b in bundles.items()},
+           "bytes": {name: p.manifest["total_bytes"] for name, p in predictors.items()},
            "latency_ratio": round(p50["with bag"] / p50["without bag"], 3)}
     results = h.add_run(h.RESULTS / "joint_bag_cost.json", run, render)
     print(render(results))

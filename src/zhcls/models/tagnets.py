@@ -134,7 +134,7 @@ class JointNet(nn.Module):
         if self.class_chars is not None:
             own = self.class_chars(ids).sum(dim=1)
             if self.class_grams is not None:
-                own = functools.reduce(torch.add, [own, *self.class_grams(grams).sum(dim=1).unbind(1)])
+                own = own + self.class_grams(grams).sum(dim=(1, 2))
             parts.append(own / lengths.unsqueeze(-1).to(own.dtype))
         return emissions, self.out(self.dropout(torch.cat(parts, dim=1)))
 
