@@ -76,7 +76,7 @@ def run_svm(task: Task, data_dir: Path) -> dict[str, Any]:
     }
 
 
-def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None, options: dict[str, Any] | None = None, threads: int = 2) -> dict[str, Any]:
     """`options`: [build] settings that narrow the default build (--candidates, --students), recorded with the
     cell and shown beside its figure, so a reduced cell is never read as the default build's."""
     from zhcls.build import build, select
@@ -88,7 +88,7 @@ def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None, op
     build_options = {k: v for k, v in (options or {}).items() if k != "augment"}
     cfg = config_from_dict({
         "data": data,
-        "training": {"metric": "accuracy", "batch_size": 32, "threads": 2},
+        "training": {"metric": "accuracy", "batch_size": 32, "threads": threads},
         "build": {"unlabeled": [str(unlabeled)] if unlabeled else [], "max_unlabeled": 20000, **build_options},
         "augment": [{"name": name, "rate": rate} for name, rate in (options or {}).get("augment", {}).items()],
     })
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-ms", type=float, default=None)
     p.add_argument("--fasttext-duration-few", type=int, default=120)
     p.add_argument("--fasttext-duration-large", type=int, default=600)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="training threads of the build and the peers (two invocations side by side: 1 each)")
     p.add_argument("--lr-max-iter", type=int, default=2000)
     p.add_argument("--metric", default="accuracy")
     p.add_argument("--quick", action="store_true")
@@ -305,12 +305,12 @@ def main(argv: list[str] | None = None) -> int:
         runners = {
             "baseline.tfidf_lr": lambda task=task: fd.run_tfidf_baseline(task, args.data_dir, args.work_dir / task.name / "tfidf_lr", args),
             "baseline.svm": lambda task=task: run_svm(task, args.data_dir),
-            "build": lambda task=task: run_build(task, args.data_dir, args.work_dir / task.name / "build", args.budget_ms, options),
+            "build": lambda task=task: run_build(task, args.data_dir, args.work_dir / task.name / "build", args.budget_ms, options, args.threads),
             # last: its autotune can stall on a loaded machine (foundation.py's deadline), and the build need not wait
             "baseline.fasttext": lambda task=task: fd.run_fasttext_baseline(task, args.data_dir, args.work_dir / task.name / "fasttext", args),
         }
         if task.large and args.also_budget_ms:  # the same build's cache, chosen again within the budget
-            runners[f"build@{args.also_budget_ms:g}ms"] = lambda task=task: run_build(task, args.data_dir, args.work_dir / task.name / "build", args.also_budget_ms, options)
+            runners[f"build@{args.also_budget_ms:g}ms"] = lambda task=task: run_build(task, args.data_dir, args.work_dir / task.name / "build", args.also_budget_ms, options, args.threads)
         for key, run in runners.items():
             if key in cell and "error" not in cell[key]:
                 continue
