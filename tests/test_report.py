@@ -164,6 +164,24 @@ def test_a_few_missing_glyphs_make_one_line():
     assert r.warnings == ["some characters are missing from font 'Some Font' and show as boxes (a.png: 体财; b.png: 科)"]
 
 
+def test_pareto_front_and_its_figure(tmp_path):
+    """build's and compress's accuracy-against-latency figure: one drawing, written atomically."""
+    from zhcls.report.figures import pareto_front, write_pareto_figure
+
+    rows = [
+        {"name": "tfidf.v1", "p50_ms": 0.04, "dev": 0.80, "precision": "fp32", "within_budget": True},
+        {"name": "fasttext.v1", "p50_ms": 0.04, "dev": 0.78, "precision": "fp32", "within_budget": True},  # as fast, worse
+        {"name": "textcnn.v1+int8", "p50_ms": 0.10, "dev": 0.79, "precision": "int8", "within_budget": True},  # slower, worse
+        {"name": "distill-textcnn.v1", "p50_ms": 0.12, "dev": 0.83, "precision": "fp32", "within_budget": True, "chosen": True},
+        {"name": "ensemble", "p50_ms": 0.9, "dev": 0.85, "precision": "fp32", "within_budget": False},
+    ]
+    assert [r["name"] for r in pareto_front(rows)] == ["tfidf.v1", "distill-textcnn.v1", "ensemble"]
+    path = tmp_path / "out" / "build.png"
+    assert write_pareto_figure(path, rows, "accuracy", 0.5)
+    _assert_png(path.read_bytes())
+    assert sorted(p.name for p in path.parent.iterdir()) == ["build.png"]  # no temporary file left beside it
+
+
 def test_deltas_against_a_hand_made_baseline(runs, tmp_path):
     from zhcls.report import build_report
 

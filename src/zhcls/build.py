@@ -391,43 +391,11 @@ def build_report(summary: dict[str, Any], out: Path) -> str:
         acc = f"{100 * r['test_accuracy']:.2f}" if r.get("test_accuracy") is not None else "—"
         kept = f"{100 * r['dev_selected']:.2f}" if r.get("dev_selected") is not None else "—"
         lines.append(f"| {mark}{r['name']}{mark} | {100 * r['dev']:.2f} | {kept} | {test} | {acc} | {r['p50_ms']} | {r['p99_ms']} | {r['size_mb']} | {'yes' if r['within_budget'] else 'no'} |")
-    if _figure(summary, out / "build.png"):
+    from .report.figures import write_pareto_figure
+
+    if write_pareto_figure(out / "build.png", summary["candidates"], metric, summary["budget_ms"]):
         lines += ["", "![dev score against latency](build.png)"]
     return "\n".join(lines) + "\n"
-
-
-def _figure(summary: dict[str, Any], path: Path) -> bool:
-    """Dev score against p50 latency, the Pareto front drawn; skipped quietly without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    rows = summary["candidates"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
-        ax.scatter(r["p50_ms"], 100 * r["dev"], color="tab:red" if r["chosen"] else "tab:blue", zorder=3)
-        ax.annotate(r["name"], (r["p50_ms"], 100 * r["dev"]), fontsize=8, xytext=(4, 3), textcoords="offset points")
-    front, best = [], -1.0
-    for r in sorted(rows, key=lambda r: r["p50_ms"]):
-        if r["dev"] > best:
-            front.append(r)
-            best = r["dev"]
-    ax.plot([r["p50_ms"] for r in front], [100 * r["dev"] for r in front], color="tab:gray", linestyle="--", label="Pareto front")
-    if summary["budget_ms"] is not None:
-        ax.axvline(summary["budget_ms"], color="tab:red", linestyle=":", label=f"budget {summary['budget_ms']} ms")
-    ax.set_xscale("log")
-    ax.set_xlabel("p50 latency per text, ms (1 thread, log scale)")
-    ax.set_ylabel(f"dev {summary['metric']} (%)")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    tmp.replace(path)
-    return True
 
 
 def summary_json(result: BuildResult) -> str:

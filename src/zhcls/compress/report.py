@@ -33,7 +33,10 @@ def search_report(summary: dict[str, Any], figure: Path) -> str:
             f"| {mark}{r['name']}{mark} | {_frac(r['width'])} | {vocab} | {r['precision']} | {recovered} | {pct(r['dev'])} | {pct(r.get('test'))} | {pct(r.get('dev_accuracy'))} | "
             f"{pct(r.get('test_accuracy'))} | {r['p50_ms']} | {r['p99_ms']} | {r['size_mb']} | {'yes' if r.get('within_budget') else 'no'} |"
         )
-    if pareto_figure(summary, figure):
+    from ..report.figures import write_pareto_figure
+
+    label = lambda r: f"{r['name']}{'+int8' if r['precision'] == 'int8' else ''}"  # noqa: E731 - variants are named without it
+    if write_pareto_figure(figure, summary["candidates"], metric, summary["budget_ms"], label):
         lines += ["", f"![dev {metric} against p50 latency]({figure.name})"]
     return "\n".join(lines) + "\n"
 
@@ -42,45 +45,3 @@ def _frac(width: float) -> str:
     from .run import width_label
 
     return width_label(width)
-
-
-def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The candidates no other beats on both latency and dev score, fastest first."""
-    front, best = [], float("-inf")
-    for r in sorted(rows, key=lambda r: (r["p50_ms"], -r["dev"])):
-        if r["dev"] > best:
-            front.append(r)
-            best = r["dev"]
-    return front
-
-
-def pareto_figure(summary: dict[str, Any], path: Path) -> bool:
-    """Dev score against p50 latency, chosen in red, the Pareto front dashed; skipped without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    rows = summary["candidates"]
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for r in rows:
-        color = "tab:red" if r.get("chosen") else "tab:blue" if r.get("within_budget") else "tab:gray"
-        ax.scatter(r["p50_ms"], 100 * r["dev"], color=color, marker="s" if r["precision"] == "int8" else "o", zorder=3)
-        ax.annotate(f"{r['name']}{'+int8' if r['precision'] == 'int8' else ''}", (r["p50_ms"], 100 * r["dev"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    front = pareto_front(rows)
-    ax.plot([r["p50_ms"] for r in front], [100 * r["dev"] for r in front], color="tab:gray", linestyle="--", label="Pareto front")
-    if summary.get("budget_ms") is not None:
-        ax.axvline(summary["budget_ms"], color="tab:red", linestyle=":", label=f"budget {summary['budget_ms']} ms")
-    ax.set_xlabel("p50 latency per text, ms (1 thread, tokenization included)")
-    ax.set_ylabel(f"dev {summary['metric']} (%)")
-    ax.set_title("circles fp32, squares int8; gray: over budget", fontsize=9)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    tmp.replace(path)
-    return True

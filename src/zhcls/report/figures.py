@@ -14,7 +14,7 @@ import warnings
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 CJK_FONTS = (
     "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK TC", "Source Han Sans SC", "Source Han Sans CN",
@@ -242,3 +242,46 @@ def text_png(text: str, fontsize: int = 40) -> bytes:
     with r.figure(1.5, 1.0, out, "text.png") as fig:
         fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=fontsize)
     return out["text.png"]
+
+
+def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The candidates no other beats on both latency and dev score, fastest first."""
+    front, best = [], float("-inf")
+    for row in sorted(rows, key=lambda row: (row["p50_ms"], -row["dev"])):
+        if row["dev"] > best:
+            front.append(row)
+            best = row["dev"]
+    return front
+
+
+def write_pareto_figure(path: Path, rows: list[dict[str, Any]], metric: str, budget_ms: float | None,
+                        label: Callable[[dict[str, Any]], str] = lambda row: row["name"]) -> bool:
+    """Dev score against p50 latency for `zhcls build` and `zhcls compress`: the chosen candidate red, the
+    others blue within budget and gray over it, int8 bundles as squares, the Pareto front dashed. Written
+    atomically; False (nothing written) without matplotlib."""
+    try:
+        import matplotlib  # noqa: F401 - the [report] extra
+    except ImportError:
+        return False
+    from ..artifact import write_bytes
+
+    r, out = Renderer(), {}
+    with r.figure(7.5, 4.8, out, path.name) as fig:
+        ax = fig.add_subplot()
+        for row in rows:
+            color = "tab:red" if row.get("chosen") else "tab:blue" if row.get("within_budget", True) else "tab:gray"
+            ax.scatter(row["p50_ms"], 100 * row["dev"], color=color, marker="s" if row.get("precision") == "int8" else "o", zorder=3)
+            ax.annotate(label(row), (row["p50_ms"], 100 * row["dev"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        front = pareto_front(rows)
+        ax.plot([row["p50_ms"] for row in front], [100 * row["dev"] for row in front], color="tab:gray", linestyle="--", label="Pareto front")
+        if budget_ms is not None:
+            ax.axvline(budget_ms, color="tab:red", linestyle=":", label=f"budget {budget_ms} ms")
+        fastest = min(row["p50_ms"] for row in rows)
+        if fastest > 0 and max(row["p50_ms"] for row in rows) > 10 * fastest:  # e.g. TF-IDF beside an ensemble
+            ax.set_xscale("log")
+        ax.set_xlabel(f"p50 latency per text, ms (1 thread, tokenization included{', log scale' if ax.get_xscale() == 'log' else ''})")
+        ax.set_ylabel(f"dev {metric} (%)")
+        ax.set_title("circles fp32, squares int8; gray: over budget", fontsize=9)
+        ax.legend(loc="lower right")
+    write_bytes(path, out[path.name])
+    return True
