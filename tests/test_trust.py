@@ -265,6 +265,21 @@ def test_augment_into_a_directory(tmp_path, capsys):
     assert code == 2 and "is a directory" in err and "Traceback" not in err
 
 
+def test_augment_and_labels_clean_refuse_unlabeled_input_and_writing_over_it(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "train.json", make_corpus(3))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("足球比赛\n股票大涨\n", encoding="utf-8")
+    issues = tmp_path / "issues.jsonl"
+    issues.write_text("", encoding="utf-8")
+    for args, message in [
+        (["augment", texts, tmp_path / "out.txt"], f"{texts}: format 'lines' has no labeled records for augment"),
+        (["augment", data, data], "would overwrite the input"),
+        (["labels", "clean", texts, "--issues", issues, "-o", tmp_path / "out.txt"], f"{texts}: format 'lines' has no labeled records for labels clean"),
+    ]:
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and message in err and "Traceback" not in err, (args, err)
+
+
 def test_registry_root_that_is_a_file_or_a_corrupt_index(built, tmp_path, capsys):
     (tmp_path / "reg").write_text("not a directory", encoding="utf-8")
     for args in (["list"], ["add", built / "bundle", "--name", "m"]):

@@ -20,9 +20,9 @@ from typing import Any
 
 from ..artifact import write_bytes
 from ..data.example import Example
-from ..data.readers import TEXT_FIELDS, ReadOptions, _pick, detect_format, read_examples, read_text
-from ..data.records import RecordFile, dump_json_like, format_csv_row, parse_csv_record, split_ending
-from ..errors import ConfigError, DataError
+from ..data.readers import TEXT_FIELDS, ReadOptions, _pick, read_examples
+from ..data.records import RecordFile, dump_json_like, format_csv_row, parse_csv_record, rewrite_target, split_ending
+from ..errors import DataError
 from .guard import guard as run_guard
 from .pipeline import Augmenter
 
@@ -59,17 +59,7 @@ def augment_file(
     model=None,
     min_confidence: float = 0.0,
 ) -> AugmentFileResult:
-    path, output = Path(path), Path(output)
-    if path.is_dir():
-        path = path / "train.txt"
-    if output.is_dir():
-        raise ConfigError(f"{output}: is a directory; the output is a file", hint=f"name a file, e.g. {output / path.name}")
-    if output.resolve() == path.resolve():
-        raise ConfigError(f"{output}: the output would overwrite the input", hint="write the augmented data to a new file")
-    text = read_text(path)
-    fmt = detect_format(path, text) if options.format in ("auto", "paddle") else options.format
-    if fmt not in ("jsonl", "tsv", "csv"):
-        raise DataError(f"{path}: format {fmt!r} is not supported by augment", hint="augment reads JSON lines, TSV and CSV files with labels")
+    path, output, text, fmt = rewrite_target(path, output, options.format, "augment", "write the augmented data to a new file")
     examples = read_examples(path, ReadOptions(fmt, options.text_field, options.label_field, options.tsv_order))
     if not examples:
         raise DataError(f"{path}: no records to augment")

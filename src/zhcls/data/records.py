@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import DataError
-from .readers import read_text
+from ..errors import ConfigError, DataError
+from .readers import detect_format, read_text
 
 BOM = "\ufeff"
 
@@ -49,6 +49,25 @@ class RecordFile:
     def line_ending(self) -> str:
         """The file's first line ending ("\\n" when it has none): what a new record ends with."""
         return next((end for end in (split_ending(line)[1] for line in self.lines) if end), "\n")
+
+
+def rewrite_target(path: str | Path, output: str | Path, fmt: str, command: str, hint: str) -> tuple[Path, Path, str, str]:
+    """(input, output, the input's text, its format) for `command`, which writes a changed copy of a labeled
+    data file: a directory input means its train.txt; an output that is a directory or the input itself, or
+    a format without labeled records, is refused with a message naming the file. `hint`: how to pick the
+    output."""
+    path, output = Path(path), Path(output)
+    if path.is_dir():
+        path = path / "train.txt"
+    if output.is_dir():
+        raise ConfigError(f"{output}: is a directory; the output is a file", hint=f"name a file, e.g. {output / path.name}")
+    if output.resolve() == path.resolve():
+        raise ConfigError(f"{output}: the output would overwrite the input", hint=hint)
+    text = read_text(path)
+    fmt = detect_format(path, text) if fmt in ("auto", "paddle") else fmt
+    if fmt not in ("jsonl", "tsv", "csv"):
+        raise DataError(f"{path}: format {fmt!r} has no labeled records for {command}", hint=f"{command} reads JSON lines, TSV and CSV files with labels")
+    return path, output, text, fmt
 
 
 def record_spans(text: str, fmt: str) -> tuple[list[str], dict[int, tuple[int, int]]]:

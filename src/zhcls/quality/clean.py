@@ -19,9 +19,9 @@ from typing import Any, Literal, Sequence
 
 from ..artifact import write_bytes
 from ..data.example import Example
-from ..data.readers import ReadOptions, detect_format, read_text
-from ..data.records import RecordFile, dump_json_like, format_csv_row, parse_csv_record, split_ending
-from ..errors import ConfigError, DataError
+from ..data.readers import ReadOptions
+from ..data.records import RecordFile, dump_json_like, format_csv_row, parse_csv_record, rewrite_target, split_ending
+from ..errors import DataError
 from ..text.normalize import normalize
 
 Mode = Literal["relabel", "drop"]
@@ -202,17 +202,7 @@ def apply_changes(
 ) -> CleanResult:
     """Write `output` (the input with `changes` applied, same format) and a change log (JSON lines,
     `OUTPUT_STEM.changes.jsonl` unless `log_path`); both atomically."""
-    path, output = Path(path), Path(output)
-    if path.is_dir():
-        path = path / "train.txt"
-    if output.is_dir():
-        raise ConfigError(f"{output}: is a directory; the output is a file", hint=f"name a file, e.g. {output / path.name}")
-    if output.resolve() == path.resolve():
-        raise ConfigError(f"{output}: the output would overwrite the input", hint="write the cleaned data to a new file; the change log refers to the original")
-    text = read_text(path)
-    fmt = detect_format(path, text) if options.format in ("auto", "paddle") else options.format
-    if fmt not in ("jsonl", "tsv", "csv"):
-        raise DataError(f"{path}: format {fmt!r} has no labels to clean", hint="labels clean reads JSON lines, TSV and CSV files")
+    path, output, text, fmt = rewrite_target(path, output, options.format, "labels clean", "write the cleaned data to a new file; the change log refers to the original")
     data = RecordFile.read(path, fmt, text)
     lines, spans, bom = data.lines, data.spans, data.bom
     by_line = {c.line: c for c in changes}
