@@ -13,7 +13,6 @@ Imported by the scripts beside it (`python benchmarks/NAME.py` puts this folder 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib.metadata as md
 import json
 import os
@@ -25,6 +24,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from zhcls.artifact import sha256_file  # noqa: F401 - also the scripts' (h.sha256_file)
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -129,14 +130,6 @@ def verify_data(data_dir: Path, files: Sequence[str]) -> dict[str, str]:
     if problems:
         sys.exit("error: data does not match SHA256SUMS, refusing to benchmark:\n  " + "\n  ".join(problems))
     return checked
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # -- environment ----------------------------------------------------------------------------------------

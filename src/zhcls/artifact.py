@@ -147,7 +147,7 @@ def write_checksums(path: str | Path) -> None:
     """Record the sha256 of every file below `path` in `path/SHA256SUMS` (the format of sha256sum)."""
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.relative_to(path).as_posix() != CHECKSUMS)
-    lines = "".join(f"{_sha256(p)}  {p.relative_to(path).as_posix()}\n" for p in files)
+    lines = "".join(f"{sha256_file(p)}  {p.relative_to(path).as_posix()}\n" for p in files)
     write_text(path / CHECKSUMS, lines)
 
 
@@ -172,14 +172,12 @@ def verify_checksums(path: str | Path) -> bool:
         file = path / name
         if not file.is_file():
             raise DataError(f"{file}: missing, though {CHECKSUMS} lists it", hint=hint)
-        if _sha256(file) != digest:
+        if sha256_file(file) != digest:
             raise DataError(f"{file}: sha256 does not match {CHECKSUMS}", hint=hint)
     return True
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in blocks (data files and bundles can be large)."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()

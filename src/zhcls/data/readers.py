@@ -7,7 +7,6 @@ records after it is an error, not a new class or a merged text."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..artifact import sha256_file
 from ..config import DataConfig
 from ..errors import DataError
 from ..text.normalize import normalize
@@ -106,7 +106,8 @@ def lines(text: str) -> list[str]:
 
 
 def fingerprint(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """A data file's sha256, recorded with runs and caches to notice a changed file."""
+    return sha256_file(path)
 
 
 def detect_format(path: Path, text: str) -> str:

@@ -17,13 +17,13 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from .. import __version__
-from ..artifact import atomic_dir, read_json, write_json
+from ..artifact import atomic_dir, read_json, sha256_file, write_json
 from ..data.example import Example
 from ..errors import ExportError, ZhclsError
 from ..eval.metrics import classification_metrics
 from ..models.base import Classifier
 from ..models.dirs import ModelDir
-from ..serve.bundle import FORMAT, MANIFEST, SCHEMA_VERSION, BundleError, check_finite_numbers, seal_manifest, sha256_file
+from ..serve.bundle import FORMAT, MANIFEST, SCHEMA_VERSION, BundleError, check_finite_numbers, seal_manifest
 from ..serve.predictor import Predictor
 
 log = logging.getLogger(__name__)

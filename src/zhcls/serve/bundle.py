@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..artifact import is_temp_dir, read_json
+from ..artifact import is_temp_dir, read_json, sha256_file
 from ..errors import ZhclsError
 
 MANIFEST = "manifest.json"
@@ -38,14 +38,6 @@ _EXPORT_AGAIN = "export the bundle again from its run (`zhcls export RUN -o BUND
 
 class BundleError(ZhclsError):
     """A bundle is missing, incomplete or altered since it was written."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def manifest_digest(manifest: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..artifact import sha256_file
 from ..errors import ZhclsError
 
 SCHEME = "registry://"
@@ -150,7 +151,7 @@ class ModelRegistry:
             except BundleError as exc:
                 raise RegistryError(f"{bundle}: the bundle changed while it was copied ({exc.message})", hint="add it again") from None
             _read_only(copy)
-            manifest_sha = _sha256(copy / "manifest.json")
+            manifest_sha = sha256_file(copy / "manifest.json")
             target = self.root / name / version
             with self._transaction(write=True) as db:
                 if db.execute("SELECT 1 FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone():
@@ -214,7 +215,7 @@ class ModelRegistry:
         manifest = path / "manifest.json"
         if not manifest.is_file():
             raise RegistryError(f"{name}@{row['version']}: {path} is missing", hint="the registry's files were moved or deleted; add the bundle again")
-        if _sha256(manifest) != row["manifest_sha256"]:
+        if sha256_file(manifest) != row["manifest_sha256"]:
             raise RegistryError(
                 f"{name}@{row['version']}: {manifest} is not the manifest that was registered",
                 hint="the registered copy was changed; add the bundle again from its export",
@@ -271,12 +272,6 @@ def _statements() -> list[str]:
 
 def _has_tables(db: sqlite3.Connection) -> bool:
     return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'versions'").fetchone() is not None
-
-
-def _sha256(path: Path) -> str:
-    from .bundle import sha256_file
-
-    return sha256_file(path)
 
 
 def _read_only(path: Path) -> None:
