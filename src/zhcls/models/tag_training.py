@@ -23,7 +23,7 @@ from ..config import TrainingConfig
 from ..errors import RunError
 from ..scale.device import describe, resolve_device
 from ..tagging.features import pad_features
-from .trainer import apply_checkpoint, epoch_batches, linear_schedule, make_optimizers, read_checkpoint, rng_state, save_checkpoint
+from .trainer import FitResult, apply_checkpoint, epoch_batches, linear_schedule, make_optimizers, read_checkpoint, rng_state, save_checkpoint
 
 
 @dataclass
@@ -36,20 +36,6 @@ class Rows:
     labels: np.ndarray
     weight: float = 1.0
     soft: list[np.ndarray | None] | None = None  # distillation: a teacher's tag probabilities [T, K] per text
-
-
-@dataclass
-class TagFitResult:
-    best_state: dict[str, torch.Tensor]
-    last_state: dict[str, torch.Tensor]
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_score: float | None = None
-    best_step: int = 0
-    steps: int = 0
-    epochs: int = 0
-    stopped: str = "epoch_budget"
-    device: str = "cpu"
-    resumed_from: int | None = None
 
 
 @dataclass
@@ -144,7 +130,7 @@ def fit_joint(
     tag_weight: float, class_weight: float, evaluate: Callable[[], dict[str, Any]] | None, progress=None,
     work_dir: Path | None = None, fingerprint: str = "", alpha: float = 0.0, temperature: float = 1.0,
     schedule: str = "constant", warmup_ratio: float = 0.0,
-) -> TagFitResult:
+) -> FitResult:
     """`modules`: a TaggerModule (net and crf). `evaluate()` scores the current weights on dev:
     {"score": ..., "heads": {head: its own dev score}, other dev_ numbers}; higher is better. The best
     score's weights are kept; early stopping waits for every head: `patience` evaluations in a row in which
@@ -169,7 +155,7 @@ def fit_joint(
             loss = loss + class_weight * class_loss
         return loss
 
-    result = TagFitResult({}, {}, device=describe(device))
+    result = FitResult({}, {}, device=describe(device))
     state = _LoopState(fingerprint=fingerprint)
     best_state = _copy(modules)
     ckpt = read_checkpoint(work_dir, fingerprint) if work_dir is not None else None
