@@ -23,7 +23,16 @@ from ..config import TrainingConfig
 from ..errors import RunError
 from ..scale.device import describe, resolve_device
 from ..tagging.features import pad_features
-from .trainer import FitResult, apply_checkpoint, epoch_batches, linear_schedule, make_optimizers, read_checkpoint, rng_state, save_checkpoint
+from .trainer import (
+    FitResult,
+    apply_checkpoint,
+    epoch_batches,
+    linear_schedule,
+    make_optimizers,
+    read_checkpoint,
+    rng_state,
+    save_checkpoint,
+)
 
 
 @dataclass
