@@ -35,6 +35,7 @@ from typing import Any, Callable, ContextManager
 from .artifact import atomic_dir, read_json, write_json, write_text
 from .config import BuildConfig, RunConfig, config_from_dict, resolved_dict
 from .errors import DataError, RunError
+from .eval.budget import budget_text, within
 from .training.run import load_splits, train
 
 # A stage's progress: build calls stage("train textcnn.v1") and feeds the hook it yields to train().
@@ -328,10 +329,6 @@ def _bundle_test(bundle: Path, test: list, metric: str) -> dict[str, Any]:
     return {"test": scores[f"test_{metric}"], "test_accuracy": scores["test_accuracy"]}
 
 
-def within(row: dict[str, Any], budget_ms: float | None, budget_mb: float | None) -> bool:
-    return (budget_ms is None or row["p50_ms"] <= budget_ms) and (budget_mb is None or row["size_mb"] <= budget_mb)
-
-
 def select(rows: list[dict[str, Any]], budget_ms: float | None, budget_mb: float | None, ensemble_se: float = 0.0) -> tuple[dict[str, Any], str]:
     """The best dev score among the candidates within budget; ties go to the smaller bundle (size, unlike
     latency, is the same in every rerun, so the same data and seed give the same choice). If none fits, the
@@ -346,10 +343,10 @@ def select(rows: list[dict[str, Any]], budget_ms: float | None, budget_mb: float
     ok = [r for r in rows if within(r, budget_ms, budget_mb)]
     if not ok:
         fastest = min(rows, key=lambda r: (r["p50_ms"], -r["dev"]))
-        return fastest, f"no candidate meets the budget ({_budget(budget_ms, budget_mb)}); {fastest['name']} is the fastest ({fastest['p50_ms']} ms p50, {fastest['size_mb']} MB)"
+        return fastest, f"no candidate meets the budget ({budget_text(budget_ms, budget_mb)}); {fastest['name']} is the fastest ({fastest['p50_ms']} ms p50, {fastest['size_mb']} MB)"
     best = max(ok, key=lambda r: (r["dev"], -r["size_mb"]))
     others = sorted((r for r in rows if r is not best and r["dev"] > best["dev"]), key=lambda r: -r["dev"])
-    why = f"{best['name']} has the best dev score ({best['dev']:.4f}) of the {len(ok)} of {len(rows)} candidates within budget ({_budget(budget_ms, budget_mb)})"
+    why = f"{best['name']} has the best dev score ({best['dev']:.4f}) of the {len(ok)} of {len(rows)} candidates within budget ({budget_text(budget_ms, budget_mb)})"
     ensembles = [r for r in ok if r.get("model") == "ensemble.v1"]
     n = int(best.get("n_dev") or 0)
     if ensemble_se > 0 and ensembles and best.get("model") != "ensemble.v1" and n:
@@ -358,16 +355,11 @@ def select(rows: list[dict[str, Any]], budget_ms: float | None, budget_mb: float
         if best["dev"] - ensemble["dev"] <= ensemble_se * se:
             why = (f"{ensemble['name']} (dev {ensemble['dev']:.4f}) is within {ensemble_se:g} standard error ({se:.4f} on {n} dev texts) of the best "
                    f"dev score, {best['name']}'s {best['dev']:.4f}, among the {len(ok)} of {len(rows)} candidates within budget "
-                   f"({_budget(budget_ms, budget_mb)}): a lead that dev cannot tell from noise, so the ensemble")
+                   f"({budget_text(budget_ms, budget_mb)}): a lead that dev cannot tell from noise, so the ensemble")
             best = ensemble
     if others:
         why += "; better on dev but over budget: " + ", ".join(f"{r['name']} ({r['dev']:.4f}, {r['p50_ms']} ms, {r['size_mb']} MB)" for r in others[:3])
     return best, why
-
-
-def _budget(budget_ms: float | None, budget_mb: float | None) -> str:
-    parts = [f"p50 <= {budget_ms} ms" if budget_ms is not None else "", f"size <= {budget_mb} MB" if budget_mb is not None else ""]
-    return ", ".join(p for p in parts if p) or "no budget"
 
 
 def build_report(summary: dict[str, Any], out: Path) -> str:
@@ -377,7 +369,7 @@ def build_report(summary: dict[str, Any], out: Path) -> str:
         "",
         f"**Chosen: `{summary['chosen']}`** — {summary['reason']}.",
         "",
-        f"Budget: {_budget(summary['budget_ms'], summary['budget_mb'])}. Latency is one text at a time on one thread, tokenization included, "
+        f"Budget: {budget_text(summary['budget_ms'], summary['budget_mb'])}. Latency is one text at a time on one thread, tokenization included, "
         "measured at export on this machine. Selection uses dev only: each candidate's cross-fitted dev score, where the choices it made "
         "on dev (C, epoch, ensemble weights) are scored on folds that did not make them; the run's own dev score, of the setting it "
         "kept, is beside it. Test is shown, never used.",

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..eval.budget import budget_text
+
 
 def search_report(summary: dict[str, Any], figure: Path) -> str:
     metric = summary["metric"]
-    budget = ", ".join(p for p in (f"p50 <= {summary['budget_ms']} ms" if summary["budget_ms"] is not None else "",
-                                   f"size <= {summary['budget_mb']} MB" if summary["budget_mb"] is not None else "") if p)
+    budget = budget_text(summary["budget_ms"], summary["budget_mb"])
     chosen = f"**Chosen: `{summary['chosen']}`** — {summary['reason']}." if summary.get("chosen") else f"**Nothing chosen** — {summary['reason']}."
     lines = [
         f"# zhcls compress: {summary['model']} from `{summary['parent']}`",

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..artifact import atomic_dir, read_json, write_json, write_text
 from ..config import dump_config
+from ..eval.budget import budget_text, within
 from ..eval.metrics import classification_metrics
 from .report import search_report
 from .run import (
@@ -164,13 +165,13 @@ def search(
     summary: dict[str, Any] = {"parent": str(parent), "model": model.name, "metric": metric, **budget, "recover_epochs": recover_epochs, "max_train": max_train, "candidates": rows}
     if not ok:
         closest = min(rows, key=lambda r: (r["p50_ms"] if budget_ms is not None else 0, r["size_mb"]))
-        reason = (f"no variant meets the budget ({_budget(budget_ms, budget_mb)}); the smallest and fastest is {closest['name']} "
+        reason = (f"no variant meets the budget ({budget_text(budget_ms, budget_mb)}); the smallest and fastest is {closest['name']} "
                   f"{closest['precision']} ({closest['p50_ms']} ms p50, {closest['size_mb']} MB)")
         _write_summary(work, {**summary, "chosen": None, "reason": reason})
         raise CompressError(reason, hint=f"raise the budget or add smaller widths (--widths ...,1/8); every candidate is in {work / 'search.md'}")
     chosen = max(ok, key=lambda r: (r["dev"], -r["size_mb"]))
     better = [r for r in rows if r["dev"] > chosen["dev"] and not r["within_budget"]]
-    reason = f"{chosen['name']} {chosen['precision']} has the best dev {metric} ({chosen['dev']:.4f}) of the {len(ok)} of {len(rows)} candidates within budget ({_budget(budget_ms, budget_mb)})"
+    reason = f"{chosen['name']} {chosen['precision']} has the best dev {metric} ({chosen['dev']:.4f}) of the {len(ok)} of {len(rows)} candidates within budget ({budget_text(budget_ms, budget_mb)})"
     if better:
         reason += "; better on dev but over budget: " + ", ".join(f"{r['name']} {r['precision']} ({r['dev']:.4f}, {r['p50_ms']} ms, {r['size_mb']} MB)" for r in better[:3])
     for r in rows:
@@ -231,15 +232,6 @@ def retime(rows: list[dict[str, Any]], dev, rounds: int, n_texts: int = 500) -> 
             p99[i].append(lat["p99_ms"])
     for r, a, b in zip(rows, p50, p99):
         r["p50_ms"], r["p99_ms"], r["p50_rounds"] = round(float(np.median(a)), 4), round(float(np.median(b)), 4), a
-
-
-def within(row: dict[str, Any], budget_ms: float | None, budget_mb: float | None) -> bool:
-    return (budget_ms is None or row["p50_ms"] <= budget_ms) and (budget_mb is None or row["size_mb"] <= budget_mb)
-
-
-def _budget(budget_ms: float | None, budget_mb: float | None) -> str:
-    parts = ([f"p50 <= {budget_ms} ms"] if budget_ms is not None else []) + ([f"size <= {budget_mb} MB"] if budget_mb is not None else [])
-    return ", ".join(parts)
 
 
 def _write_summary(work: Path, summary: dict[str, Any]) -> None:
