@@ -328,6 +328,14 @@ def render_markdown(results: dict[str, Any]) -> str:
     machine = last.get("machine", {})
     versions = last.get("versions", {})
     lines = ["# zhcls foundation benchmark", ""]
+    lines += [
+        "**Superseded by `benchmarks/build_bench.py` (results/build.md).** This was the first measurement: its neural rows "
+        "trained on a step or epoch budget, and the cells listed as not run below were never run with this script. build.md "
+        "covers every task here with every zhcls model (each `zhcls build` trains all of them to convergence, with early "
+        "stopping, and lists each candidate's test accuracy), the ensemble, the distilled student and the build's choice, "
+        "against fastText autotuned on dev, TF-IDF + logistic regression and a linear SVM measured in the same run.",
+        "",
+    ]
     if results.get("quick"):
         lines += ["**Quick smoke run on small subsets: these numbers mean nothing.**", ""]
     finished = [e["finished"] for t in results["results"].values() for e in t.values() if e.get("finished")]
