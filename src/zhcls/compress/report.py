@@ -36,10 +36,14 @@ def search_report(summary: dict[str, Any], figure: Path) -> str:
         )
     from ..report.figures import write_pareto_figure
 
-    label = lambda r: f"{r['name']}{'+int8' if r['precision'] == 'int8' else ''}"  # noqa: E731 - variants are named without it
-    if write_pareto_figure(figure, summary["candidates"], metric, summary["budget_ms"], label):
+    if write_pareto_figure(figure, summary["candidates"], metric, summary["budget_ms"], _label):
         lines += ["", f"![dev {metric} against p50 latency]({figure.name})"]
     return "\n".join(lines) + "\n"
+
+
+def _label(row: dict[str, Any]) -> str:
+    """A variant's name in the figure: rows are named without their precision."""
+    return f"{row['name']}{'+int8' if row['precision'] == 'int8' else ''}"
 
 
 def _frac(width: float) -> str:
