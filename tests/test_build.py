@@ -60,7 +60,7 @@ def test_every_stage_runs_and_the_choice_is_served(built):
     out = root / "out"
     summary = json.loads((out / "build.json").read_text())
     names = {r["name"] for r in summary["candidates"]}
-    assert names == {"tfidf.v1", "fasttext.v1", "textcnn.v1", "ensemble", "distill-textcnn.v1"}
+    assert names == {"tfidf.v1", "fasttext.v1", "textcnn.v1", "ensemble", "distill-textcnn.v1", "distill-fasttext.v1"}
     assert (out / "check.json").is_file() and (out / "build.md").is_file()
     metrics = json.loads((out / "runs" / "distill-textcnn.v1" / "metrics.json").read_text())
     unlabeled = len((root / "unlabeled.txt").read_text().splitlines())
@@ -77,7 +77,7 @@ def test_every_stage_runs_and_the_choice_is_served(built):
     # char vectors from unlabeled + train start the char.v1 neural models (textcnn here, embed_dim 16), no other
     [vectors_file] = (out / "vectors").glob("char-16-*.txt")
     vectors = str(vectors_file)
-    for name, expect in (("textcnn.v1", vectors), ("distill-textcnn.v1", vectors), ("fasttext.v1", None), ("tfidf.v1", None)):
+    for name, expect in (("textcnn.v1", vectors), ("distill-textcnn.v1", vectors), ("fasttext.v1", None), ("distill-fasttext.v1", None), ("tfidf.v1", None)):
         assert tomllib.loads((out / "runs" / name / "config.toml").read_text())["model"].get("vectors") == expect, name
 
 
