@@ -115,7 +115,12 @@ def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None, op
 
 
 def narrowed(options: dict[str, Any] | None) -> str:
-    """How a reduced (or augmented) build differs from the default one, for the tables."""
+    """How a reduced (or augmented) build differs from the default one, for the tables ("" when it does not:
+    options that name today's [build] defaults, e.g. --students textcnn.v1,fasttext.v1)."""
+    from zhcls.config import BuildConfig
+
+    default = BuildConfig()
+    options = {k: v for k, v in (options or {}).items() if k not in ("candidates", "students") or v != getattr(default, k)}
     if not options:
         return ""
     parts = []
@@ -197,7 +202,7 @@ def render(results: dict[str, Any]) -> str:
             row = next(r for r in b["candidates"] if r["name"] == b["chosen"])
             acc = b["test"]["accuracy"]
             delta = f"{100 * (acc - best_peer):+.2f}" if best_peer is not None else "—"
-            build_cell = f"{100 * acc:.2f} ({b['chosen']}{'; not the default build: ' + narrowed(b.get('options')) if b.get('options') else ''})"
+            build_cell = f"{100 * acc:.2f} ({b['chosen']}{'; not the default build: ' + narrowed(b.get('options')) if narrowed(b.get('options')) else ''})"
             lat, size = row["p50_ms"], row["size_mb"]
         else:
             build_cell, lat, size, delta = "not run", "—", "—", "—"
@@ -219,7 +224,7 @@ def render(results: dict[str, Any]) -> str:
             row = next(r for r in c["candidates"] if r["name"] == c["chosen"])
             lines += ["", f"With `--budget-ms {key[6:-2]}`: **{c['chosen']}**, test accuracy {h.pct(c['test']['accuracy'])}, p50 {row['p50_ms']} ms — {c['reason']}."]
         checked = f" `zhcls data check` found, and the build went on (`force`): {'; '.join(b['check_errors'])}." if b.get("check_errors") else ""
-        reduced = f" Not the default build ({narrowed(b['options'])})." if b.get("options") else ""
+        reduced = f" Not the default build ({narrowed(b['options'])})." if narrowed(b.get("options")) else ""
         old = b.get("kept_dev_rule")
         before = (f" Ranked by each run's dev score of the setting it kept (the ranking before cross-fitted selection), the build would have chosen "
                   f"`{old['chosen']}`, test {h.pct(old['test']['accuracy'])}.") if old else ""

@@ -57,6 +57,15 @@ def test_build_bench_applies_both_selection_rules_to_the_recorded_candidates():
     assert "| tnews/0 | 240 | 31.00 | bigru.v1 (34.00) | 29.00 | -2.00 | ensemble (33.00) | 34.00 | +3.00 |" in table
 
 
+def test_build_bench_marks_only_builds_that_differ_from_the_default():
+    import build_bench
+    from zhcls.config import BuildConfig
+
+    assert build_bench.narrowed(None) == "" and build_bench.narrowed({"students": list(BuildConfig().students)}) == ""
+    assert build_bench.narrowed({"students": []}) == "students none"
+    assert build_bench.narrowed({"candidates": ["tfidf.v1"], "students": list(BuildConfig().students)}) == "candidates tfidf.v1"
+
+
 def test_runs_are_added_or_restarted_and_p50_is_the_median(tmp_path):
     path, render = tmp_path / "r.json", lambda r: f"{len(r['runs'])} runs\n"
     h.add_run(path, {"of": "a"}, render)
