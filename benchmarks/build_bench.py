@@ -202,7 +202,8 @@ def render(results: dict[str, Any]) -> str:
             row = next(r for r in b["candidates"] if r["name"] == b["chosen"])
             acc = b["test"]["accuracy"]
             delta = f"{100 * (acc - best_peer):+.2f}" if best_peer is not None else "—"
-            build_cell = f"{100 * acc:.2f} ({b['chosen']}{'; not the default build: ' + narrowed(b.get('options')) if narrowed(b.get('options')) else ''})"
+            differs = narrowed(b.get("options"))
+            build_cell = f"{100 * acc:.2f} ({b['chosen']}{'; not the default build: ' + differs if differs else ''})"
             lat, size = row["p50_ms"], row["size_mb"]
         else:
             build_cell, lat, size, delta = "not run", "—", "—", "—"
@@ -224,7 +225,8 @@ def render(results: dict[str, Any]) -> str:
             row = next(r for r in c["candidates"] if r["name"] == c["chosen"])
             lines += ["", f"With `--budget-ms {key[6:-2]}`: **{c['chosen']}**, test accuracy {h.pct(c['test']['accuracy'])}, p50 {row['p50_ms']} ms — {c['reason']}."]
         checked = f" `zhcls data check` found, and the build went on (`force`): {'; '.join(b['check_errors'])}." if b.get("check_errors") else ""
-        reduced = f" Not the default build ({narrowed(b['options'])})." if narrowed(b.get("options")) else ""
+        differs = narrowed(b.get("options"))
+        reduced = f" Not the default build ({differs})." if differs else ""
         old = b.get("kept_dev_rule")
         before = (f" Ranked by each run's dev score of the setting it kept (the ranking before cross-fitted selection), the build would have chosen "
                   f"`{old['chosen']}`, test {h.pct(old['test']['accuracy'])}.") if old else ""
