@@ -374,7 +374,9 @@ def vectors_section(results: dict[str, Any], model: str) -> list[str]:
         up = sum(acc("vectors_scaled", sd, t) > acc("vectors", sd, t) for sd in seeds for t in tasks_)
         lines += [f"Rescaled against as copied: {d:+.2f} points on the mean; higher in {up} of {len(seeds) * len(tasks_)} (task, seed) pairs; by task: "
                   f"{'; '.join(verdict('vectors_scaled', t, 'vectors') for t in tasks_)}.", ""]
-    lines += [f"Not run: {', '.join(t for t in TASK_NAMES if t not in tasks_) or 'none'}.", ""]
+    left_out = [t for t in TASK_NAMES if t not in tasks_]
+    lines += [f"Left out of this comparison, for lack of every seed of each setting compared (retired settings cannot run): "
+              f"{', '.join(left_out)}.", ""] if left_out else []
     return lines
 
 
@@ -413,7 +415,7 @@ def render(results: dict[str, Any]) -> str:
             for t in TASK_NAMES:
                 c = cells.get(t)
                 if c is None:
-                    per.append("not run")
+                    per.append("retired" if s in RETIRED else "not run")  # a retired setting cannot run any more
                     continue
                 d = c["dev"]["accuracy"]
                 mark = "†" if c.get("budget_bound") else ""
@@ -441,7 +443,8 @@ def render(results: dict[str, Any]) -> str:
             names = [f"`{s}`" for s, w in RETIRED.items() if w == why and s in order]
             lines += [f"{', '.join(names)}: {why}."] if names else []
         lines += ["", "Test accuracy per task (for the record only):", ""]
-        rows = [[f"`{s}`", *(h.pct(by_setting[s][t]["test"]["accuracy"]) if t in by_setting[s] else "not run" for t in TASK_NAMES)] for s in order]
+        rows = [[f"`{s}`", *(h.pct(by_setting[s][t]["test"]["accuracy"]) if t in by_setting[s] else "retired" if s in RETIRED else "not run" for t in TASK_NAMES)]
+                for s in order]
         lines += [*h.md_table(["setting", *TASK_NAMES], rows), ""]
         lines += budget_table(results, model)
         lines += vectors_section(results, model)
