@@ -375,7 +375,7 @@ def vectors_section(results: dict[str, Any], model: str) -> list[str]:
         lines += [f"Rescaled against as copied: {d:+.2f} points on the mean; higher in {up} of {len(seeds) * len(tasks_)} (task, seed) pairs; by task: "
                   f"{'; '.join(verdict('vectors_scaled', t, 'vectors') for t in tasks_)}.", ""]
     left_out = [t for t in TASK_NAMES if t not in tasks_]
-    lines += [f"Left out of this comparison, for lack of every seed of each setting compared (retired settings cannot run): "
+    lines += [f"Left out of this comparison, for lack of every seed of each setting compared (retired settings are no longer runnable): "
               f"{', '.join(left_out)}.", ""] if left_out else []
     return lines
 
