@@ -12,6 +12,7 @@ filters x (2, 3, 4), n-gram bag of 100k buckets x 64):
   v1/2            full width, half the vocabulary
   w2/3+v1/2, w1/2+v1/2, w1/4+v1/2   width and vocabulary together
   w1/2+v1/2+unlabeled                ... recovered on the train texts plus 5,000 of tnews' unlabeled titles (`--unlabeled`)
+  w0, w0+v1/2     width 0: the CNN dropped, the n-gram bag kept (a fasttext.v1 run), recovered the same way
 
 Size is the bundle's total_bytes (fp32 and int8). Latency: every bundle is loaded in this one process and
 timed on the same test texts, one at a time, on one thread, tokenization included, in interleaved rounds (the
@@ -46,6 +47,8 @@ CELLS = {  # name -> (width, share of the parent's vocabulary, unlabeled titles 
     "w1/2": ("1/2", None, None),
     "v1/2": ("1", 0.5, None),
     "w1/2+v1/2+unlabeled": ("1/2", 0.5, 5000),
+    "w0": ("0", None, None),
+    "w0+v1/2": ("0", 0.5, None),
 }
 MAIN = "w1/2+v1/2"
 TARGETS = {"size": 0.5, "p50": 0.7, "accuracy_points": -0.5}
@@ -203,6 +206,7 @@ def budget_search(parent: Path, work: Path, budget: dict[str, float], args: argp
     """`zhcls compress PARENT -o work/search --budget-ms X [--budget-mb Y]`; candidates are cached across budgets."""
     from zhcls.compress import search
     from zhcls.compress.run import CompressError
+    from zhcls.compress.search import DEFAULT_WIDTHS
 
     out = work / "search"
     keys = ("name", "precision", "recovered", "dev", "test_accuracy", "p50_ms", "size_mb", "within_budget", "chosen", "note")
@@ -210,9 +214,9 @@ def budget_search(parent: Path, work: Path, budget: dict[str, float], args: argp
         result = search(parent, out, recover_epochs=args.recover_epochs, **budget)
     except CompressError as exc:
         summary = json.loads((out / "compress" / "search.json").read_text(encoding="utf-8"))
-        return {**budget, "error": exc.message, "candidates": [{k: r.get(k) for k in keys} for r in summary["candidates"]]}
+        return {**budget, "widths": ", ".join(DEFAULT_WIDTHS), "error": exc.message, "candidates": [{k: r.get(k) for k in keys} for r in summary["candidates"]]}
     rows = [{k: r.get(k) for k in keys} for r in result.candidates]
-    return {**budget, "chosen": f"{result.chosen['name']} {result.chosen['precision']}", "reason": result.reason, "candidates": rows}
+    return {**budget, "widths": ", ".join(DEFAULT_WIDTHS), "chosen": f"{result.chosen['name']} {result.chosen['precision']}", "reason": result.reason, "candidates": rows}
 
 
 # -- results -----------------------------------------------------------------------------------------
@@ -282,13 +286,21 @@ def markdown(r: dict[str, Any]) -> str:
             f"int8 against int8: size {100 * main['int8']['size_ratio']:.1f}%, p50 {100 * main['int8']['p50_ratio']:.1f}%.",
             "",
         ]
+    bag = [(name, c) for name, c in r.get("cells", {}).items() if name.startswith("w0") and "fp32" in c]
+    if bag:
+        lines += [
+            "Width 0 keeps the parent's n-gram bag alone, as a fasttext.v1 run (one table of class scores per id, the `bag_folded` graph): "
+            + "; ".join(f"{name}: size {100 * c['fp32']['size_ratio']:.1f}%, p50 {100 * c['fp32']['p50_ratio']:.1f}%, test {c['accuracy_change_points']:+.2f} points"
+                        for name, c in bag) + ". It is a different model, not the width-1/2 target's cell; the targets above are about that one.",
+            "",
+        ]
     searches = r.get("search") or []
     for s in searches if isinstance(searches, list) else [searches]:
         budget = ", ".join(x for x in (f"p50 <= {s['budget_ms']} ms" if s.get("budget_ms") is not None else "",
                                       f"size <= {s['budget_mb']} MB" if s.get("budget_mb") is not None else "") if x)
         lines += [f"## Budget search: {budget}", "",
                   f"`zhcls compress PARENT -o OUT --budget-ms {s.get('budget_ms')}" + (f" --budget-mb {s['budget_mb']}`" if s.get("budget_mb") else "`")
-                  + " (widths 1, 2/3, 1/2, 1/4 x vocabulary 1, 1/2 x fp32/int8; candidates cached across budgets).", ""]
+                  + f" (widths {s.get('widths', '1, 2/3, 1/2, 1/4')} x vocabulary 1, 1/2 x fp32/int8; candidates cached across budgets).", ""]
         lines += [f"Nothing chosen: {s['error']}" if "error" in s else f"Chosen **{s['chosen']}**: {s['reason']}.", ""]
         lines += ["| candidate | precision | recovered | dev acc | test acc | p50 ms | size MB | within budget |", "|---|---|---|---:|---:|---:|---:|---|"]
         for row in sorted(s.get("candidates", []), key=lambda x: -x["dev"]):

@@ -127,13 +127,14 @@ def test_budget_search_never_exceeds_the_budget(textcnn_run, capsys):
     out = textcnn_run["root"] / "searched"
     parent_mb = json.loads((textcnn_run["small"] / "metrics.json").read_text(encoding="utf-8"))["compress"]["before"]["bundle"]["total_bytes"] / 2**20
     budget_mb = round(0.8 * parent_mb, 4)  # the parent is over it; half its width is not
-    args = ["compress", textcnn_run["run"], "-o", out, "--budget-ms", "1000", "--budget-mb", budget_mb, "--widths", "1/2,1/4", "--vocabs", "1",
+    args = ["compress", textcnn_run["run"], "-o", out, "--budget-ms", "1000", "--budget-mb", budget_mb, "--widths", "1/2,1/4,0", "--vocabs", "1",
             "--no-int8", "--recover-epochs", "1"]
     code, stdout, err = run_cli(args, capsys)
     assert code == 0, err
     summary = json.loads((out / "compress" / "search.json").read_text(encoding="utf-8"))
     chosen = [r for r in summary["candidates"] if r["chosen"]]
     assert len(chosen) == 1 and chosen[0]["size_mb"] <= budget_mb and chosen[0]["p50_ms"] <= 1000
+    assert {r["name"] for r in summary["candidates"]} == {"parent", "w1_2-v1", "w1_4-v1", "w0-v1"}
     assert all(r["within_budget"] == (r["size_mb"] <= budget_mb) for r in summary["candidates"])
     assert max(r["dev"] for r in summary["candidates"] if r["within_budget"] and r["recovered"] is not False) == chosen[0]["dev"]
     assert (out / "metrics.json").is_file() and (out / "bundle" / "manifest.json").is_file() and (out / "compress" / "search.md").is_file()
@@ -150,7 +151,52 @@ def test_models_that_cannot_be_pruned_are_refused_with_exit_2(tiny_files, tmp_pa
     code, out, err = run_cli(["compress", tmp_path / "tfidf", "-o", tmp_path / "small", "--width", "1/2"], capsys)
     assert code == 2 and "tfidf.v1 models cannot be pruned" in err and "hint:" in err
     code, out, err = run_cli(["compress", tmp_path / "tfidf", "-o", tmp_path / "small", "--width", "3/2"], capsys)
-    assert code == 2 and "outside (0, 1]" in err
+    assert code == 2 and "outside [0, 1]" in err
+
+
+def test_width_zero_keeps_a_textcnn_bag_as_a_fasttext_model(tiny_corpus):
+    """The CNN's share of the logits leaves, its mean over the train texts stays in the bias; the bag's ids,
+    rows and output columns are the parent's."""
+    import torch
+
+    from zhcls.models.trainer import to_tensors
+
+    texts = tiny_corpus.texts
+    clf = build_model("textcnn.v1", TINY["textcnn.v1"], FAST).fit(texts, tiny_corpus.labels)
+    bag = clf.prune(0.0, texts=texts, labels=tiny_corpus.labels)
+    assert bag.name == "fasttext.v1" and bag.params.embed_dim == 8 and bag.featurizer_.to_json() == clf.featurizer_.to_json()
+    pooled = []
+    hook = clf.net_.out.register_forward_pre_hook(lambda module, args: pooled.append(args[0].detach()))
+    with torch.no_grad():
+        parent = clf.net_.eval()(*to_tensors(clf.featurizer_.encode_batch(texts), clf.min_len)).numpy()
+        child = bag.net_.eval()(*to_tensors(bag.featurizer_.encode_batch(texts), 1)).numpy()
+    hook.remove()
+    cnn = pooled[0][:, :48].numpy().astype(np.float64)  # 16 filters x 3 kernels
+    w_cnn = clf.net_.out.weight.detach()[:, :48].numpy().astype(np.float64)
+    np.testing.assert_allclose(child, parent - cnn @ w_cnn.T + cnn.mean(axis=0) @ w_cnn.T, atol=1e-4)
+    smaller = clf.prune(0.0, 20, texts=texts, labels=tiny_corpus.labels)
+    assert len(smaller.featurizer_.vocab) == 20 and smaller.params.max_vocab == 20 and smaller.featurizer_.bucket_rows == 1000
+
+
+@pytest.mark.parametrize("name,params", [("bigru.v1", TINY["bigru.v1"]), ("textcnn.v1", {**TINY["textcnn.v1"], "bag_dim": 0})])
+def test_width_zero_is_refused_where_no_bag_would_be_left(name, params, tiny_corpus):
+    from zhcls.errors import ConfigError
+
+    clf = build_model(name, params, FAST).fit(tiny_corpus.texts, tiny_corpus.labels)
+    with pytest.raises(ConfigError, match="only a textcnn.v1 with an n-gram bag"):
+        clf.prune(0.0, texts=tiny_corpus.texts, labels=tiny_corpus.labels)
+
+
+def test_width_zero_compresses_to_an_ordinary_fasttext_run(textcnn_run, capsys):
+    out = textcnn_run["root"] / "bag"
+    code, stdout, err = run_cli(["compress", textcnn_run["run"], "-o", out, "--width", "0", "--recover-epochs", "2"], capsys)
+    assert code == 0, err
+    c = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["compress"]
+    assert c["pruned"]["model"] == ["textcnn.v1", "fasttext.v1"] and c["pruned"]["num_filters"] == [16, 0] and c["width_label"] == "0"
+    assert load_model(out).name == "fasttext.v1" and load_config(out / "config.toml").model.name == "fasttext.v1"
+    manifest = json.loads((out / "bundle" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["input"]["graph"] == "bag_folded" and manifest["parity"]["fp32"]["max_abs_diff"] <= 1e-4
+    assert c["ratios"]["size"] < 1
 
 
 def test_tiny_random_bert_prunes_heads_and_ffn_and_still_exports(tiny_corpus, tmp_path):

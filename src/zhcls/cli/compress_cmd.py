@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 def compress(
     run: Path = typer.Argument(..., help="A finished run (textcnn.v1, bigru.v1, fasttext.v1, transformer.v1)."),
     output: Path = typer.Option(..., "-o", "--output", help="The compressed run to write (rerun the same command to resume)."),
-    width: Optional[str] = typer.Option(None, "--width", help="Share of filters / hidden units / heads and FFN neurons / n-gram buckets to keep, e.g. 2/3."),
+    width: Optional[str] = typer.Option(None, "--width", help="Share of filters / hidden units / heads and FFN neurons / n-gram buckets to keep, e.g. 2/3; 0 (a textcnn.v1 with an n-gram bag): the bag alone, a fasttext.v1."),
     max_vocab: Optional[int] = typer.Option(None, "--max-vocab", help="Keep at most N tokens (PAD and UNK included); the rest become UNK."),
     vocab_by: str = typer.Option("frequency", "--vocab-by", help="Which tokens stay: frequency (on the train split) or norm (of the embedding)."),
     recover_epochs: int = typer.Option(10, "--recover-epochs", help="Epochs of distillation from the unpruned run, early-stopped on dev (0: none)."),
@@ -27,7 +27,7 @@ def compress(
     quantize: str = typer.Option("none", "--quantize", help="Export both bundles as none (fp32) or int8 (with --width)."),
     budget_ms: Optional[float] = typer.Option(None, "--budget-ms", help="Search for the most accurate variant with p50 <= this (1 thread, tokenization included)."),
     budget_mb: Optional[float] = typer.Option(None, "--budget-mb", help="... and a bundle of at most this many MB."),
-    widths: str = typer.Option("1,2/3,1/2,1/4", "--widths", help="Budget search: widths to try."),
+    widths: Optional[str] = typer.Option(None, "--widths", help="Budget search: widths to try (default 1,2/3,1/2,1/4,0; 0 is tried for a textcnn.v1 with an n-gram bag only)."),
     vocabs: str = typer.Option("1,1/2", "--vocabs", help="Budget search: vocabulary sizes to try, as shares of the run's vocabulary."),
     no_int8: bool = typer.Option(False, "--no-int8", help="Budget search: fp32 bundles only."),
     metric: str = typer.Option("accuracy", "--metric", help="Budget search: the dev score that chooses (accuracy or macro_f1)."),
@@ -40,6 +40,7 @@ def compress(
     With --budget-ms/--budget-mb, search widths x vocabularies x int8 for the most accurate variant within budget."""
     from ..compress import compress as run_compress
     from ..compress import parse_width, search
+    from ..compress.search import DEFAULT_WIDTHS
     from ..errors import ConfigError
 
     _common.setup_logging()
@@ -52,7 +53,7 @@ def compress(
             raise ConfigError("--width/--max-vocab and --budget-ms/--budget-mb do not go together", hint="the budget search chooses the width; use --widths and --vocabs to set its grid")
         if metric not in ("accuracy", "macro_f1"):
             raise ConfigError(f"--metric {metric!r} is not supported", hint="use accuracy or macro_f1")
-        result = search(run, output, budget_ms=budget_ms, budget_mb=budget_mb, widths=_split(widths), vocabs=_split(vocabs), int8=not no_int8,
+        result = search(run, output, budget_ms=budget_ms, budget_mb=budget_mb, widths=_split(widths) if widths is not None else DEFAULT_WIDTHS, vocabs=_split(vocabs), int8=not no_int8,
                         recover_epochs=recover_epochs, vocab_by=vocab_by, unlabeled=[str(u) for u in unlabeled], max_unlabeled=max_unlabeled, max_train=max_train, metric=metric, force=force,
                         stage=_common.training_progress)
         for r in sorted(result.candidates, key=lambda r: -r["dev"]):

@@ -58,13 +58,14 @@ class CompressResult:
 
 
 def parse_width(text: str | float) -> float:
-    """"2/3", "0.5" or 1 -> a float in (0, 1]."""
+    """"2/3", "0.5", 1 or 0 -> a float in [0, 1] (0: a textcnn.v1 with an n-gram bag keeps the bag alone;
+    the model's `prune` refuses it otherwise)."""
     try:
         value = float(Fraction(str(text).strip()))
     except (ValueError, ZeroDivisionError):
         raise ConfigError(f"width {text!r} is not a number or fraction", hint="e.g. --width 2/3 or --width 0.5") from None
-    if not 0.0 < value <= 1.0:
-        raise ConfigError(f"width {text} is outside (0, 1]", hint="1 keeps everything, 1/2 half of the filters, units or heads")
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"width {text} is outside [0, 1]", hint="1 keeps everything, 1/2 half of the filters, units or heads")
     return value
 
 
@@ -254,10 +255,12 @@ def shape_summary(before: Classifier, after: Classifier) -> dict[str, Any]:
     """The sizes that changed: params (filters, hidden units), vocabulary, n-gram rows, heads, FFN neurons,
     and the parameter count."""
     out: dict[str, Any] = {}
+    if before.name != after.name:  # width 0: a textcnn.v1's n-gram bag alone, a fasttext.v1
+        out["model"] = [before.name, after.name]
     a, b = before.params.model_dump(), after.params.model_dump()
     for key in ("num_filters", "hidden_size", "gram_dim"):
-        if key in a and a[key] != b[key]:
-            out[key] = [a[key], b[key]]
+        if key in a and a[key] != b.get(key, 0):
+            out[key] = [a[key], b.get(key, 0)]
     if vocab_size(before) is not None:
         out["vocab"] = [vocab_size(before), vocab_size(after)]
     fa, fb = getattr(before, "featurizer_", None), getattr(after, "featurizer_", None)

@@ -56,7 +56,7 @@ from .run import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WIDTHS = ("1", "2/3", "1/2", "1/4")
+DEFAULT_WIDTHS = ("1", "2/3", "1/2", "1/4", "0")  # 0: a textcnn.v1's n-gram bag alone (skipped for other models)
 DEFAULT_VOCABS = ("1", "1/2")
 Stage = Callable[[str], ContextManager[Any]]
 
@@ -123,6 +123,9 @@ def search(
     rows = [measured("parent", parent, p, width=1.0, max_vocab=None, vocab=n_vocab, recovered=None, run=str(parent)) for p in precisions]
     pending = []  # (name, pruned dir, rows of its pruned bundles, extra) of variants not recovered yet
     for w in [parse_width(x) for x in widths]:
+        if w == 0.0 and not getattr(model, "prunes_to_bag", False):
+            log.info("%s cannot be pruned to width 0 (only a textcnn.v1 with an n-gram bag can); skipping it", model.name)
+            continue
         for v in [float(Fraction(str(x))) for x in vocabs]:
             if w == 1.0 and v >= 1.0:
                 continue  # the parent

@@ -62,6 +62,8 @@ class TorchClassifier(Classifier):
     def _featurizer_for(self, texts: Sequence[str]) -> Featurizer:
         text = TextParams.model_validate({k: getattr(self.params, k) for k in TextParams.model_fields})
         ngrams, buckets = getattr(self.params, "ngrams", 1), getattr(self.params, "buckets", 0)
+        if isinstance(self.params, NgramParams) and not self.params.uses_ngrams:  # bag_dim 0: the CNN or GRU reads tokens only
+            ngrams = 1
         return Featurizer.fit(texts, text, ngrams=ngrams, buckets=buckets if ngrams > 1 else 0)
 
     def _bag_shape(self) -> dict[str, int]:

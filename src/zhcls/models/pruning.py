@@ -36,8 +36,14 @@ def top_k(scores: Any, k: int) -> np.ndarray:
     return np.sort(order[:k])
 
 
-def check_width(width: float, max_vocab: int | None) -> None:
-    if not 0.0 < width <= 1.0:
+def check_width(width: float, max_vocab: int | None, *, zero_ok: bool = False) -> None:
+    """`zero_ok`: the model can be pruned to width 0 (a textcnn.v1 with an n-gram bag keeps the bag alone)."""
+    if width == 0.0 and not zero_ok:
+        raise ConfigError(
+            "width 0 keeps no filters, units or heads; only a textcnn.v1 with an n-gram bag (bag_dim > 0) can drop its CNN and keep the bag",
+            hint="e.g. --width 1/4 keeps a quarter of them",
+        )
+    if not 0.0 <= width <= 1.0:
         raise ConfigError(f"width {width:g} is outside (0, 1]", hint="e.g. --width 2/3 keeps two thirds of the filters, units or heads")
     if max_vocab is not None and max_vocab < 10:
         raise ConfigError(f"max_vocab {max_vocab} is below 10", hint="keep at least 10 tokens (PAD and UNK count)")
@@ -173,7 +179,12 @@ def out_input_means(net, featurizer: Featurizer, texts: Sequence[str], min_len: 
 def pruned_like(model: Any, updates: dict[str, Any], featurizer: Featurizer, state: dict[str, Any]):
     """A fitted copy of `model` with params changed by `updates`, the pruned featurizer and weights."""
     params = type(model.params).model_validate({**model.params.model_dump(), **updates})
-    clf = type(model)(params, model.training)
+    return pruned_as(type(model), params, model, featurizer, state)
+
+
+def pruned_as(cls: Any, params: Any, model: Any, featurizer: Featurizer, state: dict[str, Any]):
+    """A fitted `cls` model with `params`, `model`'s labels and training settings, the featurizer and weights."""
+    clf = cls(params, model.training)
     clf.labels_ = model.labels_
     clf.featurizer_ = featurizer
     clf.net_ = clf.build_net(featurizer.num_ids, len(model.labels_))
