@@ -13,6 +13,7 @@ filters x (2, 3, 4), n-gram bag of 100k buckets x 64):
   w2/3+v1/2, w1/2+v1/2, w1/4+v1/2   width and vocabulary together
   w1/2+v1/2+unlabeled                ... recovered on the train texts plus 5,000 of tnews' unlabeled titles (`--unlabeled`)
   w0, w0+v1/2     width 0: the CNN dropped, the n-gram bag kept (a fasttext.v1 run), recovered the same way
+  w0+unlabeled    ... recovered on the train texts plus 20,000 unlabeled titles
 
 Size is the bundle's total_bytes (fp32 and int8). Latency: every bundle is loaded in this one process and
 timed on the same test texts, one at a time, on one thread, tokenization included, in interleaved rounds (the
@@ -49,6 +50,7 @@ CELLS = {  # name -> (width, share of the parent's vocabulary, unlabeled titles 
     "w1/2+v1/2+unlabeled": ("1/2", 0.5, 5000),
     "w0": ("0", None, None),
     "w0+v1/2": ("0", 0.5, None),
+    "w0+unlabeled": ("0", None, 20000),
 }
 MAIN = "w1/2+v1/2"
 TARGETS = {"size": 0.5, "p50": 0.7, "accuracy_points": -0.5}

@@ -193,7 +193,12 @@ def test_width_zero_compresses_to_an_ordinary_fasttext_run(textcnn_run, capsys):
     assert code == 0, err
     c = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["compress"]
     assert c["pruned"]["model"] == ["textcnn.v1", "fasttext.v1"] and c["pruned"]["num_filters"] == [16, 0] and c["width_label"] == "0"
-    assert load_model(out).name == "fasttext.v1" and load_config(out / "config.toml").model.name == "fasttext.v1"
+    cfg = load_config(out / "config.toml")
+    assert load_model(out).name == "fasttext.v1" and cfg.model.name == "fasttext.v1"
+    # a new kind of model: its own learning rate (not the TextCNN's), and a student's epoch budget at least
+    from zhcls.models.fasttext import FastText
+
+    assert cfg.training.lr == FastText.default_lr != load_config(textcnn_run["run"] / "config.toml").training.lr and cfg.training.epochs == 40
     manifest = json.loads((out / "bundle" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["input"]["graph"] == "bag_folded" and manifest["parity"]["fp32"]["max_abs_diff"] <= 1e-4
     assert c["ratios"]["size"] < 1

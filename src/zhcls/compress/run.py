@@ -33,7 +33,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from ..artifact import read_json, write_json, write_text
-from ..config import RunConfig, config_from_dict, dump_config, load_config, resolved_dict
+from ..config import BuildConfig, RunConfig, config_from_dict, dump_config, load_config, resolved_dict
 from ..data.example import Example
 from ..errors import ConfigError, RunError, ZhclsError
 from ..eval.metrics import headline
@@ -134,6 +134,13 @@ def recovery_config(
         distill["cache_dir"] = str(cache_dir)
     model = {"name": pruned.name, **pruned.params.model_dump(mode="json", exclude_none=True)}
     training = {**raw["training"], "epochs": max(1, epochs)}
+    if pruned.name != cfg.model.name:
+        # Width 0: a new kind of model learns the parent, as a build's student does. The parent's learning rate
+        # was its own model's (a TextCNN's 1e-3 leaves a fastText bag far from converged), and a few epochs of
+        # "recovery" are not enough for a model that starts mostly untrained: the new model's own learning
+        # rate, and at least the students' epoch budget, early stopping ending it.
+        training.pop("lr", None)
+        training["epochs"] = max(training["epochs"], BuildConfig.model_fields["epochs"].default)
     return config_from_dict({**raw, "model": model, "training": training, "distill": distill}, source=f"{parent}/config.toml (compressed)")
 
 
