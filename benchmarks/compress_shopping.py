@@ -42,7 +42,8 @@ TASK = h.online_shopping("cat")
 BUILD_PARENT = "/tmp/zhcls-build-bench/online_shopping/cat/build/runs/textcnn.v1"
 BERT = {"layers": 4, "hidden_size": 256, "heads": 4, "intermediate_size": 1024}
 BERT_CELLS = {"w2/3": "2/3", "w1/2": "1/2"}
-TEXTCNN_CELLS = {"w1/2+v1/2": ("1/2", 0.5), "w2/3+v1/2": ("2/3", 0.5), "w1/4+v1/2": ("1/4", 0.5)}
+# name -> (width, share of the vocabulary or None for all of it); width 0: the n-gram bag alone, a fasttext.v1
+TEXTCNN_CELLS = {"w1/2+v1/2": ("1/2", 0.5), "w2/3+v1/2": ("2/3", 0.5), "w1/4+v1/2": ("1/4", 0.5), "w0": ("0", None), "w0+v1/2": ("0", 0.5)}
 MAIN = "w1/2+v1/2"
 STOPPED = {"early_stopping": "stopped by early stopping", "epoch_budget": "stopped by its epoch budget"}
 TARGETS = {"bert_points": -1.0, "size": 0.5, "p50": 0.7, "textcnn_points": -0.5}
@@ -137,6 +138,7 @@ def textcnn_parent(src: Path, work: Path) -> Path:
 def run_textcnn(args: argparse.Namespace, results: dict[str, Any], data_dir: Path) -> None:
     from zhcls.compress import compress, parse_width, search
     from zhcls.compress.run import CompressError
+    from zhcls.compress.search import DEFAULT_WIDTHS
     from zhcls.models.base import load_model
 
     part = results.setdefault("textcnn", {"cells": {}})
@@ -149,10 +151,11 @@ def run_textcnn(args: argparse.Namespace, results: dict[str, Any], data_dir: Pat
     n_vocab = len(load_model(parent).featurizer_.vocab)
     bundles = parent_bundles(parent, work, ("fp32", "int8"))
     texts = test_texts(data_dir, args.latency_texts)
-    for name, (width, share) in TEXTCNN_CELLS.items():
+    for name in args.cells.split(",") if args.cells else []:
+        width, share = TEXTCNN_CELLS[name]
         out = work / name.replace("/", "_").replace("+", "-")
         if not (out / "metrics.json").is_file():
-            compress(parent, out, width=parse_width(width), max_vocab=int(round(share * n_vocab)), recover_epochs=args.recover_epochs,
+            compress(parent, out, width=parse_width(width), max_vocab=None if share is None else int(round(share * n_vocab)), recover_epochs=args.recover_epochs,
                      max_train=args.max_train, quantize="none")
         if not (out / "bundle-int8" / "manifest.json").is_file():
             from zhcls.export.onnx import export_bundle
@@ -165,7 +168,7 @@ def run_textcnn(args: argparse.Namespace, results: dict[str, Any], data_dir: Pat
     if not args.no_search:
         budget = round(part["latency"]["bundles"]["parent/fp32"]["p50_ms"] / 2, 4)
         keys = ("name", "precision", "recovered", "dev", "test_accuracy", "p50_ms", "size_mb", "within_budget", "chosen", "note")
-        entry: dict[str, Any] = {"budget_ms": budget, "command": f"zhcls compress PARENT -o OUT --budget-ms {budget} --recover-epochs "
+        entry: dict[str, Any] = {"budget_ms": budget, "widths": ", ".join(DEFAULT_WIDTHS), "command": f"zhcls compress PARENT -o OUT --budget-ms {budget} --recover-epochs "
                                  f"{args.recover_epochs} --max-train {args.max_train}"}
         try:
             res = search(parent, work / "search", budget_ms=budget, recover_epochs=args.recover_epochs, max_train=args.max_train)
@@ -333,7 +336,7 @@ def textcnn_markdown(t: dict[str, Any]) -> list[str]:
     s, p, lat = t.get("settings", {}), t.get("parent", {}), t.get("latency", {})
     pm, bl = p.get("model", {}), lat.get("bundles", {})
     lines = ["## TextCNN", "", *header(t.get("invocations", [{}])[-1], lat),
-             f"- parent: the textcnn.v1 run of `benchmarks/build_bench.py` on this task (`{s.get('parent_source')}`, copied): {pm.get('tokenizer')} tokens, "
+             f"- parent: a finished textcnn.v1 run on this task (`{s.get('parent_source')}`, copied; by default build_bench.py's): {pm.get('tokenizer')} tokens, "
              f"max_len {pm.get('max_len')}, {pm.get('num_filters')} filters x kernels {'/'.join(map(str, pm.get('kernel_sizes', [])))}, embeddings {pm.get('embed_dim')}, "
              f"n-gram bag {pm.get('buckets')} buckets x {pm.get('bag_dim')}; {p.get('epochs', '?')} epochs on all {p.get('n_train', '?')} train reviews; "
              f"dev accuracy {h.pct(p.get('dev'))}, test accuracy {h.pct(p.get('test'))}",
@@ -366,13 +369,18 @@ def textcnn_markdown(t: dict[str, Any]) -> list[str]:
         lines += [f"Width 1/2 + vocabulary 1/2 (fp32 against fp32): size {100 * main['fp32']['size_ratio']:.1f}% ({met(main['fp32']['size_ratio'] <= TARGETS['size'])}), "
                   f"p50 {100 * main['fp32']['p50_ratio']:.1f}% ({met(main['fp32']['p50_ratio'] <= TARGETS['p50'])}), test accuracy "
                   f"{main['test_change_points']:+.2f} points ({met(main['test_change_points'] >= TARGETS['textcnn_points'])}).", ""]
+    bag = [(name, c) for name, c in t.get("cells", {}).items() if name.startswith("w0") and "fp32" in c]
+    if bag:
+        lines += ["Width 0 keeps the parent's n-gram bag alone, as a fasttext.v1 run (the `bag_folded` graph): "
+                  + "; ".join(f"{name}: size {100 * c['fp32']['size_ratio']:.1f}%, p50 {100 * c['fp32']['p50_ratio']:.1f}%, test {c['test_change_points']:+.2f} points"
+                              for name, c in bag) + ". The targets above are about width 1/2.", ""]
     for name, c in t.get("cells", {}).items():
         r = c.get("recovery", {})
         lines.append(f"- {name}: recovery {c['recover_seconds'] / 60:.0f} min, {r.get('epochs_run')} epochs on {r.get('n_transfer')} texts, kept: {r.get('kept')}")
     lines.append("")
     sr = t.get("search")
     if sr:
-        lines += [f"### Budget search: p50 <= {sr['budget_ms']} ms (half the parent's p50)", "", f"`{sr['command']}` (widths 1, 2/3, 1/2, 1/4 x vocabulary 1, 1/2 x fp32/int8).", "",
+        lines += [f"### Budget search: p50 <= {sr['budget_ms']} ms (half the parent's p50)", "", f"`{sr['command']}` (widths {sr.get('widths', '1, 2/3, 1/2, 1/4')} x vocabulary 1, 1/2 x fp32/int8).", "",
                   f"Nothing chosen: {sr['error']}" if "error" in sr else f"Chosen **{sr['chosen']}**: {sr['reason']}.", ""]
         ok = [r for r in sr["candidates"] if r["within_budget"] and r["recovered"] is not False]
         if "error" not in sr:
@@ -393,8 +401,9 @@ def textcnn_markdown(t: dict[str, Any]) -> list[str]:
 def markdown(r: dict[str, Any]) -> str:
     lines = ["# Compression on online_shopping_10_cats `cat`", "",
              "Issue 14's online_shopping cells (`benchmarks/compress_shopping.py`); TextCNN on tnews few_all is in `compress.md`.", ""]
-    lines += bert_markdown(r["bert"]) if "bert" in r else ["## A small BERT from random initialization", "", "Not run.", ""]
-    lines += textcnn_markdown(r["textcnn"]) if "textcnn" in r else ["## TextCNN", "", "Not run.", ""]
+    # a results file of one part (--results) leaves the other out
+    lines += bert_markdown(r["bert"]) if "bert" in r else []
+    lines += textcnn_markdown(r["textcnn"]) if "textcnn" in r else []
     return "\n".join(lines)
 
 
@@ -412,6 +421,7 @@ def main() -> None:
     p.add_argument("--recover-epochs", type=int, default=3, help="textcnn: recovery epochs")
     p.add_argument("--max-train", type=int, default=20000, help="textcnn: train reviews ranking and recovery use (a seeded sample)")
     p.add_argument("--no-search", action="store_true", help="textcnn: skip the budget search")
+    p.add_argument("--cells", default=",".join(TEXTCNN_CELLS), help="textcnn: comma-separated cells ('' for none: the search alone)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--latency-texts", type=int, default=1000)
     p.add_argument("--bert-train", type=int, default=0, help="bert: a seeded sample of this many train reviews (0: all)")
