@@ -61,8 +61,8 @@ def parent_run(data_dir: Path, work: Path, threads: int) -> Path:
     from zhcls.training.run import train
 
     run = work / "parent"
+    os.environ["ZHCLS_DATA_DIR"] = str(data_dir)  # the parent's config names its data by it; compress reads it again on a resumed run
     if not (run / "metrics.json").is_file():
-        os.environ["ZHCLS_DATA_DIR"] = str(data_dir)
         cfg = load_config(REPO / "configs" / "tnews_textcnn.toml", [f"training.threads={threads}"])
         train(cfg, run)
     return run
