@@ -145,6 +145,25 @@ def test_budget_search_never_exceeds_the_budget(textcnn_run, capsys):
     assert not (textcnn_run["root"] / "none" / "metrics.json").exists() and (textcnn_run["root"] / "none" / "compress" / "search.md").is_file()
 
 
+def test_budget_search_recovers_a_variant_timed_just_over_the_budget(textcnn_run, monkeypatch):
+    """Timed as pruned, w1/2 is 8% over the budget and w1/4 20%: w1/2 is recovered (timings move that much), w1/4
+    is not; the choice uses the final timing and the budget as given."""
+    import importlib
+
+    search_module = importlib.import_module("zhcls.compress.search")  # the module; zhcls.compress.search is also the function
+
+    def fake_retime(rows, dev, rounds, n_texts=500):
+        for r in rows:
+            pruned = {"parent": 1.0, "w1_2-v1": 0.54, "w1_4-v1": 0.6}[r["name"]]
+            r["p50_ms"] = 0.45 if r["recovered"] and r["name"] == "w1_2-v1" else pruned
+
+    monkeypatch.setattr(search_module, "retime", fake_retime)
+    result = search_module.search(textcnn_run["run"], textcnn_run["root"] / "margin", budget_ms=0.5, widths=["1/2", "1/4"], vocabs=["1"], int8=False, recover_epochs=1)
+    by_name = {r["name"]: r for r in result.candidates}
+    assert by_name["w1_2-v1"]["recovered"] is True and by_name["w1_4-v1"]["recovered"] is False
+    assert result.chosen["name"] == "w1_2-v1" and result.chosen["p50_ms"] <= 0.5
+
+
 def test_models_that_cannot_be_pruned_are_refused_with_exit_2(tiny_files, tmp_path, capsys):
     config = write_config(tmp_path / "t.toml", tiny_files["train"], tiny_files["dev"], model="tfidf.v1")
     assert run_cli(["train", config, "-o", tmp_path / "tfidf"], capsys)[0] == 0
