@@ -250,7 +250,8 @@ def markdown(r: dict[str, Any]) -> str:
         "- parent: `configs/tnews_textcnn.toml` (characters, max_len 64, 128 filters x kernels 2/3/4, dropout 0.5, n-gram bag 100k buckets x 64), "
         f"dev accuracy {pct(p.get('dev'))}, test accuracy {pct(p.get('test'))}",
         f"- compression: `zhcls.compress.compress(parent, out, width=W, max_vocab=N, recover_epochs={r.get('recover_epochs', '?')})`, "
-        "the same as `zhcls compress RUN -o OUT --width W --max-vocab N`; recovery distills the parent on its 1,185 train texts (the +unlabeled cell: and 5,000 unlabeled titles, `--unlabeled unlabeled.json --max-unlabeled 5000`), early-stopped on dev",
+        "the same as `zhcls compress RUN -o OUT --width W --max-vocab N`; recovery distills the parent on its 1,185 train texts (the +unlabeled cells: and 5,000 unlabeled titles, `--unlabeled unlabeled.json --max-unlabeled 5000`; w0+unlabeled: 20,000), early-stopped on dev; "
+        "width 0 trains a fasttext.v1, with its own learning rate and for at least 40 epochs, early stopping ending them",
         f"- latency: every bundle timed in one process on the same {r.get('latency', {}).get('texts', '?')} test texts, one at a time, 1 thread, "
         f"tokenization included, {r.get('latency', {}).get('rounds', '?')} interleaved rounds, median p50",
         "",

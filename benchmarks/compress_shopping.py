@@ -343,7 +343,8 @@ def textcnn_markdown(t: dict[str, Any]) -> list[str]:
              f"- compression: `zhcls compress PARENT -o OUT --width W --max-vocab N --recover-epochs {s.get('recover_epochs')} --max-train {s.get('max_train')}`: "
              f"ranking and recovery on a seeded sample of {s.get('max_train')} of the 50,213 train reviews (recovery on all of them at this machine's speed "
              "would take hours per cell), at most "
-             f"{s.get('recover_epochs')} epochs of distillation from the parent, best on dev kept", "",
+             f"{s.get('recover_epochs')} epochs of distillation from the parent (width 0, a fasttext.v1: its own learning rate and at least 40 epochs, "
+             "early stopping ending them), best on dev kept", "",
              f"Targets for width 1/2 + vocabulary 1/2: size <= {100 * TARGETS['size']:.0f}% of the parent's bundle, p50 <= {100 * TARGETS['p50']:.0f}%, "
              f"test accuracy loss <= {-TARGETS['textcnn_points']} point after recovery.", ""]
     rows = []
