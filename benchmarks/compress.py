@@ -316,7 +316,8 @@ def markdown(r: dict[str, Any]) -> str:
         "## Elsewhere",
         "",
         "- online_shopping_10_cats `cat` (50k reviews): the TextCNN cells, the budget search at half the TextCNN p50 and the small BERT from random "
-        "initialization (4 layers, hidden 256, 4 heads) at width 2/3 and 1/2 are `benchmarks/compress_shopping.py`'s: compress_shopping.md.",
+        "initialization (4 layers, hidden 256, 4 heads) at width 2/3 and 1/2 are `benchmarks/compress_shopping.py`'s: compress_shopping.md; "
+        "width 0 and the budget search with it, on another TextCNN parent: compress_shopping_bag.md.",
     ]
     if not searches:
         lines.append("- the budget search on tnews (`--search`) was not run.")

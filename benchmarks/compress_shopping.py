@@ -374,7 +374,8 @@ def textcnn_markdown(t: dict[str, Any]) -> list[str]:
     if bag:
         lines += ["Width 0 keeps the parent's n-gram bag alone, as a fasttext.v1 run (the `bag_folded` graph): "
                   + "; ".join(f"{name}: size {100 * c['fp32']['size_ratio']:.1f}%, p50 {100 * c['fp32']['p50_ratio']:.1f}%, test {c['test_change_points']:+.2f} points"
-                              for name, c in bag) + ". The targets above are about width 1/2.", ""]
+                              for name, c in bag) + ". The targets above are about width 1/2"
+                  + ("." if MAIN in t.get("cells", {}) else "; this run has no such cell (compress_shopping.md has them, from another parent)."), ""]
     for name, c in t.get("cells", {}).items():
         r = c.get("recovery", {})
         lines.append(f"- {name}: recovery {c['recover_seconds'] / 60:.0f} min, {r.get('epochs_run')} epochs on {r.get('n_transfer')} texts, kept: {r.get('kept')}")
