@@ -59,6 +59,7 @@ def test_build_bench_applies_both_selection_rules_to_the_recorded_candidates():
 
 def test_build_bench_marks_only_builds_that_differ_from_the_default():
     import build_bench
+
     from zhcls.config import BuildConfig
 
     assert build_bench.narrowed(None) == "" and build_bench.narrowed({"students": list(BuildConfig().students)}) == ""

@@ -173,15 +173,16 @@ def test_models_that_cannot_be_pruned_are_refused_with_exit_2(tiny_files, tmp_pa
     assert code == 2 and "outside [0, 1]" in err
 
 
-def test_width_zero_keeps_a_textcnn_bag_as_a_fasttext_model(tiny_corpus):
-    """The CNN's share of the logits leaves, its mean over the train texts stays in the bias; the bag's ids,
-    rows and output columns are the parent's."""
+@pytest.mark.parametrize("name,seq_cols", [("textcnn.v1", 48), ("bigru.v1", 32)])  # 16 filters x 3 kernels; 2 x 16 GRU units
+def test_width_zero_keeps_a_hybrids_bag_as_a_fasttext_model(name, seq_cols, tiny_corpus):
+    """The CNN's or GRU's share of the logits leaves, its mean over the train texts stays in the bias; the
+    bag's ids, rows and output columns are the parent's."""
     import torch
 
     from zhcls.models.trainer import to_tensors
 
     texts = tiny_corpus.texts
-    clf = build_model("textcnn.v1", TINY["textcnn.v1"], FAST).fit(texts, tiny_corpus.labels)
+    clf = build_model(name, TINY[name], FAST).fit(texts, tiny_corpus.labels)
     bag = clf.prune(0.0, texts=texts, labels=tiny_corpus.labels)
     assert bag.name == "fasttext.v1" and bag.params.embed_dim == 8 and bag.featurizer_.to_json() == clf.featurizer_.to_json()
     pooled = []
@@ -190,19 +191,21 @@ def test_width_zero_keeps_a_textcnn_bag_as_a_fasttext_model(tiny_corpus):
         parent = clf.net_.eval()(*to_tensors(clf.featurizer_.encode_batch(texts), clf.min_len)).numpy()
         child = bag.net_.eval()(*to_tensors(bag.featurizer_.encode_batch(texts), 1)).numpy()
     hook.remove()
-    cnn = pooled[0][:, :48].numpy().astype(np.float64)  # 16 filters x 3 kernels
-    w_cnn = clf.net_.out.weight.detach()[:, :48].numpy().astype(np.float64)
-    np.testing.assert_allclose(child, parent - cnn @ w_cnn.T + cnn.mean(axis=0) @ w_cnn.T, atol=1e-4)
+    assert pooled[0].shape[1] == seq_cols + 8
+    seq = pooled[0][:, :seq_cols].numpy().astype(np.float64)
+    w_seq = clf.net_.out.weight.detach()[:, :seq_cols].numpy().astype(np.float64)
+    np.testing.assert_allclose(child, parent - seq @ w_seq.T + seq.mean(axis=0) @ w_seq.T, atol=1e-4)
     smaller = clf.prune(0.0, 20, texts=texts, labels=tiny_corpus.labels)
     assert len(smaller.featurizer_.vocab) == 20 and smaller.params.max_vocab == 20 and smaller.featurizer_.bucket_rows == 1000
 
 
-@pytest.mark.parametrize("name,params", [("bigru.v1", TINY["bigru.v1"]), ("textcnn.v1", {**TINY["textcnn.v1"], "bag_dim": 0})])
+@pytest.mark.parametrize("name,params", [("bigru.v1", {**TINY["bigru.v1"], "bag_dim": 0}), ("textcnn.v1", {**TINY["textcnn.v1"], "bag_dim": 0}),
+                                         ("fasttext.v1", TINY["fasttext.v1"])])
 def test_width_zero_is_refused_where_no_bag_would_be_left(name, params, tiny_corpus):
     from zhcls.errors import ConfigError
 
     clf = build_model(name, params, FAST).fit(tiny_corpus.texts, tiny_corpus.labels)
-    with pytest.raises(ConfigError, match="only a textcnn.v1 with an n-gram bag"):
+    with pytest.raises(ConfigError, match="only a textcnn.v1 or bigru.v1 with an n-gram bag"):
         clf.prune(0.0, texts=tiny_corpus.texts, labels=tiny_corpus.labels)
 
 

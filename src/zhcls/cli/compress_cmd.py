@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 def compress(
     run: Path = typer.Argument(..., help="A finished run (textcnn.v1, bigru.v1, fasttext.v1, transformer.v1)."),
     output: Path = typer.Option(..., "-o", "--output", help="The compressed run to write (rerun the same command to resume)."),
-    width: Optional[str] = typer.Option(None, "--width", help="Share of filters / hidden units / heads and FFN neurons / n-gram buckets to keep, e.g. 2/3; 0 (a textcnn.v1 with an n-gram bag): the bag alone, a fasttext.v1."),
+    width: Optional[str] = typer.Option(None, "--width", help="Share of filters / hidden units / heads and FFN neurons / n-gram buckets to keep, e.g. 2/3; 0 (a textcnn.v1 or bigru.v1 with an n-gram bag): the bag alone, a fasttext.v1."),
     max_vocab: Optional[int] = typer.Option(None, "--max-vocab", help="Keep at most N tokens (PAD and UNK included); the rest become UNK."),
     vocab_by: str = typer.Option("frequency", "--vocab-by", help="Which tokens stay: frequency (on the train split) or norm (of the embedding)."),
     recover_epochs: int = typer.Option(10, "--recover-epochs", help="Epochs of distillation from the unpruned run, early-stopped on dev (0: none)."),
@@ -27,7 +27,7 @@ def compress(
     quantize: str = typer.Option("none", "--quantize", help="Export both bundles as none (fp32) or int8 (with --width)."),
     budget_ms: Optional[float] = typer.Option(None, "--budget-ms", help="Search for the most accurate variant with p50 <= this (1 thread, tokenization included)."),
     budget_mb: Optional[float] = typer.Option(None, "--budget-mb", help="... and a bundle of at most this many MB."),
-    widths: Optional[str] = typer.Option(None, "--widths", help="Budget search: widths to try (default 1,2/3,1/2,1/4,0; 0 is tried for a textcnn.v1 with an n-gram bag only)."),
+    widths: Optional[str] = typer.Option(None, "--widths", help="Budget search: widths to try (default 1,2/3,1/2,1/4,0; 0 is tried for a textcnn.v1 or bigru.v1 with an n-gram bag only)."),
     vocabs: str = typer.Option("1,1/2", "--vocabs", help="Budget search: vocabulary sizes to try, as shares of the run's vocabulary."),
     no_int8: bool = typer.Option(False, "--no-int8", help="Budget search: fp32 bundles only."),
     metric: str = typer.Option("accuracy", "--metric", help="Budget search: the dev score that chooses (accuracy or macro_f1)."),

@@ -58,7 +58,7 @@ class CompressResult:
 
 
 def parse_width(text: str | float) -> float:
-    """"2/3", "0.5", 1 or 0 -> a float in [0, 1] (0: a textcnn.v1 with an n-gram bag keeps the bag alone;
+    """"2/3", "0.5", 1 or 0 -> a float in [0, 1] (0: a textcnn.v1 or bigru.v1 with an n-gram bag keeps the bag alone;
     the model's `prune` refuses it otherwise)."""
     try:
         value = float(Fraction(str(text).strip()))
@@ -262,7 +262,7 @@ def shape_summary(before: Classifier, after: Classifier) -> dict[str, Any]:
     """The sizes that changed: params (filters, hidden units), vocabulary, n-gram rows, heads, FFN neurons,
     and the parameter count."""
     out: dict[str, Any] = {}
-    if before.name != after.name:  # width 0: a textcnn.v1's n-gram bag alone, a fasttext.v1
+    if before.name != after.name:  # width 0: a hybrid's n-gram bag alone, a fasttext.v1
         out["model"] = [before.name, after.name]
     a, b = before.params.model_dump(), after.params.model_dump()
     for key in ("num_filters", "hidden_size", "gram_dim"):

@@ -37,6 +37,7 @@ from ..artifact import atomic_dir, read_json, write_json, write_text
 from ..config import dump_config
 from ..eval.budget import budget_text, within
 from ..eval.metrics import classification_metrics
+from ..models.pruning import prunes_to_bag
 from .report import search_report
 from .run import (
     WORK,
@@ -56,7 +57,7 @@ from .run import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WIDTHS = ("1", "2/3", "1/2", "1/4", "0")  # 0: a textcnn.v1's n-gram bag alone (skipped for other models)
+DEFAULT_WIDTHS = ("1", "2/3", "1/2", "1/4", "0")  # 0: a hybrid's n-gram bag alone (models.pruning.bag_only; skipped for other models)
 DEFAULT_VOCABS = ("1", "1/2")
 # A pruned variant up to this share over the latency budget is still recovered: that first timing only rules
 # out what cannot fit, and single-text timings of the fastest bundles move about this much between rounds
@@ -128,8 +129,8 @@ def search(
     rows = [measured("parent", parent, p, width=1.0, max_vocab=None, vocab=n_vocab, recovered=None, run=str(parent)) for p in precisions]
     pending = []  # (name, pruned dir, rows of its pruned bundles, extra) of variants not recovered yet
     for w in [parse_width(x) for x in widths]:
-        if w == 0.0 and not getattr(model, "prunes_to_bag", False):
-            log.info("%s cannot be pruned to width 0 (only a textcnn.v1 with an n-gram bag can); skipping it", model.name)
+        if w == 0.0 and not prunes_to_bag(model):
+            log.info("%s cannot be pruned to width 0 (only a textcnn.v1 or bigru.v1 with an n-gram bag can); skipping it", model.name)
             continue
         for v in [float(Fraction(str(x))) for x in vocabs]:
             if w == 1.0 and v >= 1.0:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from pydantic import Field
 
 from ..registry import models
 from .neural import NgramParams, TorchClassifier
 from .pruning import VocabBy
+
+if TYPE_CHECKING:
+    from .fasttext import FastText
 
 
 class BiGRUParams(NgramParams):
@@ -38,18 +41,21 @@ class BiGRU(TorchClassifier):
         return BiGRUNet(num_ids, n_classes, p.embed_dim, p.hidden_size, p.num_layers, p.dropout, **self._bag_shape())
 
     def prune(self, width: float, max_vocab: int | None = None, *, texts: Sequence[str], labels: Sequence[str] | None = None,
-              vocab_by: VocabBy = "frequency") -> "BiGRU":
+              vocab_by: VocabBy = "frequency") -> "BiGRU | FastText":
         """A copy with `width` of the hidden units of each GRU (each layer, each direction), `width` of the
         n-gram bag's buckets and at most `max_vocab` tokens (zhcls compress). A unit of the top layer is
         ranked by its mean pooled activation over `texts` times the norm of the output weights that read it;
-        a unit below, by the size of the next layer's input weights that read it."""
+        a unit below, by the size of the next layer's input weights that read it. Width 0 drops the GRUs of
+        a hybrid and keeps its n-gram bag (pruning.bag_only): a fasttext.v1 model."""
         import torch
 
         from .base import check_fitted
-        from .pruning import check_width, keep_count, out_input_means, plan_rows, pruned_like, top_k
+        from .pruning import bag_only, check_width, keep_count, out_input_means, plan_rows, pruned_like, prunes_to_bag, top_k
 
         check_fitted(self, "net_")
-        check_width(width, max_vocab)
+        check_width(width, max_vocab, zero_ok=prunes_to_bag(self))
+        if width == 0.0:
+            return bag_only(self, max_vocab, texts=texts, vocab_by=vocab_by)
         net, state = self.net_, self.net_.state_dict()
         h, layers = self.params.hidden_size, self.params.num_layers
         k = keep_count(h, width)

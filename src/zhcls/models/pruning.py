@@ -37,10 +37,10 @@ def top_k(scores: Any, k: int) -> np.ndarray:
 
 
 def check_width(width: float, max_vocab: int | None, *, zero_ok: bool = False) -> None:
-    """`zero_ok`: the model can be pruned to width 0 (a textcnn.v1 with an n-gram bag keeps the bag alone)."""
+    """`zero_ok`: the model can be pruned to width 0 (`prunes_to_bag`)."""
     if width == 0.0 and not zero_ok:
         raise ConfigError(
-            "width 0 keeps no filters, units or heads; only a textcnn.v1 with an n-gram bag (bag_dim > 0) can drop its CNN and keep the bag",
+            "width 0 keeps no filters, units or heads; only a textcnn.v1 or bigru.v1 with an n-gram bag (bag_dim > 0) can drop its CNN or GRU and keep the bag",
             hint="e.g. --width 1/4 keeps a quarter of them",
         )
     if not 0.0 <= width <= 1.0:
@@ -156,9 +156,9 @@ def plan_rows(
     return RowPlan(new, n_vocab, tokens, dropped, tok_counts[dropped], grams, other_from, other_weights)
 
 
-def out_input_means(net, featurizer: Featurizer, texts: Sequence[str], min_len: int, batch_size: int = 256) -> np.ndarray:
+def out_input_means(net, featurizer: Featurizer, texts: Sequence[str], min_len: int, batch_size: int = 256, absolute: bool = True) -> np.ndarray:
     """The mean absolute value of each input feature of `net.out` (its last linear layer) over `texts`:
-    how much the classifier has to read from each pooled filter or hidden unit."""
+    how much the classifier has to read from each pooled filter or hidden unit (`absolute` False: the plain mean)."""
     import torch
 
     from .trainer import predict_logits
@@ -166,7 +166,8 @@ def out_input_means(net, featurizer: Featurizer, texts: Sequence[str], min_len: 
     total: list[Any] = []
 
     def hook(module, args):
-        total.append(args[0].detach().abs().sum(dim=0))
+        x = args[0].detach()
+        total.append((x.abs() if absolute else x).sum(dim=0))
 
     handle = net.out.register_forward_pre_hook(hook)
     try:
@@ -191,3 +192,37 @@ def pruned_as(cls: Any, params: Any, model: Any, featurizer: Featurizer, state: 
     clf.net_.load_state_dict({k: v.contiguous() for k, v in state.items()})
     clf.net_.eval()
     return clf
+
+
+def prunes_to_bag(model: Any) -> bool:
+    """Whether width 0 is possible: a hybrid (textcnn.v1, bigru.v1 with an NgramBag) can drop its sequence
+    model and keep the bag (`bag_only`)."""
+    return getattr(getattr(model, "net_", None), "bag", None) is not None
+
+
+def bag_only(model: Any, max_vocab: int | None, *, texts: Sequence[str], vocab_by: VocabBy = "frequency"):
+    """A hybrid's n-gram bag as a fasttext.v1 model: the same ids, the bag's embedding rows, every bucket, and
+    its columns of the output layer (the last `bag_dim` of them). What the CNN or GRU gave the logits on
+    average over `texts` (the mean of its pooled features, times their output weights) moves into the bias,
+    so the model starts from the parent's class balance; recovery distills the rest. Tokens are ranked by
+    how far their bag row moves the logits, as fasttext.v1's own pruning ranks them."""
+    import torch
+
+    from ..text.featurizer import TextParams
+    from .fasttext import FastText, FastTextParams
+
+    net, p = model.net_, model.params
+    state, bag = net.state_dict(), net.bag
+    w_out, rows = state["out.weight"], state["bag.embedding.weight"]
+    cols = w_out.shape[1] - p.bag_dim  # the sequence model's pooled features come first
+    means = out_input_means(net, model.featurizer_, texts, model.min_len, absolute=False)[:cols]
+    norms = (rows @ w_out[:, cols:].T).norm(dim=1).numpy()
+    plan = plan_rows(model.featurizer_, texts, bucket_width=1.0, max_vocab=max_vocab, token_norms=norms[: bag.vocab_size],
+                     bucket_norms=norms[bag.vocab_size :], vocab_by=vocab_by)
+    shift = w_out[:, :cols].double() @ torch.as_tensor(means, dtype=torch.float64)
+    new = {"embedding.weight": plan.table(rows), "out.weight": w_out[:, cols:], "out.bias": (state["out.bias"].double() + shift).to(w_out.dtype)}
+    params = FastTextParams.model_validate({
+        **{k: getattr(p, k) for k in TextParams.model_fields}, "embed_dim": p.bag_dim, "ngrams": p.ngrams, "buckets": p.buckets,
+        **({"max_vocab": len(plan.featurizer.vocab)} if plan.vocab_pruned else {}),
+    })
+    return pruned_as(FastText, params, model, plan.featurizer, new)

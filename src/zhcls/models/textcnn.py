@@ -52,34 +52,28 @@ class TextCNN(TorchClassifier):
         p = self.params
         return TextCNNNet(num_ids, n_classes, p.embed_dim, p.kernel_sizes, p.num_filters, p.dropout, **self._bag_shape())
 
-    @property
-    def prunes_to_bag(self) -> bool:
-        """Whether width 0 is possible: a hybrid can drop its CNN and keep its n-gram bag (see `prune`)."""
-        return getattr(getattr(self, "net_", None), "bag", None) is not None
-
     def prune(self, width: float, max_vocab: int | None = None, *, texts: Sequence[str], labels: Sequence[str] | None = None,
               vocab_by: VocabBy = "frequency") -> "TextCNN | FastText":
         """A copy with `width` of the filters of each kernel size, `width` of the n-gram bag's buckets and at
         most `max_vocab` tokens (zhcls compress). A filter's importance is the mean of its pooled activation
         over `texts` times the norm of the output weights that read it: what the classifier takes from it.
 
-        Width 0 drops the CNN of a hybrid and keeps its n-gram bag, every bucket of it: a fasttext.v1 model
-        (`bag_only`). No width of the CNN comes near its speed, because a text's cost in the serving graph
-        is mostly its operators and table rows, which a narrower CNN keeps (docs/compression.md)."""
+        Width 0 drops the CNN of a hybrid and keeps its n-gram bag (pruning.bag_only): a fasttext.v1 model.
+        No width of the CNN comes near its speed, because a text's cost in the serving graph is mostly its
+        operators and table rows, which a narrower CNN keeps (docs/compression.md)."""
         import torch
 
         from .base import check_fitted
-        from .pruning import check_width, keep_count, out_input_means, plan_rows, pruned_like, top_k
+        from .pruning import bag_only, check_width, keep_count, out_input_means, plan_rows, pruned_like, prunes_to_bag, top_k
 
         check_fitted(self, "net_")
-        check_width(width, max_vocab, zero_ok=self.prunes_to_bag)
+        check_width(width, max_vocab, zero_ok=prunes_to_bag(self))
+        if width == 0.0:
+            return bag_only(self, max_vocab, texts=texts, vocab_by=vocab_by)
         net, state = self.net_, self.net_.state_dict()
         n, nk = self.params.num_filters, len(net.kernel_sizes)
         w_out = state["out.weight"]
-        means = out_input_means(net, self.featurizer_, texts, self.min_len)
-        if width == 0.0:
-            return self.bag_only(means[: n * nk], max_vocab, texts=texts, vocab_by=vocab_by)
-        score = means * w_out.norm(dim=0).double().numpy()
+        score = out_input_means(net, self.featurizer_, texts, self.min_len) * w_out.norm(dim=0).double().numpy()
         k = keep_count(n, width)
         keep = [top_k(score[i * n : (i + 1) * n], k) for i in range(nk)]
         bag = net.bag is not None
@@ -99,30 +93,3 @@ class TextCNN(TorchClassifier):
         new["out.weight"], new["out.bias"] = w_out[:, torch.cat(cols)], state["out.bias"]
         updates = {"num_filters": k, "max_vocab": len(plan.featurizer.vocab)} if plan.vocab_pruned else {"num_filters": k}
         return pruned_like(self, updates, plan.featurizer, new)
-
-    def bag_only(self, cnn_means, max_vocab: int | None, *, texts: Sequence[str], vocab_by: VocabBy = "frequency") -> "FastText":
-        """The hybrid's n-gram bag as a fasttext.v1 model: the same ids, the bag's embedding rows and its
-        columns of the output layer. What the CNN gave the logits on average (`cnn_means`, the mean pooled
-        activation of each filter over the train texts) moves into the bias, so the model starts from the
-        parent's class balance; recovery distills the rest. Tokens are ranked by how far their bag row moves
-        the logits, as fasttext.v1's own pruning ranks them."""
-        import torch
-
-        from ..text.featurizer import TextParams
-        from .fasttext import FastText, FastTextParams
-        from .pruning import plan_rows, pruned_as
-
-        state, bag = self.net_.state_dict(), self.net_.bag
-        cols = len(cnn_means)
-        w_out, rows = state["out.weight"], state["bag.embedding.weight"]
-        norms = (rows @ w_out[:, cols:].T).norm(dim=1).numpy()
-        plan = plan_rows(self.featurizer_, texts, bucket_width=1.0, max_vocab=max_vocab, token_norms=norms[: bag.vocab_size],
-                         bucket_norms=norms[bag.vocab_size :], vocab_by=vocab_by)
-        shift = w_out[:, :cols].double() @ torch.as_tensor(cnn_means, dtype=torch.float64)
-        new = {"embedding.weight": plan.table(rows), "out.weight": w_out[:, cols:], "out.bias": (state["out.bias"].double() + shift).to(w_out.dtype)}
-        p = self.params
-        params = FastTextParams.model_validate({
-            **{k: getattr(p, k) for k in TextParams.model_fields}, "embed_dim": p.bag_dim, "ngrams": p.ngrams, "buckets": p.buckets,
-            **({"max_vocab": len(plan.featurizer.vocab)} if plan.vocab_pruned else {}),
-        })
-        return pruned_as(FastText, params, self, plan.featurizer, new)
