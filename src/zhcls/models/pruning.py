@@ -44,7 +44,7 @@ def check_width(width: float, max_vocab: int | None, *, zero_ok: bool = False) -
             hint="e.g. --width 1/4 keeps a quarter of them",
         )
     if not 0.0 <= width <= 1.0:
-        raise ConfigError(f"width {width:g} is outside (0, 1]", hint="e.g. --width 2/3 keeps two thirds of the filters, units or heads")
+        raise ConfigError(f"width {width:g} is outside [0, 1]", hint="e.g. --width 2/3 keeps two thirds of the filters, units or heads")
     if max_vocab is not None and max_vocab < 10:
         raise ConfigError(f"max_vocab {max_vocab} is below 10", hint="keep at least 10 tokens (PAD and UNK count)")
 
