@@ -266,3 +266,14 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | 
 def pct(x: float | None, digits: int = 2) -> str:
     """A fraction as a percentage without the sign ("—" for none)."""
     return "—" if x is None else f"{100 * x:.{digits}f}"
+
+
+def width0_summary(cells: dict[str, Any], change_key: str) -> str | None:
+    """The compression benchmarks' sentence on their width-0 cells (a hybrid's n-gram bag alone), or None
+    without any: fp32 size and p50 ratios and the test change (`change_key`, in points) of each."""
+    bag = [(name, c) for name, c in cells.items() if name.startswith("w0") and "fp32" in c]
+    if not bag:
+        return None
+    return ("Width 0 keeps the parent's n-gram bag alone, as a fasttext.v1 run (one table of class scores per id, the `bag_folded` graph): "
+            + "; ".join(f"{name}: size {100 * c['fp32']['size_ratio']:.1f}%, p50 {100 * c['fp32']['p50_ratio']:.1f}%, test {c[change_key]:+.2f} points"
+                        for name, c in bag))

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import REPO, cpu_model, dist_versions, git_state, verify_data
+from _harness import REPO, cpu_model, dist_versions, git_state, verify_data, width0_summary
 
 RESULTS = REPO / "benchmarks" / "results"
 log = logging.getLogger("compress-bench")
@@ -212,13 +212,14 @@ def budget_search(parent: Path, work: Path, budget: dict[str, float], args: argp
 
     out = work / "search"
     keys = ("name", "precision", "recovered", "dev", "test_accuracy", "p50_ms", "size_mb", "within_budget", "chosen", "note")
+    widths = ", ".join(DEFAULT_WIDTHS)
     try:
         result = search(parent, out, recover_epochs=args.recover_epochs, **budget)
     except CompressError as exc:
         summary = json.loads((out / "compress" / "search.json").read_text(encoding="utf-8"))
-        return {**budget, "widths": ", ".join(DEFAULT_WIDTHS), "error": exc.message, "candidates": [{k: r.get(k) for k in keys} for r in summary["candidates"]]}
+        return {**budget, "widths": widths, "error": exc.message, "candidates": [{k: r.get(k) for k in keys} for r in summary["candidates"]]}
     rows = [{k: r.get(k) for k in keys} for r in result.candidates]
-    return {**budget, "widths": ", ".join(DEFAULT_WIDTHS), "chosen": f"{result.chosen['name']} {result.chosen['precision']}", "reason": result.reason, "candidates": rows}
+    return {**budget, "widths": widths, "chosen": f"{result.chosen['name']} {result.chosen['precision']}", "reason": result.reason, "candidates": rows}
 
 
 # -- results -----------------------------------------------------------------------------------------
@@ -289,14 +290,9 @@ def markdown(r: dict[str, Any]) -> str:
             f"int8 against int8: size {100 * main['int8']['size_ratio']:.1f}%, p50 {100 * main['int8']['p50_ratio']:.1f}%.",
             "",
         ]
-    bag = [(name, c) for name, c in r.get("cells", {}).items() if name.startswith("w0") and "fp32" in c]
+    bag = width0_summary(r.get("cells", {}), "accuracy_change_points")
     if bag:
-        lines += [
-            "Width 0 keeps the parent's n-gram bag alone, as a fasttext.v1 run (one table of class scores per id, the `bag_folded` graph): "
-            + "; ".join(f"{name}: size {100 * c['fp32']['size_ratio']:.1f}%, p50 {100 * c['fp32']['p50_ratio']:.1f}%, test {c['accuracy_change_points']:+.2f} points"
-                        for name, c in bag) + ". It is a different model, not the width-1/2 target's cell; the targets above are about that one.",
-            "",
-        ]
+        lines += [bag + ". It is a different model, not the width-1/2 target's cell; the targets above are about that one.", ""]
     searches = r.get("search") or []
     for s in searches if isinstance(searches, list) else [searches]:
         budget = ", ".join(x for x in (f"p50 <= {s['budget_ms']} ms" if s.get("budget_ms") is not None else "",

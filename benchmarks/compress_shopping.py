@@ -343,8 +343,9 @@ def textcnn_markdown(t: dict[str, Any]) -> list[str]:
              f"- compression: `zhcls compress PARENT -o OUT --width W --max-vocab N --recover-epochs {s.get('recover_epochs')} --max-train {s.get('max_train')}`: "
              f"ranking and recovery on a seeded sample of {s.get('max_train')} of the 50,213 train reviews (recovery on all of them at this machine's speed "
              "would take hours per cell), at most "
-             f"{s.get('recover_epochs')} epochs of distillation from the parent (width 0, a fasttext.v1: its own learning rate and at least 40 epochs, "
-             "early stopping ending them), best on dev kept", "",
+             f"{s.get('recover_epochs')} epochs of distillation from the parent"
+             + (" (width 0, a fasttext.v1: its own learning rate and at least 40 epochs, early stopping ending them)" if any(n.startswith("w0") for n in t.get("cells", {})) else "")
+             + ", best on dev kept", "",
              f"Targets for width 1/2 + vocabulary 1/2: size <= {100 * TARGETS['size']:.0f}% of the parent's bundle, p50 <= {100 * TARGETS['p50']:.0f}%, "
              f"test accuracy loss <= {-TARGETS['textcnn_points']} point after recovery.", ""]
     rows = []
@@ -370,11 +371,9 @@ def textcnn_markdown(t: dict[str, Any]) -> list[str]:
         lines += [f"Width 1/2 + vocabulary 1/2 (fp32 against fp32): size {100 * main['fp32']['size_ratio']:.1f}% ({met(main['fp32']['size_ratio'] <= TARGETS['size'])}), "
                   f"p50 {100 * main['fp32']['p50_ratio']:.1f}% ({met(main['fp32']['p50_ratio'] <= TARGETS['p50'])}), test accuracy "
                   f"{main['test_change_points']:+.2f} points ({met(main['test_change_points'] >= TARGETS['textcnn_points'])}).", ""]
-    bag = [(name, c) for name, c in t.get("cells", {}).items() if name.startswith("w0") and "fp32" in c]
+    bag = h.width0_summary(t.get("cells", {}), "test_change_points")
     if bag:
-        lines += ["Width 0 keeps the parent's n-gram bag alone, as a fasttext.v1 run (the `bag_folded` graph): "
-                  + "; ".join(f"{name}: size {100 * c['fp32']['size_ratio']:.1f}%, p50 {100 * c['fp32']['p50_ratio']:.1f}%, test {c['test_change_points']:+.2f} points"
-                              for name, c in bag) + ". The targets above are about width 1/2"
+        lines += [bag + ". The targets above are about width 1/2"
                   + ("." if MAIN in t.get("cells", {}) else "; this run has no such cell (compress_shopping.md has them, from another parent)."), ""]
     for name, c in t.get("cells", {}).items():
         r = c.get("recovery", {})

@@ -384,6 +384,11 @@ def describe(overrides: dict[str, dict[str, Any]]) -> str:
     return ", ".join(f"{k}={v}" for section in ("model", "training") for k, v in overrides.get(section, {}).items()) or "(current defaults)"
 
 
+def absent(setting: str) -> str:
+    """What a table says for a cell with no result: a retired setting cannot run any more."""
+    return "retired" if setting in RETIRED else "not run"
+
+
 def render(results: dict[str, Any]) -> str:
     lines = ["# Neural students' defaults, tuned on dev", ""]
     for env in results.get("invocations", []):
@@ -415,7 +420,7 @@ def render(results: dict[str, Any]) -> str:
             for t in TASK_NAMES:
                 c = cells.get(t)
                 if c is None:
-                    per.append("retired" if s in RETIRED else "not run")  # a retired setting cannot run any more
+                    per.append(absent(s))
                     continue
                 d = c["dev"]["accuracy"]
                 mark = "†" if c.get("budget_bound") else ""
@@ -443,7 +448,7 @@ def render(results: dict[str, Any]) -> str:
             names = [f"`{s}`" for s, w in RETIRED.items() if w == why and s in order]
             lines += [f"{', '.join(names)}: {why}."] if names else []
         lines += ["", "Test accuracy per task (for the record only):", ""]
-        rows = [[f"`{s}`", *(h.pct(by_setting[s][t]["test"]["accuracy"]) if t in by_setting[s] else "retired" if s in RETIRED else "not run" for t in TASK_NAMES)]
+        rows = [[f"`{s}`", *(h.pct(by_setting[s][t]["test"]["accuracy"]) if t in by_setting[s] else absent(s) for t in TASK_NAMES)]
                 for s in order]
         lines += [*h.md_table(["setting", *TASK_NAMES], rows), ""]
         lines += budget_table(results, model)

@@ -214,7 +214,8 @@ def bag_only(model: Any, max_vocab: int | None, *, texts: Sequence[str], vocab_b
     net, p = model.net_, model.params
     state, bag = net.state_dict(), net.bag
     w_out, rows = state["out.weight"], state["bag.embedding.weight"]
-    cols = w_out.shape[1] - p.bag_dim  # the sequence model's pooled features come first
+    dim = bag.embedding.embedding_dim
+    cols = w_out.shape[1] - dim  # the sequence model's pooled features come first
     means = out_input_means(net, model.featurizer_, texts, model.min_len, absolute=False)[:cols]
     norms = (rows @ w_out[:, cols:].T).norm(dim=1).numpy()
     plan = plan_rows(model.featurizer_, texts, bucket_width=1.0, max_vocab=max_vocab, token_norms=norms[: bag.vocab_size],
@@ -222,7 +223,7 @@ def bag_only(model: Any, max_vocab: int | None, *, texts: Sequence[str], vocab_b
     shift = w_out[:, :cols].double() @ torch.as_tensor(means, dtype=torch.float64)
     new = {"embedding.weight": plan.table(rows), "out.weight": w_out[:, cols:], "out.bias": (state["out.bias"].double() + shift).to(w_out.dtype)}
     params = FastTextParams.model_validate({
-        **{k: getattr(p, k) for k in TextParams.model_fields}, "embed_dim": p.bag_dim, "ngrams": p.ngrams, "buckets": p.buckets,
+        **{k: getattr(p, k) for k in TextParams.model_fields}, "embed_dim": dim, "ngrams": p.ngrams, "buckets": p.buckets,
         **({"max_vocab": len(plan.featurizer.vocab)} if plan.vocab_pruned else {}),
     })
     return pruned_as(FastText, params, model, plan.featurizer, new)
