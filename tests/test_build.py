@@ -11,6 +11,7 @@ import time
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import make_corpus, write_jsonl
@@ -282,3 +283,34 @@ def test_student_augment_adds_copies_to_the_students_transfer_set_only(tmp_path)
     assert on.pop("student") == list(DEFAULT_RECIPE.items()) and set(map(tuple, on.values())) == {()}
     own = augment({"student_augment": True}, [{"name": "delete.v1", "rate": 0.3}])  # the config's own entries, for every run
     assert set(map(tuple, own.values())) == {(("delete.v1", 0.3),)}
+
+
+def test_a_stage_made_from_another_version_of_a_run_is_made_again(tmp_path):
+    """Deleting a run to train it again (what a config-change error tells users to do) must not leave the
+    ensemble, the students and the bundles made from the old one in place."""
+    from safetensors.numpy import load_file, save_file
+
+    from zhcls.artifact import dir_digest, write_checksums
+    from zhcls.build import build
+    from zhcls.config import config_from_dict, load_config, resolved_dict
+
+    raw = resolved_dict(load_config(write_build_config(tmp_path)))
+    cfg = config_from_dict({**raw, "build": {**raw["build"], "candidates": ["tfidf.v1", "fasttext.v1"], "students": ["fasttext.v1"], "unlabeled": []}})
+    out = tmp_path / "out"
+    first = build(cfg, out)
+    bundles = {p.name: (p / "manifest.json").stat().st_mtime_ns for p in (out / "bundles").iterdir()}
+    tfidf = out / "runs" / "tfidf.v1" / "model-best"  # another version of it: the same config, other weights
+    arrays = load_file(str(tfidf / "weights.safetensors"))
+    arrays["intercept"] = arrays["intercept"] + np.arange(len(arrays["intercept"]), dtype=np.float32)
+    save_file(arrays, str(tfidf / "weights.safetensors"))
+    write_checksums(tfidf)
+
+    second = build(cfg, out)
+    ensemble = out / "runs" / "ensemble" / "model-best"
+    member = load_file(str(ensemble / "members" / "0" / "weights.safetensors"))["intercept"]
+    np.testing.assert_array_equal(member, arrays["intercept"], err_msg="the ensemble holds the new tfidf.v1")
+    stages = json.loads((out / "stages.json").read_text())
+    assert stages["runs/distill-fasttext.v1"] == {"runs/ensemble": dir_digest(ensemble)}
+    again = {p.name: (p / "manifest.json").stat().st_mtime_ns for p in (out / "bundles").iterdir()}
+    assert sorted(n for n in again if again[n] != bundles[n]) == ["distill-fasttext.v1", "ensemble", "tfidf.v1"], "unchanged runs keep their bundles"
+    assert {r["name"] for r in second.candidates} == {r["name"] for r in first.candidates}

@@ -181,3 +181,15 @@ def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file, read in blocks (data files and bundles can be large)."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def dir_digest(path: str | Path) -> str:
+    """sha256 over the names and contents of the files below `path` (a model directory)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(file.relative_to(path)).encode() + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()

@@ -17,6 +17,9 @@ out/
 
 Every stage is cached by its output: a run with metrics.json, a bundle with its manifest. A rerun after a
 kill continues where it stopped, and a candidate killed mid-training resumes from its checkpoint (train()).
+stages.json records the digest of every run a stage read (the ensemble its members, a student its teacher,
+a bundle its run): a stage whose inputs were trained again since (a run deleted to retrain it) is redone,
+never reused with the old ones.
 Selection uses dev scores only (the ensemble's is cross-fitted, see models/ensemble.py); test scores are
 reported beside them, never used.
 """
@@ -27,6 +30,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +41,8 @@ from .config import BuildConfig, RunConfig, config_from_dict, resolved_dict
 from .errors import DataError, RunError
 from .eval.budget import budget_text, within
 from .training.run import load_splits, train
+
+log = logging.getLogger(__name__)
 
 # A stage's progress: build calls stage("train textcnn.v1") and feeds the hook it yields to train().
 StageProgress = Callable[[str], ContextManager[Any]]
@@ -70,19 +76,21 @@ def build(
 
     _check(cfg, out, force)
     vectors = _vectors_stage(cfg, out, stage)
+    stages = StageRecord(out)
     runs: dict[str, Path] = {}
     for name in candidate_names(opts):
-        runs[name] = _train_stage(vectors(candidate_config(cfg, name)), out / "runs" / name, stage, f"train {name}")
+        runs[name] = _train_stage(vectors(candidate_config(cfg, name)), out / "runs" / name, stage, f"train {name}", stages)
     members = [str(runs[n]) for n in runs]
     if len(members) > 1:
         ens = config_from_dict({**resolved_dict(cfg), "model": {"name": "ensemble.v1", "members": members, "method": opts.ensemble}, "distill": None, "augment": []})
-        runs["ensemble"] = _train_stage(ens, out / "runs" / "ensemble", stage, "ensemble")
+        runs["ensemble"] = _train_stage(ens, out / "runs" / "ensemble", stage, "ensemble", stages, list(runs.values()))
         teacher = runs["ensemble"]
     else:
         teacher = next(iter(runs.values()), None)
     if teacher is not None:
         for student in opts.students:
-            runs[f"distill-{student}"] = _train_stage(vectors(student_config(cfg, student, teacher)), out / "runs" / f"distill-{student}", stage, f"distill {student}")
+            runs[f"distill-{student}"] = _train_stage(vectors(student_config(cfg, student, teacher)), out / "runs" / f"distill-{student}", stage,
+                                                      f"distill {student}", stages, [teacher])
 
     rows = []
     test = None
@@ -90,7 +98,7 @@ def build(
         variants = ["fp32", "int8"] if _quantizable(run) and opts.int8 else ["fp32"]
         for precision in variants:
             label = name if precision == "fp32" else f"{name}+int8"
-            bundle = _export_stage(run, out / "bundles" / label, precision, stage, f"export {label}")
+            bundle = _export_stage(run, out / "bundles" / label, precision, stage, f"export {label}", stages)
             row = candidate_row(label, run, bundle, cfg.training.metric)
             if precision == "int8" and row["test"] is not None:  # the run's test score is the fp32 model's: score the bundle itself
                 test = load_splits(cfg).get("test") if test is None else test
@@ -98,7 +106,7 @@ def build(
             rows.append(row)
     chosen, reason = select(rows, budget_ms, budget_mb, opts.ensemble_se)
     if opts.compress and not within(chosen, budget_ms, budget_mb):
-        row, why = _compress_stage(rows, out, cfg, budget_ms, budget_mb, stage)
+        row, why = _compress_stage(rows, out, cfg, budget_ms, budget_mb, stage, stages)
         if row is not None:
             rows.append(row)
             chosen, reason = select(rows, budget_ms, budget_mb, opts.ensemble_se)
@@ -116,7 +124,7 @@ def build(
 
 
 def _compress_stage(rows: list[dict[str, Any]], out: Path, cfg: RunConfig, budget_ms: float | None, budget_mb: float | None,
-                    stage: StageProgress) -> tuple[dict[str, Any] | None, str]:
+                    stage: StageProgress, stages: StageRecord) -> tuple[dict[str, Any] | None, str]:
     """Nothing as trained meets the budget: `zhcls compress --budget-ms/--budget-mb` on the most accurate
     neural run (docs/compression.md), recovered by distillation over the build's unlabeled texts. Returns the
     compressed variant's row, or None and why. The search's interleaved re-timing gives the row its p50 (the
@@ -129,11 +137,15 @@ def _compress_stage(rows: list[dict[str, Any]], out: Path, cfg: RunConfig, budge
         return None, "no neural candidate to prune"
     parent = max(neural, key=lambda r: (r["dev"], -r["size_mb"]))
     work = out / "compressed" / parent["name"]
+    if work.exists() and stages.changed(work, [Path(parent["run"])]):  # its pruned variants came from another version of the parent
+        log.warning("%s: pruned from another version of %s; searching again", work, parent["run"])
+        shutil.rmtree(work)
     try:
         found = search(parent["run"], work, budget_ms=budget_ms, budget_mb=budget_mb, unlabeled=cfg.build.unlabeled,
                        max_unlabeled=cfg.build.max_unlabeled, metric=cfg.training.metric, stage=stage)
     except CompressError as e:
         return None, e.message
+    stages.done(work, [Path(parent["run"])])
     row = candidate_row(f"{parent['name']}+compressed", found.out, found.out / "bundle", cfg.training.metric)
     c = found.chosen  # scored from the bundle's own predictions, so an int8 variant is scored as int8
     row.update(dev=c["dev"], test=c.get(f"test_{cfg.training.metric}"), test_accuracy=c.get("test_accuracy"), p50_ms=c["p50_ms"], p99_ms=c["p99_ms"], compressed={
@@ -246,12 +258,59 @@ def _check(cfg: RunConfig, out: Path, force: bool) -> None:
         raise DataError(f"the data has {len(errors)} error(s): {lines}", hint="run `zhcls data check CONFIG` for where, fix them, or pass --force")
 
 
-def _train_stage(cfg: RunConfig, run: Path, stage: StageProgress, title: str) -> Path:
+class StageRecord:
+    """out/stages.json: for each finished stage (a run or a bundle, by its path under out), the digest of
+    every run it read when it was made. A stage whose inputs differ now is stale. Digests are of the runs'
+    model-best directories, computed once per build (a run does not change after its own stage)."""
+
+    FILE = "stages.json"
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.path = out / self.FILE
+        self.data: dict[str, dict[str, str]] = read_json(self.path) if self.path.is_file() else {}
+        self._digests: dict[Path, str] = {}
+
+    def digest(self, run: Path) -> str:
+        from .artifact import dir_digest
+
+        if run not in self._digests:
+            self._digests[run] = dir_digest(run / "model-best")
+        return self._digests[run]
+
+    def _key(self, path: Path) -> str:
+        return path.relative_to(self.out).as_posix()
+
+    def inputs(self, inputs: list[Path]) -> dict[str, str]:
+        return {self._key(p): self.digest(p) for p in inputs}
+
+    def changed(self, target: Path, inputs: list[Path]) -> list[str]:
+        """The inputs of `target` that are not what it was made from (none for a stage made before stages.json
+        existed: it is taken as it is, and recorded)."""
+        recorded = self.data.get(self._key(target))
+        now = self.inputs(inputs)
+        if recorded is None:
+            self.done(target, inputs)
+            return []
+        return sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
+
+    def done(self, target: Path, inputs: list[Path]) -> None:
+        self.data[self._key(target)] = self.inputs(inputs)
+        write_json(self.path, self.data)
+
+
+def _train_stage(cfg: RunConfig, run: Path, stage: StageProgress, title: str, stages: StageRecord, inputs: list[Path] | None = None) -> Path:
+    inputs = inputs or []
     if (run / "metrics.json").is_file():
         _reusable(cfg, run)
-        return run
+        stale = stages.changed(run, inputs)
+        if not stale:
+            return run
+        log.warning("%s: made from another version of %s; training it again", run, ", ".join(stale))
+        shutil.rmtree(run)
     with stage(title) as hook:
         train(cfg, run, progress=hook, check=False)  # checked once, before the first candidate
+    stages.done(run, inputs)
     return run
 
 
@@ -276,12 +335,17 @@ def _reusable(cfg: RunConfig, run: Path) -> None:
             raise RunError(f"{run}: was trained on another version of {path} ({split} changed since)", hint=hint)
 
 
-def _export_stage(run: Path, bundle: Path, precision: str, stage: StageProgress, title: str) -> Path:
+def _export_stage(run: Path, bundle: Path, precision: str, stage: StageProgress, title: str, stages: StageRecord) -> Path:
     from .export.onnx import export_bundle
 
-    if not (bundle / "manifest.json").is_file():
-        with stage(title):
-            export_bundle(run, bundle, quantize="int8" if precision == "int8" else "none")
+    if (bundle / "manifest.json").is_file():
+        stale = stages.changed(bundle, [run])
+        if not stale:
+            return bundle
+        log.warning("%s: exported from another version of %s; exporting it again", bundle, ", ".join(stale))
+    with stage(title):
+        export_bundle(run, bundle, quantize="int8" if precision == "int8" else "none")
+    stages.done(bundle, [run])
     return bundle
 
 

@@ -14,6 +14,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from ..artifact import dir_digest
 from ..errors import ConfigError, DataError
 from ..eval.probs import softmax
 from ..models.base import Classifier, load_model, resolve_model_dir
@@ -112,17 +113,6 @@ def fit_weights(member_probs: list[np.ndarray], labels: Sequence[str], dev_label
         if best is None or key[:2] > best[:2]:
             best = key
     return np.asarray(best[2], dtype=np.float64) / units
-
-
-def dir_digest(path: Path) -> str:
-    """sha256 over the names and contents of the files of a model directory."""
-    h = hashlib.sha256()
-    for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
-        h.update(str(file.relative_to(path)).encode() + b"\0")
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
 
 
 def _aligned(member: Classifier, labels: tuple[str, ...], probs: np.ndarray) -> np.ndarray:
