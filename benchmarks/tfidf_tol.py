@@ -22,6 +22,8 @@ TOLS = (1e-4, 1e-6, 1e-8)
 
 
 def measure(name: str, data_dir: Path, tol: float) -> dict[str, Any]:
+    import numpy as np
+
     from zhcls.config import TrainingConfig
     from zhcls.eval.metrics import score_from_proba
     from zhcls.models.base import build_model
@@ -32,8 +34,6 @@ def measure(name: str, data_dir: Path, tol: float) -> dict[str, Any]:
     model.fit([e.text for e in train], [e.label for e in train], eval_set=([e.text for e in dev], [e.label for e in dev]))
     seconds = time.perf_counter() - started
     y = [model.labels_.index(e.label) if e.label in model.labels_ else -1 for e in test]
-    import numpy as np
-
     return {
         "seconds": round(seconds, 1),
         "dev_accuracy": [round(h["dev_accuracy"], 4) for h in model.fit_history()],

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
-from .artifact import atomic_dir, read_json, write_json, write_text
+from .artifact import atomic_dir, dir_digest, read_json, write_json, write_text
 from .config import BuildConfig, RunConfig, config_from_dict, resolved_dict
 from .errors import DataError, RunError
 from .eval.budget import budget_text, within
@@ -272,8 +272,6 @@ class StageRecord:
         self._digests: dict[Path, str] = {}
 
     def digest(self, run: Path) -> str:
-        from .artifact import dir_digest
-
         if run not in self._digests:
             self._digests[run] = dir_digest(run / "model-best")
         return self._digests[run]
