@@ -82,6 +82,33 @@ def test_every_stage_runs_and_the_choice_is_served(built):
         assert tomllib.loads((out / "runs" / name / "config.toml").read_text())["model"].get("vectors") == expect, name
 
 
+def test_the_report_says_how_far_the_choice_leads_the_next_runs_on_dev(built):
+    from zhcls.serve.predictor import Predictor
+
+    root, _, _ = built
+    out = root / "out"
+    summary = json.loads((out / "build.json").read_text())
+    rows = {r["name"]: r for r in summary["candidates"]}
+    chosen = rows[summary["chosen"]]
+    margins = summary["dev_margins"]
+    assert 1 <= len(margins) <= 3
+    assert len({rows[m["name"]]["run"] for m in margins}) == len(margins) and all(rows[m["name"]]["run"] != chosen["run"] for m in margins)
+    dev = [json.loads(line) for line in (root / "dev.json").read_text().splitlines()]
+
+    def accuracy(bundle):
+        p = Predictor(bundle)
+        pred = np.argmax(p.predict_proba([d["sentence"] for d in dev]), axis=1)
+        return np.mean([p.labels[i] == d["label_desc"] for i, d in zip(pred, dev)])
+
+    for m in margins:  # the lead is the bundles' own dev accuracies apart
+        assert m["n"] == len(dev)
+        assert m["lead"] == pytest.approx(accuracy(chosen["bundle"]) - accuracy(rows[m["name"]]["bundle"]), abs=1e-6)
+    report = (out / "build.md").read_text()
+    assert "## How sure the choice is" in report and all(f"| {m['name']} |" in report for m in margins)
+    if margins[0]["lead"] <= 2 * margins[0]["se"]:  # six dev texts: a toss-up is likely, and the reason says so
+        assert f"dev cannot tell it from {margins[0]['name']}" in summary["reason"]
+
+
 def test_a_candidate_over_budget_is_never_chosen(built):
     root, cfg, _ = built
     [vectors] = (root / "out" / "vectors").glob("char-16-*.txt")

@@ -7,7 +7,7 @@ import numpy as np
 from conftest import make_corpus
 from zhcls.config import TrainingConfig
 from zhcls.eval.metrics import score_predictions
-from zhcls.eval.selection import cross_fitted_choice, dev_folds
+from zhcls.eval.selection import cross_fitted_choice, dev_folds, paired_lead
 from zhcls.models.base import build_model, load_model
 
 
@@ -53,6 +53,35 @@ def test_nothing_to_correct_without_a_choice_or_rows():
     # labels the model never saw (-1) and classes too rare to stratify still split
     honest = cross_fitted_choice(np.array([[0, 1, 0, 1, 0, 1, 2], [0, 0, 0, 0, 0, 0, 0]]), np.array([0, 1, 0, 1, 0, 1, -1]), "accuracy")
     assert honest is not None and 0.0 <= honest["accuracy"] <= 1.0
+
+
+def test_the_paired_error_counts_only_the_texts_two_models_disagree_on():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 4, size=600)
+    a = np.where(rng.random(600) < 0.6, y, (y + 1) % 4)
+    close = a.copy()
+    flip = rng.choice(600, 30, replace=False)  # b differs from a on 30 texts only
+    close[flip] = (close[flip] + 2) % 4
+    far = np.where(rng.random(600) < 0.6, y, (y + 3) % 4)  # as accurate as a, independently so
+    near, apart = paired_lead(a, close, y, "accuracy"), paired_lead(a, far, y, "accuracy")
+    diff = (a == y).astype(float) - (close == y)
+    assert near["lead"] == round(diff.mean(), 6) and near["se"] == round(diff.std(ddof=1) / np.sqrt(600), 6)
+    assert near["disagree"] == 30 and near["n"] == 600
+    alone = np.sqrt(0.6 * 0.4 / 600)  # the error of one score by itself
+    assert near["se"] < 0.5 * alone < apart["se"]  # few disagreements: a small lead is already telling
+    assert paired_lead(a, a, y, "accuracy") == {"lead": 0.0, "se": 0.0, "n": 600, "disagree": 0}
+
+
+def test_the_macro_f1_lead_has_a_seeded_bootstrap_error():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, size=300)
+    a = np.where(rng.random(300) < 0.8, y, (y + 1) % 3)
+    b = np.where(rng.random(300) < 0.6, y, (y + 2) % 3)
+    first = paired_lead(a, b, y, "macro_f1", resamples=200, seed=7)
+    assert first == paired_lead(a, b, y, "macro_f1", resamples=200, seed=7)
+    assert first["lead"] == round(score_predictions(a, y, "macro_f1") - score_predictions(b, y, "macro_f1"), 6)
+    accuracy_se = paired_lead(a, b, y, "accuracy")["se"]
+    assert 0.5 * accuracy_se < first["se"] < 2 * accuracy_se  # the same order as the exact error of accuracy
 
 
 def _data():

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
+import numpy as np
+
 from .artifact import atomic_dir, dir_digest, read_json, write_json, write_text
 from .config import BuildConfig, RunConfig, config_from_dict, resolved_dict
 from .errors import DataError, RunError
@@ -115,9 +117,13 @@ def build(
     for row in rows:
         row["within_budget"] = within(row, budget_ms, budget_mb)
         row["chosen"] = row is chosen
+    margins = dev_margins(rows, chosen, load_splits(cfg).get("dev") or [], cfg.training.metric) if chosen["within_budget"] else []
+    if margins and margins[0]["lead"] <= 2 * margins[0]["se"]:
+        reason += "; " + margin_text(margins[0])
     with atomic_dir(out / "bundle") as tmp:
         shutil.copytree(chosen["bundle"], tmp, dirs_exist_ok=True)
-    summary = {"budget_ms": budget_ms, "budget_mb": budget_mb, "metric": cfg.training.metric, "chosen": chosen["name"], "chosen_run": chosen["run"], "reason": reason, "candidates": rows}
+    summary = {"budget_ms": budget_ms, "budget_mb": budget_mb, "metric": cfg.training.metric, "chosen": chosen["name"], "chosen_run": chosen["run"], "reason": reason,
+               "dev_margins": margins, "candidates": rows}
     write_json(out / "build.json", summary)
     write_text(out / "build.md", build_report(summary, out))
     return BuildResult(out, chosen, rows, reason)
@@ -424,6 +430,49 @@ def select(rows: list[dict[str, Any]], budget_ms: float | None, budget_mb: float
     return best, why
 
 
+RUNNERS_UP = 3  # runs the chosen bundle is compared with, text by text, on dev
+
+
+def dev_margins(rows: list[dict[str, Any]], chosen: dict[str, Any], dev: list, metric: str) -> list[dict[str, Any]]:
+    """How sure the choice is: the chosen bundle's dev lead over the best bundle within budget of each of
+    the next RUNNERS_UP runs, and the paired standard error of that lead (eval.selection.paired_lead), from
+    the bundles' own predictions on the dev texts. On a few hundred dev texts the top two are often within
+    noise of each other: the user should know that the choice is a toss-up, and that more dev texts (or
+    labels) would settle it, rather than read the winner's dev score as a promise. Nothing here changes
+    the choice. Empty without dev texts or for a metric other than accuracy and macro-F1."""
+    from .eval.selection import paired_lead
+    from .serve.predictor import Predictor
+
+    if not dev or metric not in ("accuracy", "macro_f1"):
+        return []
+    best_of_run: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["run"] != chosen["run"] and r["within_budget"]:
+            kept = best_of_run.get(r["run"])
+            if kept is None or (r["dev"], -r["size_mb"]) > (kept["dev"], -kept["size_mb"]):
+                best_of_run[r["run"]] = r
+    runners = sorted(best_of_run.values(), key=lambda r: (-r["dev"], r["size_mb"]))[:RUNNERS_UP]
+    if not runners:
+        return []
+    texts = [e.text for e in dev]
+
+    def predict(row: dict[str, Any]) -> list[str]:
+        predictor = Predictor(row["bundle"])
+        return [predictor.labels[i] for i in np.argmax(predictor.predict_proba(texts), axis=1)]
+
+    mine = predict(chosen)
+    index = {label: i for i, label in enumerate(sorted({e.label for e in dev} | set(mine)))}
+    y = np.array([index[e.label] for e in dev])
+    ids = lambda labels: np.array([index.get(label, -1) for label in labels])  # noqa: E731 - -1: a label dev never shows
+    return [{"name": r["name"], **paired_lead(ids(mine), ids(predict(r)), y, metric)} for r in runners]
+
+
+def margin_text(m: dict[str, Any]) -> str:
+    return (f"dev cannot tell it from {m['name']}: on the {m['n']} dev texts its bundle leads by {100 * m['lead']:.2f} points, "
+            f"{m['lead'] / m['se']:.1f} paired standard errors of {100 * m['se']:.2f} (they disagree on {m['disagree']} texts)"
+            if m["se"] > 0 else f"dev cannot tell it from {m['name']}: the two are right on the same {m['n']} dev texts")
+
+
 def build_report(summary: dict[str, Any], out: Path) -> str:
     metric = summary["metric"]
     lines = [
@@ -445,6 +494,23 @@ def build_report(summary: dict[str, Any], out: Path) -> str:
         acc = f"{100 * r['test_accuracy']:.2f}" if r.get("test_accuracy") is not None else "—"
         kept = f"{100 * r['dev_selected']:.2f}" if r.get("dev_selected") is not None else "—"
         lines.append(f"| {mark}{r['name']}{mark} | {100 * r['dev']:.2f} | {kept} | {test} | {acc} | {r['p50_ms']} | {r['p99_ms']} | {r['size_mb']} | {'yes' if r['within_budget'] else 'no'} |")
+    margins = summary.get("dev_margins") or []
+    if margins:
+        lines += [
+            "",
+            "## How sure the choice is",
+            "",
+            f"The chosen bundle against the best bundle within budget of each next run, on the same {margins[0]['n']} dev texts (each bundle's "
+            "own predictions, so the setting each run kept). The paired standard error counts only the texts the two disagree on: it is how "
+            "much the lead would move on another dev set of this size. A lead under two standard errors is one that dev cannot confirm; "
+            "more dev texts would settle it.",
+            "",
+            f"| other run | chosen leads by (dev {metric}, points) | paired standard error | lead / error | texts they disagree on |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for m in margins:
+            ratio = f"{m['lead'] / m['se']:.1f}" if m["se"] > 0 else "—"
+            lines.append(f"| {m['name']} | {100 * m['lead']:+.2f} | {100 * m['se']:.2f} | {ratio} | {m['disagree']} |")
     from .report.figures import write_pareto_figure
 
     if write_pareto_figure(out / "build.png", summary["candidates"], metric, summary["budget_ms"]):
