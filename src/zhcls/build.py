@@ -13,6 +13,7 @@ out/
   compressed/NAME/    only when no bundle meets the budget: `zhcls compress`'s budget search on the best neural run
   bundle/             a copy of the chosen bundle: what to serve
   build.json          every candidate with dev/test scores, latency, size, within budget or not, and the choice
+                      with its dev lead over the next runs and that lead's paired standard error
   build.md            the same as a report, with the accuracy-vs-latency figure (build.png)
 
 Every stage is cached by its output: a run with metrics.json, a bundle with its manifest. A rerun after a
@@ -500,10 +501,11 @@ def build_report(summary: dict[str, Any], out: Path) -> str:
             "",
             "## How sure the choice is",
             "",
-            f"The chosen bundle against the best bundle within budget of each next run, on the same {margins[0]['n']} dev texts (each bundle's "
-            "own predictions, so the setting each run kept). The paired standard error counts only the texts the two disagree on: it is how "
-            "much the lead would move on another dev set of this size. A lead under two standard errors is one that dev cannot confirm; "
-            "more dev texts would settle it.",
+            f"The chosen bundle against the best bundle within budget of each next run, on the same {margins[0]['n']} dev texts. The leads are "
+            "of each bundle's own predictions, whose settings (and an ensemble's weights) were chosen on these texts, so they flatter a "
+            "little; the error is the point. The paired standard error counts only the texts the two disagree on: it is how much the lead "
+            "would move on another dev set of this size. A lead under two standard errors is one that dev cannot confirm; more dev texts "
+            "would settle it.",
             "",
             f"| other run | chosen leads by (dev {metric}, points) | paired standard error | lead / error | texts they disagree on |",
             "|---|---:|---:|---:|---:|",
