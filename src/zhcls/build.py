@@ -464,7 +464,10 @@ def dev_margins(rows: list[dict[str, Any]], chosen: dict[str, Any], dev: list, m
     mine = predict(chosen)
     index = {label: i for i, label in enumerate(sorted({e.label for e in dev} | set(mine)))}
     y = np.array([index[e.label] for e in dev])
-    ids = lambda labels: np.array([index.get(label, -1) for label in labels])  # noqa: E731 - -1: a label dev never shows
+
+    def ids(labels: list[str]) -> np.ndarray:
+        return np.array([index.get(label, -1) for label in labels])  # -1: a label of the model's that dev never shows
+
     return [{"name": r["name"], **paired_lead(ids(mine), ids(predict(r)), y, metric)} for r in runners]
 
 
