@@ -233,6 +233,11 @@ def render(results: dict[str, Any]) -> str:
                   f"`{old['chosen']}`, test {h.pct(old['test']['accuracy'])}.") if old else ""
         lines += ["", f"## {name}: every build candidate", "", f"Chosen: `{b['chosen']}` — {b['reason']}. Build took {b['seconds']} s.{before}{reduced}{checked}", "",
                   *h.md_table(("candidate", "dev acc (cross-fitted)", "dev acc (kept setting)", "test acc", "p50 ms", "p99 ms", "size MB"), rows)]
+        if b.get("dev_margins"):  # recorded from 3232f7c on
+            leads = "; ".join(f"{m['name']} by {100 * m['lead']:+.2f} (paired standard error {100 * m['se']:.2f}, {m['disagree']} texts disagree)"
+                              for m in b["dev_margins"])
+            lines += ["", f"How sure the choice is (build.md's section; bundles' own dev predictions, {b['dev_margins'][0]['n']} texts): "
+                          f"the chosen bundle leads {leads}."]
     lines += rule_section(results)
     errors = [(n, k, c[k]["error"]) for n, c in results["tasks"].items() for k in c if isinstance(c[k], dict) and "error" in c[k]]
     if errors:
