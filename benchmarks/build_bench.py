@@ -106,7 +106,7 @@ def run_build(task: Task, data_dir: Path, out: Path, budget_ms: float | None, op
         "seconds": round(time.perf_counter() - started, 1),
         "chosen": result.chosen["name"],
         "reason": result.reason,
-        "dev_margins": json.loads((out / "build.json").read_text(encoding="utf-8")).get("dev_margins", []),  # how sure the choice is
+        "dev_margins": result.margins,  # how sure the choice is
         "candidates": result.candidates,
         "test": {"accuracy": result.chosen["test_accuracy"]},
         "check_errors": [p["message"] for p in json.loads((out / "check.json").read_text(encoding="utf-8")).get("problems", []) if p.get("severity") == "error"],

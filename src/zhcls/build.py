@@ -33,7 +33,7 @@ import hashlib
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
@@ -59,6 +59,7 @@ class BuildResult:
     chosen: dict[str, Any]
     candidates: list[dict[str, Any]]
     reason: str
+    margins: list[dict[str, Any]] = field(default_factory=list)  # dev_margins(): how sure the choice is
 
 
 def build(
@@ -96,7 +97,7 @@ def build(
                                                       f"distill {student}", stages, [teacher])
 
     rows = []
-    test = None
+    splits = functools.cache(functools.partial(load_splits, cfg))  # read once, only if a row or the margins need it
     for name, run in runs.items():
         variants = ["fp32", "int8"] if _quantizable(run) and opts.int8 else ["fp32"]
         for precision in variants:
@@ -104,8 +105,7 @@ def build(
             bundle = _export_stage(run, out / "bundles" / label, precision, stage, f"export {label}", stages)
             row = candidate_row(label, run, bundle, cfg.training.metric)
             if precision == "int8" and row["test"] is not None:  # the run's test score is the fp32 model's: score the bundle itself
-                test = load_splits(cfg).get("test") if test is None else test
-                row.update(_bundle_test(bundle, test, cfg.training.metric))
+                row.update(_bundle_test(bundle, splits()["test"], cfg.training.metric))
             rows.append(row)
     chosen, reason = select(rows, budget_ms, budget_mb, opts.ensemble_se)
     if opts.compress and not within(chosen, budget_ms, budget_mb):
@@ -118,7 +118,7 @@ def build(
     for row in rows:
         row["within_budget"] = within(row, budget_ms, budget_mb)
         row["chosen"] = row is chosen
-    margins = dev_margins(rows, chosen, load_splits(cfg).get("dev") or [], cfg.training.metric) if chosen["within_budget"] else []
+    margins = dev_margins(rows, chosen, splits().get("dev") or [], cfg.training.metric) if chosen["within_budget"] else []
     if margins and margins[0]["lead"] <= 2 * margins[0]["se"]:
         reason += "; " + margin_text(margins[0])
     with atomic_dir(out / "bundle") as tmp:
@@ -127,7 +127,7 @@ def build(
                "dev_margins": margins, "candidates": rows}
     write_json(out / "build.json", summary)
     write_text(out / "build.md", build_report(summary, out))
-    return BuildResult(out, chosen, rows, reason)
+    return BuildResult(out, chosen, rows, reason, margins)
 
 
 def _compress_stage(rows: list[dict[str, Any]], out: Path, cfg: RunConfig, budget_ms: float | None, budget_mb: float | None,
@@ -440,11 +440,11 @@ def dev_margins(rows: list[dict[str, Any]], chosen: dict[str, Any], dev: list, m
     the bundles' own predictions on the dev texts. On a few hundred dev texts the top two are often within
     noise of each other: the user should know that the choice is a toss-up, and that more dev texts (or
     labels) would settle it, rather than read the winner's dev score as a promise. Nothing here changes
-    the choice. Empty without dev texts or for a metric other than accuracy and macro-F1."""
+    the choice. Empty with fewer than two dev texts or for a metric other than accuracy and macro-F1."""
     from .eval.selection import paired_lead
     from .serve.predictor import Predictor
 
-    if not dev or metric not in ("accuracy", "macro_f1"):
+    if len(dev) < 2 or metric not in ("accuracy", "macro_f1"):
         return []
     best_of_run: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -456,19 +456,14 @@ def dev_margins(rows: list[dict[str, Any]], chosen: dict[str, Any], dev: list, m
     if not runners:
         return []
     texts = [e.text for e in dev]
-
-    def predict(row: dict[str, Any]) -> list[str]:
-        predictor = Predictor(row["bundle"])
-        return [predictor.labels[i] for i in np.argmax(predictor.predict_proba(texts), axis=1)]
-
-    mine = predict(chosen)
+    mine = Predictor(chosen["bundle"]).predict(texts)
     index = {label: i for i, label in enumerate(sorted({e.label for e in dev} | set(mine)))}
     y = np.array([index[e.label] for e in dev])
 
     def ids(labels: list[str]) -> np.ndarray:
         return np.array([index.get(label, -1) for label in labels])  # -1: a label of the model's that dev never shows
 
-    return [{"name": r["name"], **paired_lead(ids(mine), ids(predict(r)), y, metric)} for r in runners]
+    return [{"name": r["name"], **paired_lead(ids(mine), ids(Predictor(r["bundle"]).predict(texts)), y, metric)} for r in runners]
 
 
 def margin_text(m: dict[str, Any]) -> str:

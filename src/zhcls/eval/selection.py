@@ -56,21 +56,22 @@ def cross_fitted_choice(preds: np.ndarray, y: np.ndarray, metric: str, *, folds:
 
 
 def paired_lead(a: np.ndarray, b: np.ndarray, y: np.ndarray, metric: str, *, resamples: int = 500, seed: int = 0) -> dict[str, Any]:
-    """How far predictions `a` lead predictions `b` on the same rows `y`, and the standard error of that lead.
+    """How far predictions `a` lead predictions `b` on the same rows `y` (at least two), and the standard
+    error of that lead.
 
     The error is paired: both are scored on the same rows, so what they both get right or wrong cancels and
     only the rows they disagree on count. Two models a point apart on 690 texts may be 0.7 points of noise
     apart (iflytek, tfidf.v1 with log against hinge loss: they disagree on 10% of the texts) or a clear
-    winner, depending on how often they disagree; the error of each score alone is 1.9 points either way. For accuracy the error is exact
-    (the standard deviation of the per-row differences over sqrt(n)); macro-F1 has no per-row terms, so
-    its error is the standard deviation of the lead over `resamples` bootstrap resamples of the rows
-    (seeded: the same rows give the same figure)."""
+    winner, depending on how often they disagree; the error of each score alone is 1.9 points either way.
+    For accuracy the error is exact (the standard deviation of the per-row differences over sqrt(n));
+    macro-F1 has no per-row terms, so its error is the standard deviation of the lead over `resamples`
+    bootstrap resamples of the rows (seeded: the same rows give the same figure)."""
     a, b, y = np.asarray(a), np.asarray(b), np.asarray(y)
     n = len(y)
     lead = score_predictions(a, y, metric) - score_predictions(b, y, metric)
     if metric == "accuracy":
         diff = (a == y).astype(np.float64) - (b == y)
-        se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+        se = float(diff.std(ddof=1) / np.sqrt(n))
     else:
         rng = np.random.default_rng(seed)
         leads = []
